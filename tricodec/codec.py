@@ -1,0 +1,197 @@
+"""The one encode/decode path. ``encode`` and ``decode`` mirror each other step by step::
+
+    encode: pixels -> planes -> residuals -> side info -> table ids -> lanes -> container
+    decode: container -> side info -> table ids -> lanes -> residuals -> planes (scan) -> pixels, CRC
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from . import container as fmt
+from .backend import get_backend
+from .errors import DecodeError, EncodeError, ModelError, TricodecError
+from .fallback import decode_fallback, encode_fallback
+from .model import BlockScaleModel, find_model, load_model
+from .pixels import DEEP_MODES, describe, normalize, pixel_bytes
+from .rans_ref import PREC_TOTAL
+from .tables import freqs_to_cdf, quantize_counts
+
+# Modes the model codes, with their planes' channel counts.
+MODEL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+# Below this many bits per sample from the model, a PNG fallback is also tried (graphics, not photos).
+TRY_PNG_BELOW_BPSP = 2.0
+
+
+def _layout(model: BlockScaleModel, channels: int) -> tuple[tuple, tuple]:
+    """Coding order and refs: colour channels as the model says, alpha (if any) last, alone."""
+    colour = 1 if channels <= 2 else 3
+    order, refs = model.plane_layout(colour)
+    if channels in (2, 4):
+        order, refs = tuple(order) + (colour,), tuple(refs) + (-1,)
+    return tuple(order), tuple(refs)
+
+
+# ---- side information: block scale indices, delta-coded along rows, one static table per image ----
+
+def _side_deltas(q: np.ndarray, k: int) -> np.ndarray:
+    pred = np.zeros_like(q, dtype=np.int32)
+    pred[:, :, 1:] = q[:, :, :-1]
+    pred[:, 1:, 0] = q[:, :-1, 0]
+    return ((q.astype(np.int32) - pred) % k).astype(np.uint8)
+
+
+def _side_undeltas(d: np.ndarray, k: int) -> np.ndarray:
+    d = d.astype(np.int64)
+    first = np.cumsum(d[:, :, 0], axis=1)
+    d[:, :, 0] = first
+    return (np.cumsum(d, axis=2) % k).astype(np.uint8)
+
+
+def _encode_side(q: np.ndarray, model: BlockScaleModel, backend) -> bytes:
+    k = model.n_tables
+    d = _side_deltas(q, k).ravel()
+    freq = quantize_counts(np.bincount(d, minlength=k))
+    counts, words = backend.encode_lanes(d, np.zeros(d.shape[0], np.int32), freqs_to_cdf(freq)[None], 1 << model.lane_log2)
+    return bytes([k]) + freq.astype("<u2").tobytes() + fmt.pack_lanes(model.lane_log2, counts, words)
+
+
+def _decode_side(payload: memoryview, model: BlockScaleModel, shape: tuple, backend) -> np.ndarray:
+    k = model.n_tables
+    if len(payload) < 1 + 2 * k or payload[0] != k:
+        raise DecodeError("side information does not match the model")
+    freq = np.frombuffer(payload, dtype="<u2", count=k, offset=1).astype(np.uint32)
+    if freq.min() < 1 or int(freq.sum()) != PREC_TOTAL:
+        raise DecodeError("corrupted side-information table")
+    n = int(np.prod(shape))
+    lane_size, counts, words = fmt.unpack_lanes(payload[1 + 2 * k:], n)
+    d = backend.decode_lanes(counts, words, np.zeros(n, np.int32), freqs_to_cdf(freq)[None], lane_size)
+    return _side_undeltas(d.reshape(shape), k)
+
+
+# ---- the model path on planes ----
+
+def encode_planes(planes: np.ndarray, refs: tuple, model: BlockScaleModel, backend) -> list[tuple[int, bytes]]:
+    """uint8 (P, H, W) planes in coding order -> [(SEC_SIDE, ...), (SEC_LANES, ...)]."""
+    _, h, w = planes.shape
+    res = backend.compute_residuals(planes, refs)
+    q = model.choose_side_info(res)
+    ids = backend.table_ids(q, h, w, model.block_log2)
+    counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), model.cdf, 1 << model.lane_log2)
+    return [(fmt.SEC_SIDE, _encode_side(q, model, backend)),
+            (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
+
+
+def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model: BlockScaleModel,
+                  backend) -> np.ndarray:
+    """Inverse of :func:`encode_planes` -> uint8 (P, H, W)."""
+    bs = 1 << model.block_log2
+    q = _decode_side(sections[fmt.SEC_SIDE], model, (n_planes, -(-h // bs), -(-w // bs)), backend)
+    ids = backend.table_ids(q, h, w, model.block_log2)
+    lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], n_planes * h * w)
+    res = backend.decode_lanes(counts, words, ids.reshape(-1), model.cdf, lane_size)
+    return backend.reconstruct(res.reshape(n_planes, h, w), refs)
+
+
+# ---- public API ----
+
+def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> bytes:
+    """Encode an image losslessly.
+
+    Args:
+        image: a ``PIL.Image.Image`` (any mode) or a numpy array: uint8 (H, W), (H, W, 1), (H, W, 3),
+            (H, W, 4), or uint16 (H, W), (H, W, 3), (H, W, 4).
+        device: ``"auto"`` or ``"cpu"``.
+        model: None for the shipped default, a shipped model's name, a weights file path or a loaded model.
+        max_pixels: refuse larger images.
+
+    Returns:
+        The ``.tric`` bytes. ``decode`` returns the identical pixels and mode.
+
+    Raises:
+        EncodeError: the image cannot be read or is too large. BackendError, ModelError as named.
+    """
+    backend = get_backend(device)
+    model = load_model(model)
+    image = normalize(image)
+    mode, channels, depth, w, h = describe(image)
+    if w * h > max_pixels:
+        raise EncodeError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
+    raw = pixel_bytes(image)
+    header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode,
+                        pixel_crc32=zlib.crc32(raw))
+    if mode in MODEL_MODES:
+        arr = np.asarray(image, dtype=np.uint8).reshape(h, w, channels)
+        order, refs = _layout(model, channels)
+        planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
+        sections = encode_planes(planes, refs, model, backend)
+        size = sum(len(p) for _, p in sections)
+        if size < len(raw):
+            try_png = 8 * size < TRY_PNG_BELOW_BPSP * len(raw)
+            payload = encode_fallback(image, try_png=try_png) if try_png else None
+            if payload is None or len(payload) >= size:
+                header.model_name, header.model_hash = model.name, model.hash_prefix
+                return fmt.pack(header, sections)
+            return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, payload)])
+    return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))])
+
+
+def _as_fallback(header: fmt.Header) -> fmt.Header:
+    header.flags |= fmt.FLAG_FALLBACK
+    return header
+
+
+def read_header(data: bytes, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> fmt.Header:
+    return fmt.unpack(data, max_pixels)[0]
+
+
+def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS):
+    """Decode to a PIL image, or to a uint16 (H, W, C) array for 16-bit colour images (modes RGB;16, RGBA;16)."""
+    backend = get_backend(device)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    header, sections = fmt.unpack(data, max_pixels)
+    h, w, mode = header.height, header.width, header.mode
+    if header.is_fallback:
+        image = decode_fallback(sections[fmt.SEC_FALLBACK], mode, w, h, header.channels)
+    else:
+        if MODEL_MODES.get(mode) != header.channels or header.bit_depth != 8:
+            raise DecodeError(f"mode {mode!r} with {header.channels} channels cannot be model-coded")
+        hint = load_model(model) if model is not None else None
+        try:
+            m = find_model(header.model_name, header.model_hash, hint)
+        except ModelError as e:
+            raise DecodeError(str(e)) from None
+        order, refs = _layout(m, header.channels)
+        planes = decode_planes(sections, len(order), h, w, refs, m, backend)
+        arr = np.empty((h, w, header.channels), dtype=np.uint8)
+        arr[:, :, list(order)] = planes.transpose(1, 2, 0)
+        image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)
+    if zlib.crc32(pixel_bytes(image)) != header.pixel_crc32:
+        raise DecodeError("pixel CRC mismatch: the file is corrupted")
+    return image
+
+
+def decode(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``.tric`` bytes to a PIL image with the original pixels and mode.
+
+    Raises:
+        DecodeError: truncated, corrupted, hostile or future-version data, unknown weights, or a 16-bit
+            colour image (which Pillow cannot hold: use :func:`decode_array`).
+    """
+    image = decode_any(data, device=device, model=model, max_pixels=max_pixels)
+    if isinstance(image, np.ndarray):
+        raise DecodeError("16-bit colour image: Pillow cannot hold it, use tricodec.decode_array")
+    return image
+
+
+def decode_array(data: bytes, *, device: str = "auto", model=None,
+                 max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode to a numpy array: (H, W) or (H, W, C), uint8 for 8-bit modes, uint16 for 16-bit ones."""
+    image = decode_any(data, device=device, model=model, max_pixels=max_pixels)
+    return image if isinstance(image, np.ndarray) else np.asarray(image)
+
+
+__all__ = ["encode", "decode", "decode_any", "decode_array", "read_header", "TricodecError", "DEEP_MODES"]

@@ -1,0 +1,171 @@
+"""The ``.tric`` container, format version 1: one file per image, decodable alone.
+
+Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
+
+    off size field
+      0    4 magic            b"TRIC"
+      4    1 version          1
+      5    1 flags            bit 0 FALLBACK: pixels are in the FALLBACK section, not model-coded
+                              bits 1-7 reserved, must be 0 (a decoder refuses unknown flags)
+      6    2 header_len       48 (lets a future version grow the header)
+      8    4 width            >= 1
+     12    4 height           >= 1
+     16    1 channels         bands of the image (1 for L, 3 for RGB, 4 for RGBA, ...)
+     17    1 bit_depth        bits per sample (1, 8, 16 or 32)
+     18    8 mode             Pillow mode, ASCII, NUL-padded ("RGB", "L", "I;16", ...); "RGB;16" and
+                              "RGBA;16" name 16-bit colour images Pillow cannot hold
+     26    8 model_name       ASCII, NUL-padded; all NUL for FALLBACK files
+     34    8 model_hash       first 8 bytes of the weights file's sha256; all NUL for FALLBACK files
+     42    4 pixel_crc32      zlib.crc32 of the decoded pixel bytes (Pillow ``tobytes()`` order)
+     46    1 n_sections
+     47    1 reserved         0
+
+Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in this order:
+
+* model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes);
+* fallback: ``FALLBACK`` alone.
+
+A *lane stream* (inside ``SIDE`` and as the whole of ``LANES``) is ``lane_log2 (u8) | counts
+(u32 x n_lanes) | words (u16 x sum(counts))``; ``n_lanes`` follows from the symbol count, which
+follows from the header, so every length is checked against the bytes present before anything large
+is allocated.  The file ends exactly where its last section ends.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DecodeError
+from .rans_ref import check_lane_table, lane_count
+
+MAGIC = b"TRIC"
+VERSION = 1
+HEADER_SIZE = 48
+_HEADER = struct.Struct("<4sBBHIIBB8s8s8sIBB")
+assert _HEADER.size == HEADER_SIZE
+
+FLAG_FALLBACK = 1
+KNOWN_FLAGS = FLAG_FALLBACK
+
+SEC_SIDE = 1
+SEC_LANES = 2
+SEC_FALLBACK = 3
+_SECTION = struct.Struct("<BI")
+
+LANE_LOG2_MIN, LANE_LOG2_MAX = 6, 16
+DEFAULT_MAX_PIXELS = 1 << 27  # ~134 megapixels; the decompression-bomb guard
+
+
+@dataclass
+class Header:
+    width: int
+    height: int
+    channels: int
+    bit_depth: int
+    mode: str
+    flags: int = 0
+    model_name: str = ""
+    model_hash: bytes = b"\0" * 8
+    pixel_crc32: int = 0
+    n_sections: int = 0
+
+    @property
+    def is_fallback(self) -> bool:
+        return bool(self.flags & FLAG_FALLBACK)
+
+
+def _ascii(s: str, n: int, what: str) -> bytes:
+    b = s.encode("ascii")
+    if len(b) > n:
+        raise ValueError(f"{what} {s!r} longer than {n} bytes")
+    return b.ljust(n, b"\0")
+
+
+def pack(header: Header, sections: list[tuple[int, bytes]]) -> bytes:
+    head = _HEADER.pack(MAGIC, VERSION, header.flags, HEADER_SIZE, header.width, header.height,
+                        header.channels, header.bit_depth, _ascii(header.mode, 8, "mode"),
+                        _ascii(header.model_name, 8, "model name"), header.model_hash,
+                        header.pixel_crc32, len(sections), 0)
+    parts = [head]
+    for tag, payload in sections:
+        parts.append(_SECTION.pack(tag, len(payload)))
+        parts.append(payload)
+    return b"".join(parts)
+
+
+def _text(raw: bytes, what: str) -> str:
+    s = raw.rstrip(b"\0")
+    if b"\0" in s or not s.isascii():
+        raise DecodeError(f"malformed {what} field in header")
+    return s.decode("ascii")
+
+
+def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, dict[int, memoryview]]:
+    """Parse and validate the header and section table. Raises DecodeError on anything inconsistent."""
+    data = memoryview(data)
+    if len(data) < 4 or bytes(data[:4]) != MAGIC:
+        raise DecodeError("not a tricodec file (bad magic)")
+    if len(data) < 6:
+        raise DecodeError("truncated header")
+    version = data[4]
+    if version != VERSION:
+        raise DecodeError(f"format version {version} is not supported (this tricodec reads version {VERSION})")
+    if len(data) < HEADER_SIZE:
+        raise DecodeError("truncated header")
+    (_, _, flags, header_len, width, height, channels, bit_depth, mode, model_name, model_hash,
+     crc, n_sections, reserved) = _HEADER.unpack_from(data, 0)
+    if flags & ~KNOWN_FLAGS or reserved != 0 or header_len != HEADER_SIZE:
+        raise DecodeError("unknown flags or header layout")
+    if width < 1 or height < 1 or channels < 1 or bit_depth not in (1, 8, 16, 32):
+        raise DecodeError("invalid image dimensions in header")
+    if width * height > max_pixels:
+        raise DecodeError(f"image of {width}x{height} exceeds the limit of {max_pixels} pixels")
+    header = Header(width=width, height=height, channels=channels, bit_depth=bit_depth,
+                    mode=_text(mode, "mode"), flags=flags, model_name=_text(model_name, "model name"),
+                    model_hash=bytes(model_hash), pixel_crc32=crc, n_sections=n_sections)
+    sections: dict[int, memoryview] = {}
+    pos = HEADER_SIZE
+    for _ in range(n_sections):
+        if pos + _SECTION.size > len(data):
+            raise DecodeError("truncated section table")
+        tag, length = _SECTION.unpack_from(data, pos)
+        pos += _SECTION.size
+        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK) or tag in sections:
+            raise DecodeError(f"unknown or repeated section {tag}")
+        if pos + length > len(data):
+            raise DecodeError("truncated file: a section runs past the end")
+        sections[tag] = data[pos:pos + length]
+        pos += length
+    if pos != len(data):
+        raise DecodeError("trailing bytes after the last section")
+    expected = {SEC_FALLBACK} if header.is_fallback else {SEC_SIDE, SEC_LANES}
+    if set(sections) != expected:
+        raise DecodeError("missing or unexpected sections for this kind of file")
+    return header, sections
+
+
+def pack_lanes(lane_log2: int, counts: np.ndarray, words: np.ndarray) -> bytes:
+    return (bytes([lane_log2]) + np.asarray(counts, dtype="<u4").tobytes()
+            + np.asarray(words, dtype="<u2").tobytes())
+
+
+def unpack_lanes(payload: memoryview, n_symbols: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """-> (lane_size, counts uint32 (n_lanes,), words uint16 (W,)), validated against the payload size."""
+    if len(payload) < 1:
+        raise DecodeError("empty lane stream")
+    lane_log2 = payload[0]
+    if not LANE_LOG2_MIN <= lane_log2 <= LANE_LOG2_MAX:
+        raise DecodeError(f"lane size 2^{lane_log2} out of range")
+    lane_size = 1 << lane_log2
+    n_lanes = lane_count(n_symbols, lane_size)
+    if 1 + 4 * n_lanes > len(payload):
+        raise DecodeError("truncated lane table")
+    counts = np.frombuffer(payload, dtype="<u4", count=n_lanes, offset=1).astype(np.uint32)
+    rest = len(payload) - 1 - 4 * n_lanes
+    if rest % 2:
+        raise DecodeError("lane data has an odd number of bytes")
+    check_lane_table(counts, rest // 2, n_symbols, lane_size)
+    words = np.frombuffer(payload, dtype="<u2", offset=1 + 4 * n_lanes).astype(np.uint16)
+    return lane_size, counts, words

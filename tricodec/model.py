@@ -1,0 +1,171 @@
+"""Models: what decides predictions and table ids, loaded from a weights file whose sha256 is checked.
+
+A weights file is an ``.npz`` (loaded without pickle) holding ``config`` (a JSON string) and integer
+arrays.  The container records the model's name and the first 8 bytes of the file's sha256; a decoder
+refuses a file whose model it does not have.
+
+``BlockScaleModel`` is the non-learned side information of format v1: one scale index per 8x8 block
+and plane, chosen by the encoder to minimise the block's code length and transmitted.  A learned model
+(VQ-VAE) implements the same two methods: ``choose_side_info`` (encoder only, free to be inexact) and
+``table_ids`` (both sides, integer-exact).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .tables import code_length_bits
+
+WEIGHTS_DIR = "weights"
+REGISTRY = "MODELS.json"
+DEFAULT_MODEL = "tric-bs1"
+
+
+@dataclass(frozen=True, eq=False)
+class BlockScaleModel:
+    name: str
+    sha256: str
+    cdf: np.ndarray            # uint32 (K, 257): table k is a discretised Laplace of scale grid[k]
+    block_log2: int            # side-info cell is (2**block_log2)^2 pixels of one plane
+    lane_log2: int             # symbols per rANS lane
+    rgb_order: tuple           # coding order of the R, G, B channels
+    rgb_refs: tuple            # reference plane of each coded plane (-1: none)
+
+    @property
+    def n_tables(self) -> int:
+        return self.cdf.shape[0]
+
+    @property
+    def hash_prefix(self) -> bytes:
+        return bytes.fromhex(self.sha256)[:8]
+
+    def plane_layout(self, channels: int):
+        """(order, refs) of the coded planes for an image with ``channels`` channels (1 or 3)."""
+        if channels == 1:
+            return (0,), (-1,)
+        if channels == 3:
+            return self.rgb_order, self.rgb_refs
+        raise ValueError("the model codes 1 or 3 channels")
+
+    def choose_side_info(self, residuals: np.ndarray) -> np.ndarray:
+        """Encoder only. uint8 (P, H, W) residuals -> uint8 (P, Hb, Wb) scale index per block: the table
+        with the smallest code length for that block (float costs are fine: the choice is sent)."""
+        return choose_block_scales(residuals, _cost_bits(self), self.block_log2)
+
+    def table_ids(self, side_info: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Both sides. uint8 (P, Hb, Wb) -> int32 (P, H, W): each symbol's table id."""
+        return block_table_ids(side_info, height, width, self.block_log2)
+
+
+@lru_cache(maxsize=8)
+def _cost_bits(model: BlockScaleModel) -> np.ndarray:
+    return code_length_bits(model.cdf)
+
+
+def choose_block_scales(residuals: np.ndarray, cost_bits: np.ndarray, block_log2: int) -> np.ndarray:
+    n_tables = cost_bits.shape[0]
+    p, h, w = residuals.shape
+    bs = 1 << block_log2
+    hb, wb = -(-h // bs), -(-w // bs)
+    out = np.empty((p, hb, wb), dtype=np.uint8)
+    pad = np.zeros((hb * bs, wb * bs), dtype=np.float32)
+    for k in range(p):
+        best = np.full((hb, wb), np.inf, dtype=np.float32)
+        arg = np.zeros((hb, wb), dtype=np.uint8)
+        for t in range(n_tables):
+            pad[:h, :w] = cost_bits[t][residuals[k]]
+            c = pad.reshape(hb, bs, wb, bs).sum(axis=(1, 3))
+            better = c < best
+            best[better] = c[better]
+            arg[better] = t
+        out[k] = arg
+    return out
+
+
+def block_table_ids(side_info: np.ndarray, height: int, width: int, block_log2: int) -> np.ndarray:
+    """Reference twin of the table-id step: ``ids[k, y, x] = side_info[k, y >> b, x >> b]``."""
+    rows = np.arange(height) >> block_log2
+    cols = np.arange(width) >> block_log2
+    return side_info[:, rows[:, None], cols[None, :]].astype(np.int32)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_from_bytes(data: bytes, expected_sha256: str | None = None) -> BlockScaleModel:
+    digest = _sha256(data)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ModelError(f"weights sha256 {digest[:16]}... does not match the recorded {expected_sha256[:16]}...")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            config = json.loads(str(z["config"]))
+            cdf = np.ascontiguousarray(z["cdf"], dtype=np.uint32)
+    except Exception as e:  # any malformed file is one clear error
+        raise ModelError(f"not a tricodec weights file: {e}") from None
+    if config.get("kind") != "block-scale":
+        raise ModelError(f"unknown model kind {config.get('kind')!r}")
+    if cdf.ndim != 2 or cdf.shape[1] != 257 or not (cdf[:, 0] == 0).all() or not (cdf[:, -1] == 65536).all() \
+            or (np.diff(cdf.astype(np.int64), axis=1) < 1).any() or not 2 <= cdf.shape[0] <= 256:
+        raise ModelError("weights hold malformed probability tables")
+    name = str(config["name"])
+    if not name.isascii() or not 0 < len(name) <= 8:
+        raise ModelError("model name must be 1-8 ASCII characters")
+    return BlockScaleModel(name=name, sha256=digest, cdf=cdf,
+                           block_log2=int(config["block_log2"]), lane_log2=int(config["lane_log2"]),
+                           rgb_order=tuple(config["rgb_order"]), rgb_refs=tuple(config["rgb_refs"]))
+
+
+def model_to_bytes(config: dict, cdf: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, config=np.array(json.dumps(config, sort_keys=True)), cdf=np.asarray(cdf, dtype=np.uint32))
+    return buf.getvalue()
+
+
+def _registry() -> dict:
+    return json.loads(resources.files(__package__).joinpath(WEIGHTS_DIR, REGISTRY).read_text())
+
+
+@lru_cache(maxsize=4)
+def _load_registered(name: str) -> BlockScaleModel:
+    reg = _registry()
+    if name not in reg:
+        raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(sorted(reg))})")
+    entry = reg[name]
+    data = resources.files(__package__).joinpath(WEIGHTS_DIR, entry["file"]).read_bytes()
+    return model_from_bytes(data, entry["sha256"])
+
+
+def load_model(model: "str | Path | BlockScaleModel | None" = None) -> BlockScaleModel:
+    """The shipped default (None), a shipped model by name, a weights file by path, or a loaded model."""
+    if isinstance(model, BlockScaleModel):
+        return model
+    if model is None:
+        return _load_registered(DEFAULT_MODEL)
+    path = Path(model)
+    if path.suffix == ".npz" or path.exists():
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ModelError(f"cannot read weights file {path}: {e.strerror}") from None
+        return model_from_bytes(data)
+    return _load_registered(str(model))
+
+
+def find_model(name: str, hash_prefix: bytes, hint: "BlockScaleModel | None" = None) -> BlockScaleModel:
+    """The model a file names: ``hint`` if it matches, else a shipped one; anything else is refused."""
+    candidates = [hint] if hint is not None else []
+    if name in _registry():
+        candidates.append(_load_registered(name))
+    for m in candidates:
+        if m.name == name and m.hash_prefix == hash_prefix:
+            return m
+    raise ModelError(f"file needs model {name!r} with weights sha256 {hash_prefix.hex()}..., which is not loaded")

@@ -1,0 +1,161 @@
+"""Images in and out: what the codec accepts, how files are read without losing bits, how they are written.
+
+Inside tricodec an image is either a ``PIL.Image.Image`` or, for colour images deeper than 8 bits that
+Pillow cannot hold (it silently truncates 16-bit RGB to 8 bits), a uint16 numpy array (H, W, 3|4)
+with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import EncodeError
+
+DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
+# Modes a PNG file holds without loss (checked again at encode time by a decode of the PNG).
+PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
+
+ImageLike = "Image.Image | np.ndarray"
+
+
+def from_array(arr: np.ndarray):
+    """A numpy array -> PIL image (uint8 (H,W), (H,W,1), (H,W,3), (H,W,4); uint16 (H,W)) or a deep array
+    (uint16 (H,W,3|4))."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise EncodeError(f"array of shape {arr.shape} is not an image (H, W) or (H, W, C)")
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype == np.uint8:
+        if arr.ndim == 2:
+            return Image.fromarray(arr, "L")
+        if arr.shape[2] in (3, 4):
+            return Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA")
+    elif arr.dtype == np.uint16:
+        if arr.ndim == 2:
+            return Image.fromarray(arr, "I;16")
+        if arr.shape[2] in (3, 4):
+            return arr
+    raise EncodeError(f"unsupported array: dtype {arr.dtype}, shape {arr.shape} (use uint8 or uint16)")
+
+
+def normalize(image):
+    """Accept a PIL image or a numpy array; return a loaded PIL image or a deep uint16 array."""
+    if isinstance(image, Image.Image):
+        try:
+            image.load()
+        except Exception as e:
+            raise EncodeError(f"cannot load image: {e}") from None
+        if getattr(image, "n_frames", 1) > 1:
+            raise EncodeError("multi-frame images are not supported (only one frame would be kept)")
+        return image
+    if isinstance(image, np.ndarray):
+        return from_array(image)
+    raise EncodeError(f"cannot encode a {type(image).__name__}: pass a PIL image or a numpy array")
+
+
+def describe(image) -> tuple[str, int, int, int, int]:
+    """(mode, channels, bit_depth, width, height) of a normalised image."""
+    if isinstance(image, np.ndarray):
+        mode = "RGB;16" if image.shape[2] == 3 else "RGBA;16"
+        return mode, image.shape[2], 16, image.shape[1], image.shape[0]
+    mode = image.mode
+    bands = len(image.getbands())
+    if mode == "1":
+        depth = 1
+    elif mode.startswith("I;16"):
+        depth = 16
+    elif mode in ("I", "F"):
+        depth = 32
+    else:
+        depth = 8
+    return mode, bands, depth, image.width, image.height
+
+
+def pixel_bytes(image) -> bytes:
+    """The bytes the container's CRC covers: Pillow's ``tobytes()``, or big-endian samples of a deep array."""
+    if isinstance(image, np.ndarray):
+        return image.astype(">u2").tobytes()
+    return image.tobytes()
+
+
+def _png_ihdr(path: Path) -> tuple[int, int] | None:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[24], head[25]  # bit depth, colour type
+    return None
+
+
+def read_image(path: Path):
+    """Read an image file without losing bits; raise EncodeError (one line) when that is impossible."""
+    path = Path(path)
+    try:
+        ihdr = _png_ihdr(path)
+        if ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 6):
+            return _read_png16(path)
+        im = Image.open(path)
+        fmt = im.format
+        if fmt == "TIFF" and im.mode in ("RGB", "RGBA", "CMYK"):
+            bits = im.tag_v2.get(258)
+            if bits is not None and max(np.atleast_1d(bits)) > 8:
+                raise EncodeError(f"{path}: {max(np.atleast_1d(bits))}-bit colour TIFF is not supported "
+                                  "(Pillow would truncate it to 8 bits)")
+        if fmt == "PPM" and im.mode == "RGB" and _pnm_maxval(path) > 255:
+            raise EncodeError(f"{path}: 16-bit PPM is not supported (Pillow would truncate it to 8 bits)")
+        return normalize(im)
+    except EncodeError:
+        raise
+    except Exception as e:
+        raise EncodeError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+
+
+def _pnm_maxval(path: Path) -> int:
+    with open(path, "rb") as f:
+        head = f.read(256)
+    tokens = []
+    for line in head.split(b"\n"):
+        tokens += line.split(b"#")[0].split()
+        if len(tokens) >= 4:
+            break
+    try:
+        return int(tokens[3])
+    except (IndexError, ValueError):
+        return 255
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png  # pypng: reads 16-bit colour PNG at full depth, which Pillow cannot
+
+    reader = png.Reader(filename=str(path))
+    width, height, rows, info = reader.asDirect()
+    planes = info["planes"]
+    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
+    if planes not in (3, 4):  # asDirect expands palettes/grey+alpha; only colour reaches here
+        raise EncodeError(f"{path}: unexpected 16-bit PNG layout with {planes} planes")
+    return arr
+
+
+def output_suffix(image) -> str:
+    """The format a decoded image is written in by default: PNG when it holds the mode, else TIFF."""
+    if isinstance(image, np.ndarray) or image.mode in PNG_MODES:
+        return ".png"
+    return ".tiff"
+
+
+def write_image(image, path: Path) -> None:
+    """Write a decoded image (format from the suffix; deep arrays always as 16-bit PNG)."""
+    path = Path(path)
+    if isinstance(image, np.ndarray):
+        import png
+
+        h, w, c = image.shape
+        writer = png.Writer(width=w, height=h, bitdepth=16, greyscale=False, alpha=(c == 4))
+        with open(path, "wb") as f:
+            writer.write(f, image.reshape(h, w * c).tolist())
+        return
+    fmt = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower())
+    image.save(path, format=fmt)
+
