@@ -145,9 +145,11 @@ def output_suffix(image) -> str:
     return ".tiff"
 
 
-def write_image(image, path: Path) -> None:
-    """Write a decoded image (format from the suffix; deep arrays always as 16-bit PNG)."""
+def write_image(image, path: Path, suffix: str | None = None) -> None:
+    """Write a decoded image, in the format ``suffix`` (default: the path's) names; PNG when it names
+    none; deep arrays always as 16-bit PNG."""
     path = Path(path)
+    suffix = (path.suffix if suffix is None else suffix).lower()
     if isinstance(image, np.ndarray):
         import png
 
@@ -156,6 +158,5 @@ def write_image(image, path: Path) -> None:
         with open(path, "wb") as f:
             writer.write(f, image.reshape(h, w * c).tolist())
         return
-    fmt = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower())
-    image.save(path, format=fmt)
+    image.save(path, format=Image.registered_extensions().get(suffix, "PNG"))
 

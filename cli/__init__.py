@@ -1,0 +1,1 @@
+"""The ``tricodec`` command line (typer)."""
