@@ -30,12 +30,12 @@ def from_array(arr: np.ndarray):
     arr = np.ascontiguousarray(arr)
     if arr.dtype == np.uint8:
         if arr.ndim == 2:
-            return Image.fromarray(arr, "L")
+            return Image.fromarray(arr)
         if arr.shape[2] in (3, 4):
-            return Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA")
+            return Image.fromarray(arr)
     elif arr.dtype == np.uint16:
         if arr.ndim == 2:
-            return Image.fromarray(arr, "I;16")
+            return Image.fromarray(arr.astype("<u2"))  # Pillow infers I;16 (naming it is refused)
         if arr.shape[2] in (3, 4):
             return arr
     raise EncodeError(f"unsupported array: dtype {arr.dtype}, shape {arr.shape} (use uint8 or uint16)")

@@ -1,0 +1,24 @@
+"""Shared test helpers."""
+import numpy as np
+from PIL import Image
+
+
+def same_image(a, b) -> bool:
+    """Identical pixels and mode (and palette for palette images)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype \
+            and np.array_equal(a, b)
+    if a.mode != b.mode or a.size != b.size or a.tobytes() != b.tobytes():
+        return False
+    if a.mode in ("P", "PA"):
+        return a.getpalette() == b.getpalette()
+    return True
+
+
+def photo_like(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth random field plus noise: compresses like a photo, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), channels)).astype(np.uint8)
+    big = np.asarray(Image.fromarray(small.squeeze() if channels == 1 else small).resize((w, h), Image.BILINEAR))
+    noise = rng.integers(-3, 4, big.shape)
+    return np.clip(big.astype(int) + noise, 0, 255).astype(np.uint8)

@@ -1,0 +1,31 @@
+"""Golden files: every .tric in tests/golden/ must keep decoding to its .png, on every backend we test.
+
+Never regenerate a golden file to make this pass: a failure here means old files would be lost."""
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import tricodec
+
+from helpers import same_image
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+FILES = sorted(GOLDEN.glob("*.tric"))
+
+
+def test_golden_files_exist():
+    assert len(FILES) >= 6
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_golden_decodes(path):
+    expected = Image.open(path.with_suffix(".png"))
+    expected.load()
+    assert same_image(tricodec.decode(path.read_bytes(), device="cpu"), expected)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_encoder_still_writes_golden_bytes(path):
+    """The v1 encoder is deterministic; a change here is a format or encoder change to review."""
+    assert tricodec.encode(Image.open(path.with_suffix(".png")), device="cpu") == path.read_bytes()

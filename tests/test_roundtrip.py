@@ -1,0 +1,135 @@
+"""Every image round-trips to identical pixels and mode."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tricodec
+from tricodec.pixels import read_image
+
+from conftest import FIXTURES, SHARED_DATA
+from helpers import photo_like, same_image
+
+
+def _rt(image, **kw):
+    data = tricodec.encode(image, device="cpu", **kw)
+    return data, tricodec.decode_any(data, device="cpu")
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 7), (7, 1), (1, 300), (300, 1), (2, 2), (9, 13), (8, 8),
+                                 (17, 33), (64, 64), (129, 67)])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_sizes(h, w, channels):
+    arr = photo_like(h, w, channels, seed=h * 1000 + w)
+    arr = arr.reshape(h, w, channels)
+    image = tricodec.pixels.from_array(arr)
+    data, back = _rt(image)
+    assert same_image(image, back)
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 255])
+def test_constant_images_are_tiny(value):
+    image = Image.new("RGB", (200, 150), (value, value, 255 - value))
+    data, back = _rt(image)
+    assert same_image(image, back)
+    assert len(data) < 400
+
+
+def test_random_noise_never_expands_much():
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 256, (120, 97, 3), dtype=np.uint8)
+    data, back = _rt(arr)
+    assert np.array_equal(np.asarray(back), arr)
+    assert len(data) <= arr.size + 64  # stored fallback: raw bytes + header
+
+
+def test_photo_takes_model_path_and_beats_png():
+    image = Image.open(FIXTURES / "photo_rgb_41x34.png")
+    data, back = _rt(image)
+    assert same_image(image, back)
+    assert not tricodec.read_header(data).is_fallback
+
+
+MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
+         "I", "F", "I;16", "I;16B", "I;16L"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_pillow_mode(mode):
+    base = Image.fromarray(photo_like(23, 31, 3, seed=3), "RGB")
+    if mode == "P":
+        image = base.quantize(40)
+    elif mode == "PA":
+        image = base.quantize(40).convert("PA")
+    elif mode in ("I", "F", "I;16", "I;16B", "I;16L"):
+        arr = (photo_like(23, 31, 1, seed=4).reshape(23, 31).astype(np.int32) * 257)
+        image = Image.fromarray(arr.astype(np.int32), "I") if mode == "I" else \
+            Image.fromarray(arr.astype(np.float32) / 7, "F") if mode == "F" else \
+            tricodec.pixels.from_array(arr.astype(np.uint16))
+    else:
+        image = base.convert(mode)
+    if mode in ("I;16B", "I;16L"):
+        image = Image.frombytes(mode, image.size, arr.astype(">u2" if mode == "I;16B" else "<u2").tobytes())
+    data, back = _rt(image)
+    assert back.mode == mode
+    assert same_image(image, back)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_arrays(channels):
+    rng = np.random.default_rng(channels)
+    arr = (photo_like(19, 21, channels, seed=9).astype(np.uint16) * 257 + rng.integers(0, 200, (19, 21, channels))).astype(np.uint16)
+    data, back = _rt(arr)
+    assert back.dtype == np.uint16 and np.array_equal(back, arr)
+    with pytest.raises(tricodec.DecodeError, match="decode_array"):
+        tricodec.decode(data)
+    assert np.array_equal(tricodec.decode_array(data), arr)
+
+
+def test_16bit_png_read_at_full_depth(tmp_path):
+    import png
+
+    arr = (np.arange(5 * 6 * 3, dtype=np.uint16).reshape(5, 6, 3) * 1000 + 7).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    with open(path, "wb") as f:
+        png.Writer(width=6, height=5, bitdepth=16, greyscale=False).write(f, arr.reshape(5, 18).tolist())
+    image = read_image(path)
+    assert isinstance(image, np.ndarray) and np.array_equal(image, arr)
+    data, back = _rt(image)
+    assert np.array_equal(back, arr)
+
+
+def test_16bit_ppm_is_refused_not_truncated(tmp_path):
+    path = tmp_path / "deep.ppm"
+    arr = np.full((4, 5, 3), 4000, dtype=">u2")
+    path.write_bytes(b"P6\n5 4\n65535\n" + arr.tobytes())
+    with pytest.raises(tricodec.EncodeError, match="16-bit"):
+        read_image(path)
+
+
+def test_multiframe_refused(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(tricodec.EncodeError, match="multi-frame"):
+        read_image(path)
+
+
+def _shared(folder):
+    d = SHARED_DATA / folder
+    return sorted(d.glob("*.png")) if d.is_dir() else []
+
+
+@pytest.mark.parametrize("path", _shared("dev") + _shared("dev_gray"), ids=lambda p: p.name)
+def test_shared_photos(path):
+    image = read_image(path)
+    data, back = _rt(image)
+    assert same_image(image, back)
+    assert len(data) < 0.85 * len(image.tobytes())
+
+
+def test_shared_photos_present_or_skipped():
+    if not _shared("dev"):
+        pytest.skip("../shared/data/dev not present")
+    assert len(_shared("dev")) >= 1

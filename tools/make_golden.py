@@ -1,0 +1,46 @@
+"""Write the golden files in tests/golden/: small images and their .tric encodings.
+
+    python tools/make_golden.py
+
+Golden .tric files must keep decoding forever: never regenerate one to make a failing decode pass.
+Run this only to add new golden files (for a new format version, add files; keep the old ones).
+"""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import tricodec
+
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+
+
+def images():
+    rgb = Image.open(FIXTURES / "photo_rgb_41x34.png").convert("RGB")
+    yield "v1_rgb_41x34", rgb
+    yield "v1_gray_37x29", Image.open(FIXTURES / "photo_gray_37x29.png").convert("L")
+    rgba = rgb.copy()
+    rgba.putalpha(Image.linear_gradient("L").resize(rgb.size))
+    yield "v1_rgba_41x34", rgba
+    yield "v1_p_41x34", rgb.quantize(16)
+    rng = np.random.default_rng(7)
+    yield "v1_noise_9x5", Image.fromarray(rng.integers(0, 256, (5, 9, 3), dtype=np.uint8), "RGB")
+    yield "v1_1x1", Image.new("RGB", (1, 1), (200, 10, 33))
+
+
+def main():
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for name, im in images():
+        src = GOLDEN / f"{name}.png"
+        tric = GOLDEN / f"{name}.tric"
+        if tric.exists():
+            print("keep", tric.name)
+            continue
+        im.save(src)
+        tric.write_bytes(tricodec.encode(Image.open(src), device="cpu"))
+        print("wrote", tric.name, tric.stat().st_size, "bytes")
+
+
+if __name__ == "__main__":
+    main()
