@@ -1,0 +1,108 @@
+"""The command line: folders mirrored, bit-exact round trip, per-file errors, exit codes, no overwrite."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tricodec.cli.main import app
+
+from conftest import FIXTURES
+from helpers import same_image
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def photos(tmp_path):
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(FIXTURES / "photo_rgb_41x34.png", src / "a.png")
+    shutil.copy(FIXTURES / "photo_gray_37x29.png", src / "sub" / "b.png")
+    Image.open(FIXTURES / "photo_rgb_41x34.png").convert("CMYK").save(src / "sub" / "c.tiff")
+    Image.open(FIXTURES / "photo_rgb_41x34.png").save(src / "d.bmp")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def test_encode_decode_verify_tree(photos, tmp_path):
+    packed, restored = tmp_path / "packed", tmp_path / "restored"
+    r = runner.invoke(app, ["encode", str(photos), str(packed)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.relative_to(packed).as_posix() for p in packed.rglob("*.tric")) == \
+        ["a.png.tric", "d.bmp.tric", "sub/b.png.tric", "sub/c.tiff.tric"]
+    r = runner.invoke(app, ["decode", str(packed), str(restored)])
+    assert r.exit_code == 0, r.output
+    for orig, out in [("a.png", "a.png"), ("sub/b.png", "sub/b.png"), ("sub/c.tiff", "sub/c.tiff"),
+                      ("d.bmp", "d.png")]:
+        assert same_image(Image.open(photos / orig), Image.open(restored / out)), orig
+    r = runner.invoke(app, ["verify", str(packed), str(photos)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["verify", str(packed)])
+    assert r.exit_code == 0, r.output
+
+
+def test_single_file_and_info(tmp_path):
+    out = tmp_path / "x.tric"
+    r = runner.invoke(app, ["encode", str(FIXTURES / "photo_rgb_41x34.png"), str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["info", str(out), "--json"])
+    d = json.loads(r.stdout)
+    assert (d["width"], d["height"], d["mode"], d["coding"]) == (41, 34, "RGB", "model")
+    r = runner.invoke(app, ["decode", str(out), str(tmp_path / "x.png")])
+    assert r.exit_code == 0
+    assert same_image(Image.open(tmp_path / "x.png"), Image.open(FIXTURES / "photo_rgb_41x34.png"))
+
+
+def test_bad_file_fails_alone_and_exit_code(photos, tmp_path):
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    packed = tmp_path / "packed"
+    r = runner.invoke(app, ["encode", str(photos), str(packed)])
+    assert r.exit_code == 1
+    assert "broken.png" in r.output
+    assert (packed / "a.png.tric").exists()
+    (packed / "a.png.tric").write_bytes(b"TRIC\x01garbage")
+    r = runner.invoke(app, ["decode", str(packed), str(tmp_path / "restored")])
+    assert r.exit_code == 1
+    assert "a.png.tric" in r.output
+    assert (tmp_path / "restored" / "sub" / "b.png").exists()
+    assert not list((tmp_path / "restored").rglob("*.part"))
+
+
+def test_no_overwrite_without_force(tmp_path):
+    out = tmp_path / "x.tric"
+    out.write_bytes(b"precious")
+    r = runner.invoke(app, ["encode", str(FIXTURES / "photo_rgb_41x34.png"), str(out)])
+    assert r.exit_code == 1 and out.read_bytes() == b"precious"
+    r = runner.invoke(app, ["encode", str(FIXTURES / "photo_rgb_41x34.png"), str(out), "--force"])
+    assert r.exit_code == 0 and out.read_bytes()[:4] == b"TRIC"
+
+
+def test_never_overwrites_source(tmp_path):
+    src = tmp_path / "a.png"
+    shutil.copy(FIXTURES / "photo_rgb_41x34.png", src)
+    before = src.read_bytes()
+    r = runner.invoke(app, ["encode", str(src), str(src), "--force"])
+    assert r.exit_code == 1 and src.read_bytes() == before
+
+
+def test_usage_errors(tmp_path):
+    r = runner.invoke(app, ["encode", str(tmp_path / "missing"), str(tmp_path / "out")])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["encode", str(FIXTURES), str(tmp_path / "o"), "--device", "tpu"])
+    assert r.exit_code == 2 and "tpu" in r.output
+
+
+def test_verify_detects_pixel_mismatch(tmp_path):
+    packed = tmp_path / "p"
+    runner.invoke(app, ["encode", str(FIXTURES / "photo_rgb_41x34.png"), str(packed / "photo_rgb_41x34.png.tric")])
+    other = tmp_path / "orig"
+    other.mkdir()
+    arr = np.asarray(Image.open(FIXTURES / "photo_rgb_41x34.png")).copy()
+    arr[0, 0, 0] ^= 1
+    Image.fromarray(arr).save(other / "photo_rgb_41x34.png")
+    r = runner.invoke(app, ["verify", str(packed), str(other)])
+    assert r.exit_code == 1 and "differ" in r.output
