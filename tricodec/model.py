@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from numba import njit, prange
 
 from .errors import ModelError
 from .tables import code_length_bits
@@ -67,26 +68,47 @@ class BlockScaleModel:
 
 @lru_cache(maxsize=8)
 def _cost_bits(model: BlockScaleModel) -> np.ndarray:
-    return code_length_bits(model.cdf)
+    return cost_units(model.cdf)
 
 
-def choose_block_scales(residuals: np.ndarray, cost_bits: np.ndarray, block_log2: int) -> np.ndarray:
-    n_tables = cost_bits.shape[0]
+COST_SCALE = 256  # code lengths in 1/256 bit: integer sums make the choice identical everywhere
+
+
+def cost_units(cdf: np.ndarray) -> np.ndarray:
+    """int32 (T, A) code length of each symbol under each table, in 1/COST_SCALE bits."""
+    return np.round(code_length_bits(cdf) * COST_SCALE).astype(np.int32)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _choose_nb(res, cost, block_log2, out):
+    n_planes, h, w = res.shape
+    n_tables = cost.shape[0]
+    hb, wb = out.shape[1], out.shape[2]
+    for job in prange(n_planes * hb):
+        k = job // hb
+        by = job % hb
+        acc = np.zeros((wb, n_tables), dtype=np.int64)
+        for y in range(by << block_log2, min(h, (by + 1) << block_log2)):
+            for x in range(w):
+                s = res[k, y, x]
+                bx = x >> block_log2
+                for t in range(n_tables):
+                    acc[bx, t] += cost[t, s]
+        for bx in range(wb):
+            best = 0
+            for t in range(1, n_tables):
+                if acc[bx, t] < acc[bx, best]:
+                    best = t
+            out[k, by, bx] = best
+
+
+def choose_block_scales(residuals: np.ndarray, cost: np.ndarray, block_log2: int) -> np.ndarray:
+    """uint8 (P, H, W) residuals, int32 (T, 256) costs -> uint8 (P, Hb, Wb): per block, the first table
+    with the smallest integer code length."""
     p, h, w = residuals.shape
     bs = 1 << block_log2
-    hb, wb = -(-h // bs), -(-w // bs)
-    out = np.empty((p, hb, wb), dtype=np.uint8)
-    pad = np.zeros((hb * bs, wb * bs), dtype=np.float32)
-    for k in range(p):
-        best = np.full((hb, wb), np.inf, dtype=np.float32)
-        arg = np.zeros((hb, wb), dtype=np.uint8)
-        for t in range(n_tables):
-            pad[:h, :w] = cost_bits[t][residuals[k]]
-            c = pad.reshape(hb, bs, wb, bs).sum(axis=(1, 3))
-            better = c < best
-            best[better] = c[better]
-            arg[better] = t
-        out[k] = arg
+    out = np.empty((p, -(-h // bs), -(-w // bs)), dtype=np.uint8)
+    _choose_nb(np.ascontiguousarray(residuals), np.ascontiguousarray(cost, dtype=np.int32), block_log2, out)
     return out
 
 
