@@ -91,6 +91,9 @@ def _run(pairs, work, verb: str) -> None:
             failed += 1
             msg = str(e)
             _fail(msg if msg.startswith(str(src)) else f"{src}: {msg}")
+        except Exception as e:  # a bug must not stop the other files; it is still reported as a failure
+            failed += 1
+            _fail(f"{src}: internal error ({type(e).__name__}: {e})")
     dt = time.perf_counter() - t0
     ok = len(pairs) - failed
     typer.echo(f"{verb} {ok}/{len(pairs)} files, {n_in} -> {n_out} bytes in {dt:.2f} s", err=True)
@@ -102,7 +105,11 @@ def _run(pairs, work, verb: str) -> None:
 def encode(src: Path = typer.Argument(..., help="image file or folder"),
            dst: Path = typer.Argument(..., help="output .tric file or folder"),
            device: str = DeviceOpt, force: bool = ForceOpt,
-           model: Optional[Path] = typer.Option(None, "--model", help="weights file (default: shipped model)")):
+           model: Optional[Path] = typer.Option(None, "--model", help="weights file (default: shipped model)"),
+           verify_output: bool = typer.Option(False, "--verify", help="decode each output and compare it with "
+                                              "its source before writing it"),
+           resume: bool = typer.Option(False, "--resume", help="skip outputs that exist and verify against "
+                                       "their source; re-encode the others")):
     """Encode images losslessly. Folders are mirrored: photos/a/b.png -> packed/a/b.png.tric"""
     _check_device(device)
     try:
@@ -112,11 +119,23 @@ def encode(src: Path = typer.Argument(..., help="image file or folder"),
 
     def work(s: Path, d: Path):
         image = read_image(s)
+        if resume and d.exists():
+            try:
+                if _same_pixels(codec.decode_any(d.read_bytes(), device=device, model=m), image):
+                    return 0, 0
+            except TricodecError:
+                pass  # a broken output of an interrupted run: encode again
         data = codec.encode(image, device=device, model=m)
-        write_atomic(d, lambda p: p.write_bytes(data), force)
+        if verify_output and not _same_pixels(codec.decode_any(data, device=device, model=m), image):
+            raise TricodecError(f"{s}: verification failed, nothing written")
+        write_atomic(d, lambda p: p.write_bytes(data), force or resume)
         return len(pixel_bytes(image)), len(data)
 
     _run(_pairs(src, dst, lambda p: p.suffix.lower() in IMAGE_SUFFIXES, lambda p: p.name + SUFFIX), work, "encoded")
+
+
+def _same_pixels(a, b) -> bool:
+    return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
 
 
 def _decoded_name(p: Path, image) -> str:
@@ -156,6 +175,7 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
     try:
         data = file.read_bytes()
         header = codec.read_header(data)
+        meta = codec.read_metadata(data)
     except (TricodecError, OSError) as e:
         _fail(f"{file}: {e}")
         raise typer.Exit(1)
@@ -164,7 +184,8 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
          "coding": "fallback" if header.is_fallback else "model", "model": header.model_name or None,
          "model_hash": header.model_hash.hex() if not header.is_fallback else None,
          "pixel_crc32": f"{header.pixel_crc32:08x}",
-         "bpsp": round(8 * len(data) / (header.width * header.height * header.channels), 4)}
+         "bpsp": round(8 * len(data) / (header.width * header.height * header.channels), 4),
+         "metadata": {k: len(v) for k, v in meta.items()}}
     if as_json:
         typer.echo(json.dumps(d))
     else:
@@ -185,8 +206,7 @@ def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
         if originals is not None:
             if not orig.exists():
                 raise FileNotFoundError(f"no original {orig}")
-            ref = read_image(orig)
-            if describe(ref)[0] != describe(image)[0] or pixel_bytes(ref) != pixel_bytes(image):
+            if not _same_pixels(read_image(orig), image):
                 raise TricodecError(f"{s}: pixels differ from {orig}")
         return len(data), len(pixel_bytes(image))
 

@@ -106,3 +106,52 @@ def test_verify_detects_pixel_mismatch(tmp_path):
     Image.fromarray(arr).save(other / "photo_rgb_41x34.png")
     r = runner.invoke(app, ["verify", str(packed), str(other)])
     assert r.exit_code == 1 and "differ" in r.output
+
+
+def test_encode_verify_flag(tmp_path):
+    out = tmp_path / "x.tric"
+    r = runner.invoke(app, ["encode", str(FIXTURES / "photo_rgb_41x34.png"), str(out), "--verify"])
+    assert r.exit_code == 0 and out.exists()
+
+
+def test_interrupted_run_resumes(photos, tmp_path):
+    packed = tmp_path / "packed"
+    r = runner.invoke(app, ["encode", str(photos), str(packed)])
+    assert r.exit_code == 0
+    good = packed / "a.png.tric"
+    good_bytes = good.read_bytes()
+    good_mtime = good.stat().st_mtime_ns
+    # an interrupted run: one output missing, one left broken, a stray temporary file
+    (packed / "d.bmp.tric").unlink()
+    (packed / "sub" / "b.png.tric").write_bytes(good_bytes[:100])
+    (packed / ".a.png.tric.x1y2.part").write_bytes(b"half")
+    r = runner.invoke(app, ["encode", str(photos), str(packed)])
+    assert r.exit_code == 1  # without --resume existing outputs are never overwritten
+    r = runner.invoke(app, ["encode", str(photos), str(packed), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert good.stat().st_mtime_ns == good_mtime  # verified output skipped, not rewritten
+    r = runner.invoke(app, ["verify", str(packed), str(photos)])
+    assert r.exit_code == 0, r.output
+
+
+def test_metadata_round_trip_through_cli(tmp_path):
+    from PIL import ImageCms, PngImagePlugin
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TricCam"
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Title", "caf\u00e9")
+    src = tmp_path / "m.png"
+    Image.open(FIXTURES / "photo_rgb_41x34.png").save(src, pnginfo=text, icc_profile=icc, exif=exif.tobytes())
+    runner.invoke(app, ["encode", str(src), str(tmp_path / "m.tric")])
+    r = runner.invoke(app, ["info", str(tmp_path / "m.tric"), "--json"])
+    assert set(json.loads(r.stdout)["metadata"]) == {"icc", "exif", "text:Title"}
+    r = runner.invoke(app, ["decode", str(tmp_path / "m.tric"), str(tmp_path / "out.png")])
+    assert r.exit_code == 0
+    out = Image.open(tmp_path / "out.png")
+    out.load()
+    assert out.info["icc_profile"] == icc
+    assert out.getexif()[0x010F] == "TricCam"
+    assert out.text["Title"] == "caf\u00e9"
+    assert same_image(out, Image.open(src))

@@ -4,11 +4,11 @@
     data = tricodec.encode(image)          # PIL image or numpy array -> bytes
     image = tricodec.decode(data)          # -> PIL image, identical pixels and mode
 """
-from .codec import decode, decode_any, decode_array, encode, read_header
+from .codec import decode, decode_any, decode_array, encode, read_header, read_metadata
 from .container import HEADER_SIZE, VERSION
 from .errors import BackendError, DecodeError, EncodeError, ModelError, TricodecError
 from .model import load_model
 
 __version__ = "0.1.0"
-__all__ = ["encode", "decode", "decode_array", "decode_any", "read_header", "load_model", "TricodecError",
+__all__ = ["encode", "decode", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",
            "DecodeError", "EncodeError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION"]

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import container as fmt
+from . import metadata
 from .backend import get_backend
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import decode_fallback, encode_fallback
@@ -120,6 +121,8 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     if w * h > max_pixels:
         raise EncodeError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
     raw = pixel_bytes(image)
+    meta = metadata.collect(image)
+    tail = [(fmt.SEC_META, metadata.pack(meta))] if meta else []
     header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode,
                         pixel_crc32=zlib.crc32(raw))
     if mode in MODEL_MODES:
@@ -133,9 +136,9 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
             payload = encode_fallback(image, try_png=try_png) if try_png else None
             if payload is None or len(payload) >= size:
                 header.model_name, header.model_hash = model.name, model.hash_prefix
-                return fmt.pack(header, sections)
-            return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, payload)])
-    return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))])
+                return fmt.pack(header, sections + tail)
+            return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, payload)] + tail)
+    return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))] + tail)
 
 
 def _as_fallback(header: fmt.Header) -> fmt.Header:
@@ -145,6 +148,12 @@ def _as_fallback(header: fmt.Header) -> fmt.Header:
 
 def read_header(data: bytes, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> fmt.Header:
     return fmt.unpack(data, max_pixels)[0]
+
+
+def read_metadata(data: bytes) -> dict[str, bytes]:
+    """The metadata a file keeps (key -> raw value), without decoding its pixels."""
+    sections = fmt.unpack(data)[1]
+    return metadata.unpack(sections[fmt.SEC_META]) if fmt.SEC_META in sections else {}
 
 
 def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS):
@@ -171,6 +180,8 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
         image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)
     if zlib.crc32(pixel_bytes(image)) != header.pixel_crc32:
         raise DecodeError("pixel CRC mismatch: the file is corrupted")
+    if fmt.SEC_META in sections:
+        metadata.apply(image, metadata.unpack(sections[fmt.SEC_META]))
     return image
 
 

@@ -23,7 +23,8 @@ Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
 Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in this order:
 
 * model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes);
-* fallback: ``FALLBACK`` alone.
+* fallback: ``FALLBACK``;
+* optionally, last: ``META`` (ICC profile, EXIF, PNG text ...: see ``metadata.py``).
 
 A *lane stream* (inside ``SIDE`` and as the whole of ``LANES``) is ``lane_log2 (u8) | counts
 (u32 x n_lanes) | words (u16 x sum(counts))``; ``n_lanes`` follows from the symbol count, which
@@ -52,6 +53,7 @@ KNOWN_FLAGS = FLAG_FALLBACK
 SEC_SIDE = 1
 SEC_LANES = 2
 SEC_FALLBACK = 3
+SEC_META = 4
 _SECTION = struct.Struct("<BI")
 
 LANE_LOG2_MIN, LANE_LOG2_MAX = 6, 16
@@ -132,7 +134,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, d
             raise DecodeError("truncated section table")
         tag, length = _SECTION.unpack_from(data, pos)
         pos += _SECTION.size
-        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK) or tag in sections:
+        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META) or tag in sections:
             raise DecodeError(f"unknown or repeated section {tag}")
         if pos + length > len(data):
             raise DecodeError("truncated file: a section runs past the end")
@@ -141,7 +143,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, d
     if pos != len(data):
         raise DecodeError("trailing bytes after the last section")
     expected = {SEC_FALLBACK} if header.is_fallback else {SEC_SIDE, SEC_LANES}
-    if set(sections) != expected:
+    if set(sections) - {SEC_META} != expected:
         raise DecodeError("missing or unexpected sections for this kind of file")
     return header, sections
 

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import EncodeError
+from .metadata import save_kwargs
 
 DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
 # Modes a PNG file holds without loss (checked again at encode time by a decode of the PNG).
@@ -158,5 +159,6 @@ def write_image(image, path: Path, suffix: str | None = None) -> None:
         with open(path, "wb") as f:
             writer.write(f, image.reshape(h, w * c).tolist())
         return
-    image.save(path, format=Image.registered_extensions().get(suffix, "PNG"))
+    fmt = Image.registered_extensions().get(suffix, "PNG")
+    image.save(path, format=fmt, **save_kwargs(image, fmt))
 
