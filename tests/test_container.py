@@ -94,3 +94,11 @@ def test_lane_stream_validation():
         container.unpack_lanes(memoryview(bytes([5])), 10)  # lane size below the minimum
     with pytest.raises(tricodec.DecodeError):
         container.unpack_lanes(memoryview(bytes([6]) + b"\x02\0\0\0" + b"\0\0\0"), 10)
+
+
+def test_memory_limit_refuses_before_allocating(valid):
+    header = tricodec.read_header(valid)
+    need = container.decode_memory(header)
+    with pytest.raises(tricodec.DecodeError, match="MiB"):
+        tricodec.decode_any(valid, max_memory=need - 1)
+    assert tricodec.decode_any(valid, max_memory=need).size == (41, 34)

@@ -156,12 +156,16 @@ def read_metadata(data: bytes) -> dict[str, bytes]:
     return metadata.unpack(sections[fmt.SEC_META]) if fmt.SEC_META in sections else {}
 
 
-def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS):
-    """Decode to a PIL image, or to a uint16 (H, W, C) array for 16-bit colour images (modes RGB;16, RGBA;16)."""
+def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
+               max_memory: int = fmt.DEFAULT_MAX_MEMORY):
+    """Decode to a PIL image, or to a uint16 (H, W, C) array for 16-bit colour images (modes RGB;16, RGBA;16).
+
+    Files whose header asks for more than ``max_pixels`` pixels or ``max_memory`` bytes of working
+    memory are refused before anything is allocated."""
     backend = get_backend(device)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    header, sections = fmt.unpack(data, max_pixels)
+    header, sections = fmt.unpack(data, max_pixels, max_memory)
     h, w, mode = header.height, header.width, header.mode
     if header.is_fallback:
         image = decode_fallback(sections[fmt.SEC_FALLBACK], mode, w, h, header.channels)

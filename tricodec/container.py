@@ -58,6 +58,15 @@ _SECTION = struct.Struct("<BI")
 
 LANE_LOG2_MIN, LANE_LOG2_MAX = 6, 16
 DEFAULT_MAX_PIXELS = 1 << 27  # ~134 megapixels; the decompression-bomb guard
+DEFAULT_MAX_MEMORY = 6 << 30  # bytes a decode may need at its peak
+# Peak bytes per sample while decoding: residuals, table ids (int32), planes, output image, copies.
+_PEAK_BYTES_PER_SAMPLE = 10
+
+
+def decode_memory(header: "Header") -> int:
+    """Upper estimate of the memory (bytes) decoding this file needs, computed from the header alone."""
+    sample_bytes = max(1, header.bit_depth // 8)
+    return header.width * header.height * header.channels * max(_PEAK_BYTES_PER_SAMPLE, 3 * sample_bytes)
 
 
 @dataclass
@@ -104,7 +113,8 @@ def _text(raw: bytes, what: str) -> str:
     return s.decode("ascii")
 
 
-def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, dict[int, memoryview]]:
+def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+           max_memory: int = DEFAULT_MAX_MEMORY) -> tuple[Header, dict[int, memoryview]]:
     """Parse and validate the header and section table. Raises DecodeError on anything inconsistent."""
     data = memoryview(data)
     if len(data) < 4 or bytes(data[:4]) != MAGIC:
@@ -120,13 +130,16 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, d
      crc, n_sections, reserved) = _HEADER.unpack_from(data, 0)
     if flags & ~KNOWN_FLAGS or reserved != 0 or header_len != HEADER_SIZE:
         raise DecodeError("unknown flags or header layout")
-    if width < 1 or height < 1 or channels < 1 or bit_depth not in (1, 8, 16, 32):
+    if width < 1 or height < 1 or not 1 <= channels <= 4 or bit_depth not in (1, 8, 16, 32):
         raise DecodeError("invalid image dimensions in header")
     if width * height > max_pixels:
         raise DecodeError(f"image of {width}x{height} exceeds the limit of {max_pixels} pixels")
     header = Header(width=width, height=height, channels=channels, bit_depth=bit_depth,
                     mode=_text(mode, "mode"), flags=flags, model_name=_text(model_name, "model name"),
                     model_hash=bytes(model_hash), pixel_crc32=crc, n_sections=n_sections)
+    if decode_memory(header) > max_memory:
+        raise DecodeError(f"decoding needs ~{decode_memory(header) >> 20} MiB, above the limit of "
+                          f"{max_memory >> 20} MiB")
     sections: dict[int, memoryview] = {}
     pos = HEADER_SIZE
     for _ in range(n_sections):
