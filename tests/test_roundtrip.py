@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 import tricodec
+from tricodec import container
 from tricodec.pixels import read_image
 
 from conftest import FIXTURES, SHARED_DATA
@@ -127,6 +128,10 @@ def test_shared_photos(path):
     data, back = _rt(image)
     assert same_image(image, back)
     assert len(data) < 0.85 * len(image.tobytes())
+    header, sections = container.unpack(data)
+    lanes = sections[container.SEC_LANES]
+    n_lanes = -(-header.width * header.height * header.channels // (1 << lanes[0]))
+    assert 8 * n_lanes < 0.005 * len(data)  # per-lane overhead: final state + length entry
 
 
 def test_shared_photos_present_or_skipped():
