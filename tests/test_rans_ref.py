@@ -76,3 +76,11 @@ def test_corrupted_stream_raises():
     short[0] -= 1
     with pytest.raises(DecodeError):
         decode_lanes(short, words[:-1], ids, cdf, 1024)
+
+
+def test_uncodable_symbol_is_refused():
+    cdf = freqs_to_cdf(np.array([[65536, 0]], dtype=np.uint32))
+    with pytest.raises(ValueError, match="zero frequency"):
+        encode_lanes(np.array([0, 1], np.uint8), np.zeros(2, np.int32), cdf, 64)
+    with pytest.raises(ValueError, match="out of range"):
+        encode_lanes(np.array([0, 2], np.uint8), np.zeros(2, np.int32), cdf, 64)

@@ -1,18 +1,31 @@
 """The one switch point for the backend. Every backend writes and reads the same bytes.
 
 * ``"cpu"``: the reference twins (numpy + numba), which are also the specification;
-* ``"auto"``: ``"cpu"`` in this version (the Triton backends are added by the kernels issue).
+* ``"cuda"``: the Triton kernels (``tricodec.kernels``) on the GPU, torch for glue;
+* ``"triton"``: the Triton kernels wherever the tensors are: on the GPU when there is one, else on CPU
+  tensors under the Triton interpreter (``TRITON_INTERPRET=1`` must be in the environment before the
+  kernels are first imported; it is slow and meant for tests);
+* ``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``.
+
+A Backend's functions take and return numpy arrays, as ``codec.py`` expects: the Triton backends upload
+their inputs once, run the kernel and download the result.  torch and Triton are imported lazily, so
+``import tricodec`` and the ``"cpu"`` backend never need a working Triton.
 """
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
+
+import numpy as np
 
 from . import predictor_ref, rans_ref
 from .errors import BackendError
 from .model import block_table_ids
 
-DEVICES = ("auto", "cpu")
+DEVICES = ("auto", "cpu", "cuda", "triton")
 
 
 @dataclass(frozen=True)
@@ -34,8 +47,102 @@ CPU = Backend(
     decode_lanes=rans_ref.decode_lanes,
 )
 
+_GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
+
+
+def cuda_available() -> bool:
+    """torch.cuda.is_available(), without importing torch (~1 s) on a Linux box with no GPU driver."""
+    if sys.platform.startswith("linux") and "torch" not in sys.modules \
+            and not any(os.path.exists(p) for p in _GPU_DEVICE_NODES):
+        return False
+    try:
+        import torch
+    except Exception:  # pragma: no cover - torch is a dependency, but never let auto fail on it
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _kernels():
+    try:
+        from .kernels import predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
+    except Exception as e:
+        raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
+    return predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
+
+
+def _kernels_interpreted(module) -> bool:
+    from triton.runtime.interpreter import InterpretedFunction
+    return isinstance(module._rans_encode_kernel, InterpretedFunction)
+
+
+def _triton_backend(name: str, device: str) -> Backend:
+    """The kernels on torch ``device``, behind the numpy interface of :class:`Backend`."""
+    import torch
+
+    pred_res, pred_scan, rans_dec, rans_enc, tab = _kernels()
+    dev = torch.device(device)
+
+    def up(a: np.ndarray, dtype=None) -> "torch.Tensor":
+        a = np.ascontiguousarray(a, dtype=dtype)
+        return torch.from_numpy(a).to(dev)
+
+    def down(t: "torch.Tensor") -> np.ndarray:
+        return t.cpu().numpy()
+
+    def compute_residuals(planes, refs):
+        return down(pred_res.compute_residuals(up(planes), tuple(int(r) for r in refs)))
+
+    def reconstruct(residuals, refs):
+        return down(pred_scan.reconstruct(up(residuals), tuple(int(r) for r in refs)))
+
+    def table_ids(side_info, height, width, block_log2):
+        return down(tab.block_table_ids(up(side_info), height, width, block_log2))
+
+    def encode_lanes(symbols, table_ids, cdf, lane_size):
+        counts, words = rans_enc.encode_lanes(up(symbols, np.uint8), up(table_ids, np.int32),
+                                              up(cdf, np.int32), lane_size)
+        return down(counts).astype(np.uint32), down(words)
+
+    def decode_lanes(counts, words, table_ids, cdf, lane_size):
+        return down(rans_dec.decode_lanes(up(counts, np.int64), up(words, np.uint16),
+                                          up(table_ids, np.int32), up(cdf, np.int32), lane_size))
+
+    return Backend(name=name, compute_residuals=compute_residuals, reconstruct=reconstruct,
+                   table_ids=table_ids, encode_lanes=encode_lanes, decode_lanes=decode_lanes)
+
+
+@lru_cache(maxsize=None)
+def _cuda_backend() -> Backend:
+    if not cuda_available():
+        raise BackendError("device 'cuda' needs a CUDA GPU, and torch sees none (use 'cpu' or 'auto')")
+    return _triton_backend("cuda", "cuda")
+
+
+@lru_cache(maxsize=None)
+def _any_triton_backend() -> Backend:
+    if interpreting():
+        _, _, _, rans_enc, _ = _kernels()
+        if not _kernels_interpreted(rans_enc):
+            raise BackendError("TRITON_INTERPRET was set after the Triton kernels were imported; set it "
+                               "before importing tricodec.kernels (or tricodec's triton backend)")
+        return _triton_backend("triton", "cpu")
+    if cuda_available():
+        return _triton_backend("triton", "cuda")
+    raise BackendError("device 'triton' needs a CUDA GPU or the Triton interpreter "
+                       "(set TRITON_INTERPRET=1 before tricodec's kernels are imported)")
+
 
 def get_backend(device: str = "auto") -> Backend:
-    if device in ("auto", "cpu"):
+    if device == "auto":
+        device = "cuda" if cuda_available() else "cpu"
+    if device == "cpu":
         return CPU
+    if device == "cuda":
+        return _cuda_backend()
+    if device == "triton":
+        return _any_triton_backend()
     raise BackendError(f"device {device!r} is not available (choose from: {', '.join(DEVICES)})")

@@ -49,11 +49,17 @@ def _encode_lanes_nb(symbols, table_ids, cdf, lane_size, scratch, counts):
             s = symbols[j]
             start = np.uint64(cdf[t, s])
             f = np.uint64(cdf[t, s + 1]) - start
+            if f == 0:  # a symbol its table cannot code: flagged, the wrapper raises
+                m = -1
+                break
             if x >= (f << np.uint64(16)):
                 scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
                 m += 1
                 x >>= np.uint64(16)
             x = ((x // f) << np.uint64(16)) + (x % f) + start
+        if m < 0:
+            counts[lane] = 0
+            continue
         scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
         scratch[base + stride - 2 - m] = np.uint16(x >> np.uint64(16))
         counts[lane] = m + 2
@@ -93,7 +99,11 @@ def encode_lanes(symbols: np.ndarray, table_ids: np.ndarray, cdf: np.ndarray, la
     n_lanes = lane_count(n, lane_size)
     scratch = np.empty(n_lanes * (lane_size + 2), dtype=np.uint16)
     counts = np.empty(n_lanes, dtype=np.uint32)
+    if int(table_ids.min()) < 0 or int(table_ids.max()) >= cdf.shape[0] or int(symbols.max()) >= cdf.shape[1] - 1:
+        raise ValueError("table id or symbol out of range")
     _encode_lanes_nb(symbols, table_ids, cdf, lane_size, scratch, counts)
+    if int(counts.min()) == 0:
+        raise ValueError("a symbol has zero frequency in its table")
     words = np.empty(int(counts.sum(dtype=np.int64)), dtype=np.uint16)
     _compact_nb(scratch, counts, lane_size, words)
     return counts, words

@@ -1,0 +1,118 @@
+"""Predictor decode scan: Triton twin of :func:`tricodec.predictor_ref.reconstruct`.
+
+Pixel ``(y, x)`` of a plane needs its decoded left ``(y, x-1)``, up ``(y-1, x)`` and up-left
+``(y-1, x-1)`` neighbours (and the reference plane, decoded earlier), so decoding is a scan.  One program
+decodes one image: planes one after another; each plane in strips of ``BLOCK_H`` rows; each strip as an
+anti-diagonal wavefront where, at step ``d``, row ``i`` of the strip decodes column ``d - i`` (so the
+row above finished that column one step earlier).  Pseudo-Python::
+
+    for k in range(P):
+        r = refs[k]; base = 0 if r >= 0 else 128
+        R(yy, xx) = out[r, yy, xx] if r >= 0 else 0
+        for y0 in range(0, H, BLOCK_H):
+            rows = min(BLOCK_H, H - y0)
+            for d in range(W + rows - 1):                # wavefront steps
+                for i in range(rows):                    # vectorised: one row per element
+                    y, x = y0 + i, d - i
+                    if not 0 <= x < W: continue
+                    a = left[i]                          # v(y, x-1), kept in a register
+                    c = upleft[i]                        # v(y-1, x-1) = the previous step's b
+                    b = out[k, y-1, x] - R(y-1, x)       # v(y-1, x): the row above, one step ago
+                    pv = base if y == 0 and x == 0 else a if y == 0 else b if x == 0 else MED(a, b, c)
+                    pred = clamp(pv + R(y, x), 0, 255)
+                    out[k, y, x] = (residuals[k, y, x] - 128 + pred) & 255
+                    left[i], upleft[i] = out[k, y, x] - R(y, x), b
+                barrier()                                # makes this step's stores visible to all threads
+
+``b`` is read from memory stored by another thread (the row above) one step earlier, hence the
+``tl.debug_barrier()`` after every step's store; the interpreter runs a program sequentially and would
+pass without it, a GPU would not.  int32 arithmetic throughout: exact on every device.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._host import check_refs, need_tensor
+
+BLOCK_H = 256       # rows decoded in parallel by the one program (pinned)
+NUM_WARPS = 4
+
+
+@triton.jit
+def _predictor_scan_kernel(
+    # pointers
+    res_ptr, ref_ptr, out_ptr,
+    # sizes
+    P, H, W,
+    stride_rp, stride_rh, stride_rw,
+    # meta-parameters
+    BLOCK_H: tl.constexpr,
+):
+    # out is contiguous (P, H, W): allocated by the wrapper.
+    rows = tl.arange(0, BLOCK_H)
+    plane_size = H * W                       # int32 offsets: the wrapper checks P * H * W < 2**31
+    for k in range(P):
+        r = tl.load(ref_ptr + k)
+        # The reference flag as a full vector: under the interpreter, vector_mask & scalar_mask comes out
+        # as int32 data that tl.load refuses as a mask (the GPU compiler broadcasts it correctly).
+        has_ref = (tl.zeros([BLOCK_H], tl.int32) + r) >= 0
+        base = tl.where(has_ref, 0, 128)
+        res_k = res_ptr + k * stride_rp
+        out_k = out_ptr + k * plane_size
+        out_r = out_ptr + tl.maximum(r, 0) * plane_size
+        for y0 in range(0, H, BLOCK_H):
+            y = y0 + rows
+            row_ok = y < H
+            n_steps = W + tl.minimum(H - y0, BLOCK_H) - 1
+            left = tl.zeros([BLOCK_H], tl.int32)
+            upleft = tl.zeros([BLOCK_H], tl.int32)
+            for d in range(n_steps):
+                x = d - rows
+                act = row_ok & (x >= 0) & (x < W)
+                has_up = act & (y > 0)
+                o = y * W + x
+                b = tl.load(out_k + o - W, mask=has_up, other=0).to(tl.int32) \
+                    - tl.load(out_r + o - W, mask=has_up & has_ref, other=0).to(tl.int32)
+                rv = tl.load(out_r + o, mask=act & has_ref, other=0).to(tl.int32)
+                s = tl.load(res_k + y * stride_rh + x * stride_rw, mask=act, other=0).to(tl.int32)
+                hi = tl.maximum(left, b)
+                lo = tl.minimum(left, b)
+                pv = tl.where(upleft >= hi, lo, tl.where(upleft <= lo, hi, left + b - upleft))
+                pv = tl.where(x == 0, b, pv)
+                pv = tl.where(y == 0, left, pv)
+                pv = tl.where((y == 0) & (x == 0), base, pv)
+                pred = tl.minimum(tl.maximum(pv + rv, 0), 255)
+                xk = (s - 128 + pred) & 255
+                tl.store(out_k + o, xk.to(tl.uint8), mask=act)
+                # Rows outside [0, W) this step never use these values again before they are rewritten
+                # (x == 0 ignores left and upleft), so the carries need no masking.
+                left = xk - rv
+                upleft = b
+                tl.debug_barrier()
+
+
+def reconstruct(residuals: torch.Tensor, refs) -> torch.Tensor:
+    """Inverse of :func:`compute_residuals`: the decode scan.
+
+    Args:
+        residuals: uint8 (P, H, W) in coding order, any strides, any device.
+        refs: the refs the encoder used (a sequence or a tensor).
+
+    Returns:
+        uint8 (P, H, W), contiguous, on residuals' device: the planes.
+    """
+    residuals = need_tensor("residuals", residuals)
+    if residuals.ndim != 3 or residuals.dtype != torch.uint8:
+        raise ValueError("planes must be uint8 (P, H, W) with one ref per plane")
+    p, h, w = residuals.shape
+    refs_t = check_refs(refs, p, residuals.device)
+    out = torch.empty((p, h, w), dtype=torch.uint8, device=residuals.device)
+    if residuals.numel() == 0:
+        return out
+    if residuals.numel() >= 2**31 or max(residuals.stride()) * max(residuals.shape) >= 2**31:
+        raise ValueError("image too large for int32 offsets")
+    _predictor_scan_kernel[(1,)](residuals, refs_t, out, p, h, w, *residuals.stride(),
+                                 BLOCK_H=BLOCK_H, num_warps=NUM_WARPS)
+    return out

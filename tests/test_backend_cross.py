@@ -1,0 +1,119 @@
+"""One bitstream across backends: the Triton kernels (``device="triton"``: the interpreter on CPU tensors
+without a GPU) write exactly the bytes of the CPU twins, and each decodes what the other wrote.
+
+The full codec uses the model's lanes of 8192 symbols, i.e. one long sequential lane per tiny image
+under the interpreter: images here have a few hundred samples.
+"""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tricodec
+from tricodec import backend as backend_mod
+from tricodec.backend import get_backend
+from tricodec.errors import BackendError, DecodeError
+from tricodec.pixels import from_array
+
+from conftest import FIXTURES, SHARED_DATA
+from helpers import photo_like, same_image
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def _image(h, w, c, seed=1):
+    return from_array(photo_like(h, w, c, seed=seed).reshape(h, w, c).squeeze())
+
+
+@pytest.mark.parametrize("h,w,c", [(9, 12, 3), (12, 16, 1), (9, 12, 4)])
+def test_triton_writes_cpu_bytes_and_both_decode_both(h, w, c):
+    image = _image(h, w, c)
+    cpu = tricodec.encode(image, device="cpu")
+    assert not tricodec.read_header(cpu).is_fallback   # the model path, not the fallback, is compared
+    tri = tricodec.encode(image, device="triton")
+    assert tri == cpu
+    assert same_image(tricodec.decode(tri, device="triton"), image)
+    assert same_image(tricodec.decode(tri, device="cpu"), image)
+
+
+def test_triton_decode_of_corrupted_file_raises_like_cpu():
+    image = _image(9, 12, 3)
+    data = bytearray(tricodec.encode(image, device="cpu"))
+    data[-3] ^= 0x40                                   # inside the last lane's words
+    for device in ("cpu", "triton"):
+        with pytest.raises(DecodeError):
+            tricodec.decode(bytes(data), device=device)
+
+
+def test_backend_arrays_cross_decode():
+    """The Backend interface (numpy in, numpy out) of the Triton backend against the CPU one."""
+    cpu, tri = get_backend("cpu"), get_backend("triton")
+    rng = np.random.default_rng(0)
+    planes = np.ascontiguousarray(photo_like(7, 10, 3, seed=3).transpose(2, 0, 1))
+    refs = (-1, 0, 0)
+    res = tri.compute_residuals(planes, refs)
+    assert res.dtype == np.uint8 and np.array_equal(res, cpu.compute_residuals(planes, refs))
+    assert np.array_equal(tri.reconstruct(res, refs), planes)
+    side = rng.integers(0, 16, (3, 1, 2)).astype(np.uint8)
+    ids = tri.table_ids(side, 7, 10, 3)
+    assert ids.dtype == np.int32 and np.array_equal(ids, cpu.table_ids(side, 7, 10, 3))
+    cdf = tricodec.load_model().cdf
+    c_t, w_t = tri.encode_lanes(res.ravel(), ids.ravel(), cdf, 64)
+    c_c, w_c = cpu.encode_lanes(res.ravel(), ids.ravel(), cdf, 64)
+    assert c_t.dtype == c_c.dtype and w_t.dtype == w_c.dtype
+    assert np.array_equal(c_t, c_c) and np.array_equal(w_t, w_c)
+    assert np.array_equal(cpu.decode_lanes(c_t, w_t, ids.ravel(), cdf, 64), res.ravel())
+    assert np.array_equal(tri.decode_lanes(c_c, w_c, ids.ravel(), cdf, 64), res.ravel())
+
+
+def test_backend_switch():
+    assert get_backend("cpu").name == "cpu"
+    assert get_backend("auto").name == ("cuda" if HAS_CUDA else "cpu")
+    assert get_backend("triton").name == "triton"
+    with pytest.raises(BackendError):
+        get_backend("tpu")
+    if not HAS_CUDA:
+        with pytest.raises(BackendError, match="GPU"):
+            get_backend("cuda")
+        with pytest.raises(BackendError, match="GPU"):
+            tricodec.encode(_image(2, 2, 3), device="cuda")
+
+
+def test_triton_without_gpu_or_interpreter_is_refused(monkeypatch):
+    if HAS_CUDA:
+        pytest.skip("with a GPU the triton backend runs the kernels there")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    backend_mod._any_triton_backend.cache_clear()
+    try:
+        with pytest.raises(BackendError, match="TRITON_INTERPRET"):
+            get_backend("triton")
+    finally:
+        backend_mod._any_triton_backend.cache_clear()
+
+
+# ---- real sizes on a GPU ----
+
+def _gpu_images():
+    paths = sorted((SHARED_DATA / "dev").glob("*.png"))[:3] if (SHARED_DATA / "dev").is_dir() else []
+    return paths + sorted(FIXTURES.glob("*.png"))
+
+
+@pytest.mark.gpu
+def test_gpu_codec_equals_cpu_on_dev_images():
+    paths = _gpu_images()
+    assert paths
+    for path in paths:
+        image = Image.open(path)
+        image.load()
+        cpu = tricodec.encode(image, device="cpu")
+        gpu = tricodec.encode(image, device="cuda")
+        assert gpu == cpu, path.name
+        back = tricodec.decode(gpu, device="cpu")
+        assert same_image(tricodec.decode(gpu, device="cuda"), back)
+        assert tricodec.read_header(gpu).is_fallback or back.tobytes() == image.convert(back.mode).tobytes()
+
+
+@pytest.mark.gpu
+def test_gpu_auto_is_cuda():
+    assert get_backend("auto").name == "cuda"
+    assert get_backend("triton").name == "triton"
