@@ -46,24 +46,27 @@ def test_triton_decode_of_corrupted_file_raises_like_cpu():
 
 
 def test_backend_arrays_cross_decode():
-    """The Backend interface (numpy in, numpy out) of the Triton backend against the CPU one."""
+    """Every stage of the Triton backend (its own arrays, crossing only by upload/download) against the
+    CPU one, and lanes written by either decoded by the other."""
     cpu, tri = get_backend("cpu"), get_backend("triton")
-    rng = np.random.default_rng(0)
+    up, down = tri.upload, tri.download
     planes = np.ascontiguousarray(photo_like(7, 10, 3, seed=3).transpose(2, 0, 1))
     refs = (-1, 0, 0)
-    res = tri.compute_residuals(planes, refs)
+    model = tricodec.load_model()
+    res = down(tri.compute_residuals(up(planes), refs))
     assert res.dtype == np.uint8 and np.array_equal(res, cpu.compute_residuals(planes, refs))
-    assert np.array_equal(tri.reconstruct(res, refs), planes)
-    side = rng.integers(0, 16, (3, 1, 2)).astype(np.uint8)
-    ids = tri.table_ids(side, 7, 10, 3)
-    assert ids.dtype == np.int32 and np.array_equal(ids, cpu.table_ids(side, 7, 10, 3))
-    cdf = tricodec.load_model().cdf
-    c_t, w_t = tri.encode_lanes(res.ravel(), ids.ravel(), cdf, 64)
+    assert np.array_equal(down(tri.reconstruct(up(res), refs)), planes)
+    side = down(tri.choose_block_scales(up(res), up(model.cost), 3))
+    assert np.array_equal(side, cpu.choose_block_scales(res, model.cost, 3))
+    ids = down(tri.table_ids(up(side), 7, 10, 3))
+    assert np.array_equal(ids, cpu.table_ids(side, 7, 10, 3))
+    cdf = model.cdf
+    c_t, w_t = (down(a) for a in tri.encode_lanes(up(res.ravel()), up(ids.ravel()), up(cdf), 64))
     c_c, w_c = cpu.encode_lanes(res.ravel(), ids.ravel(), cdf, 64)
-    assert c_t.dtype == c_c.dtype and w_t.dtype == w_c.dtype
     assert np.array_equal(c_t, c_c) and np.array_equal(w_t, w_c)
-    assert np.array_equal(cpu.decode_lanes(c_t, w_t, ids.ravel(), cdf, 64), res.ravel())
-    assert np.array_equal(tri.decode_lanes(c_c, w_c, ids.ravel(), cdf, 64), res.ravel())
+    assert np.array_equal(cpu.decode_lanes(c_t.astype(np.uint32), w_t.astype(np.uint16), ids.ravel(), cdf, 64),
+                          res.ravel())
+    assert np.array_equal(down(tri.decode_lanes(up(c_c), up(w_c), up(ids.ravel()), up(cdf), 64)), res.ravel())
 
 
 def test_backend_switch():

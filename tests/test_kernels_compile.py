@@ -47,6 +47,12 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                    "stride_sp": "i32", "stride_sh": "i32", "stride_sw": "i32",
                    "stride_op": "i32", "stride_oh": "i32", "stride_ow": "i32"},
                   {"BLOCK_H": "BLOCK_H", "BLOCK_W": "BLOCK_W"}),
+    "block_scales": ("_block_scales_kernel",
+                     {"res_ptr": "*u8", "cost_ptr": "*i32", "out_ptr": "*u8", "H": "i32", "W": "i32",
+                      "n_tables": "i32", "n_bx": "i32", "stride_rp": "i32", "stride_rh": "i32",
+                      "stride_rw": "i32", "stride_ct": "i32", "stride_op": "i32", "stride_oh": "i32",
+                      "stride_ow": "i32"},
+                     {"BS_LOG2": 3, "BLOCK_B": "BLOCK_B"}),
 }
 
 SCRIPT = r"""

@@ -7,9 +7,10 @@
   kernels are first imported; it is slow and meant for tests);
 * ``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``.
 
-A Backend's functions take and return numpy arrays, as ``codec.py`` expects: the Triton backends upload
-their inputs once, run the kernel and download the result.  torch and Triton are imported lazily, so
-``import tricodec`` and the ``"cpu"`` backend never need a working Triton.
+A Backend's functions take and return the backend's own arrays (numpy on ``cpu``, torch tensors on
+the device otherwise); ``codec.py`` crosses between host and device only through ``upload`` and
+``download``.  torch and Triton are imported lazily, so ``import tricodec`` and the ``"cpu"`` backend
+never need a working Triton.
 """
 from __future__ import annotations
 
@@ -23,25 +24,38 @@ import numpy as np
 
 from . import predictor_ref, rans_ref
 from .errors import BackendError
-from .model import block_table_ids
+from .model import block_table_ids, choose_block_scales
 
 DEVICES = ("auto", "cpu", "cuda", "triton")
 
 
 @dataclass(frozen=True)
 class Backend:
+    """The coding stages on one backend. Arrays are the backend's own: numpy for ``cpu``, torch tensors
+    on the backend's device for the Triton backends; ``upload``/``download`` are the only crossings, so
+    data stays on the device from the uploaded pixels to the downloaded lanes."""
     name: str
-    compute_residuals: Callable
-    reconstruct: Callable
-    table_ids: Callable          # (side_info uint8 (P,Hb,Wb), H, W, block_log2) -> int32 (P,H,W)
-    encode_lanes: Callable
-    decode_lanes: Callable
+    upload: Callable               # numpy -> backend array
+    download: Callable             # backend array -> numpy
+    compute_residuals: Callable    # (planes uint8 (P,H,W), refs) -> uint8 (P,H,W)
+    reconstruct: Callable          # (residuals uint8 (P,H,W), refs) -> uint8 (P,H,W)
+    choose_block_scales: Callable  # (residuals, cost int32 (T,256), block_log2) -> uint8 (P,Hb,Wb)
+    table_ids: Callable            # (side_info uint8 (P,Hb,Wb), H, W, block_log2) -> int32 (P,H,W)
+    encode_lanes: Callable         # (symbols, table_ids, cdf, lane_size) -> (counts, words)
+    decode_lanes: Callable         # (counts, words, table_ids, cdf, lane_size) -> symbols
+
+
+def _identity(a):
+    return a
 
 
 CPU = Backend(
     name="cpu",
+    upload=_identity,
+    download=_identity,
     compute_residuals=predictor_ref.compute_residuals,
     reconstruct=predictor_ref.reconstruct,
+    choose_block_scales=choose_block_scales,
     table_ids=block_table_ids,
     encode_lanes=rans_ref.encode_lanes,
     decode_lanes=rans_ref.decode_lanes,
@@ -68,10 +82,11 @@ def interpreting() -> bool:
 
 def _kernels():
     try:
-        from .kernels import predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
+        from .kernels import (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode,
+                              table_ids)
     except Exception as e:
         raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
-    return predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
+    return block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
 
 
 def _kernels_interpreted(module) -> bool:
@@ -80,39 +95,32 @@ def _kernels_interpreted(module) -> bool:
 
 
 def _triton_backend(name: str, device: str) -> Backend:
-    """The kernels on torch ``device``, behind the numpy interface of :class:`Backend`."""
+    """The kernels on torch ``device``; arrays are torch tensors on that device."""
     import torch
 
-    pred_res, pred_scan, rans_dec, rans_enc, tab = _kernels()
+    scales, pred_res, pred_scan, rans_dec, rans_enc, tab = _kernels()
     dev = torch.device(device)
 
-    def up(a: np.ndarray, dtype=None) -> "torch.Tensor":
-        a = np.ascontiguousarray(a, dtype=dtype)
-        return torch.from_numpy(a).to(dev)
+    def upload(a: np.ndarray) -> "torch.Tensor":
+        a = np.ascontiguousarray(a)
+        if a.dtype == np.uint32:  # torch has few uint32 kernels; every uint32 here fits int64
+            a = a.astype(np.int64)
+        return torch.from_numpy(a).to(dev, non_blocking=True)
 
-    def down(t: "torch.Tensor") -> np.ndarray:
+    def download(t: "torch.Tensor") -> np.ndarray:
         return t.cpu().numpy()
 
-    def compute_residuals(planes, refs):
-        return down(pred_res.compute_residuals(up(planes), tuple(int(r) for r in refs)))
+    def _refs(refs):
+        return tuple(int(r) for r in refs)
 
-    def reconstruct(residuals, refs):
-        return down(pred_scan.reconstruct(up(residuals), tuple(int(r) for r in refs)))
-
-    def table_ids(side_info, height, width, block_log2):
-        return down(tab.block_table_ids(up(side_info), height, width, block_log2))
-
-    def encode_lanes(symbols, table_ids, cdf, lane_size):
-        counts, words = rans_enc.encode_lanes(up(symbols, np.uint8), up(table_ids, np.int32),
-                                              up(cdf, np.int32), lane_size)
-        return down(counts).astype(np.uint32), down(words)
-
-    def decode_lanes(counts, words, table_ids, cdf, lane_size):
-        return down(rans_dec.decode_lanes(up(counts, np.int64), up(words, np.uint16),
-                                          up(table_ids, np.int32), up(cdf, np.int32), lane_size))
-
-    return Backend(name=name, compute_residuals=compute_residuals, reconstruct=reconstruct,
-                   table_ids=table_ids, encode_lanes=encode_lanes, decode_lanes=decode_lanes)
+    return Backend(
+        name=name, upload=upload, download=download,
+        compute_residuals=lambda planes, refs: pred_res.compute_residuals(planes, _refs(refs)),
+        reconstruct=lambda residuals, refs: pred_scan.reconstruct(residuals, _refs(refs)),
+        choose_block_scales=scales.choose_block_scales,
+        table_ids=tab.block_table_ids,
+        encode_lanes=rans_enc.encode_lanes,
+        decode_lanes=rans_dec.decode_lanes)
 
 
 @lru_cache(maxsize=None)
@@ -125,7 +133,7 @@ def _cuda_backend() -> Backend:
 @lru_cache(maxsize=None)
 def _any_triton_backend() -> Backend:
     if interpreting():
-        _, _, _, rans_enc, _ = _kernels()
+        rans_enc = _kernels()[4]
         if not _kernels_interpreted(rans_enc):
             raise BackendError("TRITON_INTERPRET was set after the Triton kernels were imported; set it "
                                "before importing tricodec.kernels (or tricodec's triton backend)")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from . import container as fmt
 from . import metadata
-from .backend import get_backend
+from .backend import CPU, get_backend
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import decode_fallback, encode_fallback
 from .model import BlockScaleModel, find_model, load_model
@@ -51,15 +51,17 @@ def _side_undeltas(d: np.ndarray, k: int) -> np.ndarray:
     return (np.cumsum(d, axis=2) % k).astype(np.uint8)
 
 
-def _encode_side(q: np.ndarray, model: BlockScaleModel, backend) -> bytes:
+def _encode_side(q: np.ndarray, model: BlockScaleModel) -> bytes:
+    """Side information is small (1/64 of the symbols): always coded on the host by the CPU twin,
+    which writes the same bytes as every other backend."""
     k = model.n_tables
     d = _side_deltas(q, k).ravel()
     freq = quantize_counts(np.bincount(d, minlength=k))
-    counts, words = backend.encode_lanes(d, np.zeros(d.shape[0], np.int32), freqs_to_cdf(freq)[None], 1 << model.lane_log2)
+    counts, words = CPU.encode_lanes(d, np.zeros(d.shape[0], np.int32), freqs_to_cdf(freq)[None], 1 << model.lane_log2)
     return bytes([k]) + freq.astype("<u2").tobytes() + fmt.pack_lanes(model.lane_log2, counts, words)
 
 
-def _decode_side(payload: memoryview, model: BlockScaleModel, shape: tuple, backend) -> np.ndarray:
+def _decode_side(payload: memoryview, model: BlockScaleModel, shape: tuple) -> np.ndarray:
     k = model.n_tables
     if len(payload) < 1 + 2 * k or payload[0] != k:
         raise DecodeError("side information does not match the model")
@@ -68,32 +70,34 @@ def _decode_side(payload: memoryview, model: BlockScaleModel, shape: tuple, back
         raise DecodeError("corrupted side-information table")
     n = int(np.prod(shape))
     lane_size, counts, words = fmt.unpack_lanes(payload[1 + 2 * k:], n)
-    d = backend.decode_lanes(counts, words, np.zeros(n, np.int32), freqs_to_cdf(freq)[None], lane_size)
+    d = CPU.decode_lanes(counts, words, np.zeros(n, np.int32), freqs_to_cdf(freq)[None], lane_size)
     return _side_undeltas(d.reshape(shape), k)
 
 
-# ---- the model path on planes ----
+# ---- the model path on planes: data stays on the backend's device between upload and download ----
 
 def encode_planes(planes: np.ndarray, refs: tuple, model: BlockScaleModel, backend) -> list[tuple[int, bytes]]:
     """uint8 (P, H, W) planes in coding order -> [(SEC_SIDE, ...), (SEC_LANES, ...)]."""
     _, h, w = planes.shape
-    res = backend.compute_residuals(planes, refs)
-    q = model.choose_side_info(res)
-    ids = backend.table_ids(q, h, w, model.block_log2)
-    counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), model.cdf, 1 << model.lane_log2)
-    return [(fmt.SEC_SIDE, _encode_side(q, model, backend)),
-            (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
+    res = backend.compute_residuals(backend.upload(planes), refs)
+    q = model.choose_side_info(res, backend)
+    ids = model.table_ids(q, h, w, backend)
+    counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), backend.upload(model.cdf),
+                                         1 << model.lane_log2)
+    return [(fmt.SEC_SIDE, _encode_side(backend.download(q), model)),
+            (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, backend.download(counts), backend.download(words)))]
 
 
 def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model: BlockScaleModel,
                   backend) -> np.ndarray:
     """Inverse of :func:`encode_planes` -> uint8 (P, H, W)."""
     bs = 1 << model.block_log2
-    q = _decode_side(sections[fmt.SEC_SIDE], model, (n_planes, -(-h // bs), -(-w // bs)), backend)
-    ids = backend.table_ids(q, h, w, model.block_log2)
+    q = _decode_side(sections[fmt.SEC_SIDE], model, (n_planes, -(-h // bs), -(-w // bs)))
     lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], n_planes * h * w)
-    res = backend.decode_lanes(counts, words, ids.reshape(-1), model.cdf, lane_size)
-    return backend.reconstruct(res.reshape(n_planes, h, w), refs)
+    ids = model.table_ids(backend.upload(q), h, w, backend)
+    res = backend.decode_lanes(backend.upload(counts), backend.upload(words), ids.reshape(-1),
+                               backend.upload(model.cdf), lane_size)
+    return backend.download(backend.reconstruct(res.reshape(n_planes, h, w), refs))
 
 
 # ---- public API ----

@@ -56,14 +56,19 @@ class BlockScaleModel:
             return self.rgb_order, self.rgb_refs
         raise ValueError("the model codes 1 or 3 channels")
 
-    def choose_side_info(self, residuals: np.ndarray) -> np.ndarray:
-        """Encoder only. uint8 (P, H, W) residuals -> uint8 (P, Hb, Wb) scale index per block: the table
-        with the smallest code length for that block (float costs are fine: the choice is sent)."""
-        return choose_block_scales(residuals, _cost_bits(self), self.block_log2)
+    @property
+    def cost(self) -> np.ndarray:
+        """int32 (T, 256) code length of each symbol under each table, in 1/256 bit."""
+        return _cost_bits(self)
 
-    def table_ids(self, side_info: np.ndarray, height: int, width: int) -> np.ndarray:
+    def choose_side_info(self, residuals, backend):
+        """Encoder only. uint8 (P, H, W) residuals -> uint8 (P, Hb, Wb) scale index per block: the first
+        table with the smallest integer code length for that block (same choice on every backend)."""
+        return backend.choose_block_scales(residuals, backend.upload(self.cost), self.block_log2)
+
+    def table_ids(self, side_info, height: int, width: int, backend):
         """Both sides. uint8 (P, Hb, Wb) -> int32 (P, H, W): each symbol's table id."""
-        return block_table_ids(side_info, height, width, self.block_log2)
+        return backend.table_ids(side_info, height, width, self.block_log2)
 
 
 @lru_cache(maxsize=8)
