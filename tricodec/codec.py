@@ -186,6 +186,9 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
         arr = np.empty((h, w, header.channels), dtype=np.uint8)
         arr[:, :, list(order)] = planes.transpose(1, 2, 0)
         image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)
+    got_mode, _, _, got_w, got_h = describe(image)
+    if (got_mode, got_w, got_h) != (mode, w, h):
+        raise DecodeError("decoded image does not match the header's mode and size")
     if zlib.crc32(pixel_bytes(image)) != header.pixel_crc32:
         raise DecodeError("pixel CRC mismatch: the file is corrupted")
     if fmt.SEC_META in sections:

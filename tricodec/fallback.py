@@ -112,6 +112,8 @@ def decode_fallback(payload: memoryview, mode: str, width: int, height: int, cha
         return np.frombuffer(data, dtype=">u2").astype(np.uint16).reshape(height, width, channels)
     try:
         im = Image.frombytes(mode, (width, height), data)
+        if pal and mode not in ("P", "PA"):
+            raise DecodeError("palette stored for a mode without one")
         if pal:
             im.putpalette(pal, pmode)
     except Exception as e:

@@ -1,13 +1,13 @@
 """The optional META section: metadata stored verbatim so ``decode`` restores what ``encode`` read.
 
 Kept: the ICC profile, EXIF, XMP, PNG text chunks, and PNG transparency (``tRNS``), which changes what
-the pixels mean. Payload: ``count (u16)`` entries of ``key_len (u8) | key (ASCII) | value_len (u32) |
+the pixels mean. Payload: ``count (u32)`` entries of ``key_len (u16) | key (UTF-8) | value_len (u32) |
 value``, then ``crc32 (u32)`` of everything before it. Keys: ``icc``, ``exif``, ``xmp``,
-``transparency`` (JSON), ``text:<name>`` (UTF-8).
+``transparency``, ``text:<name>`` (value UTF-8). A transparency value is ``b"i" + u32`` (a colour
+index or grey level), ``b"t" + u32 x n`` (an RGB colour) or ``b"b" + bytes`` (per-palette-entry alpha).
 """
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 
@@ -15,8 +15,9 @@ from PIL import Image, PngImagePlugin
 
 from .errors import DecodeError
 
-MAX_ENTRIES = 4096
 _ENTRY = struct.Struct("<I")
+_KEY = struct.Struct("<H")
+_MIN_ENTRY = _KEY.size + _ENTRY.size
 
 
 def collect(image) -> dict[str, bytes]:
@@ -33,41 +34,54 @@ def collect(image) -> dict[str, bytes]:
             meta[name] = bytes(value)
     if "transparency" in info:
         t = info["transparency"]
-        meta["transparency"] = json.dumps(
-            {"bytes": t.hex()} if isinstance(t, (bytes, bytearray)) else {"value": t}).encode()
+        if isinstance(t, (bytes, bytearray)):
+            meta["transparency"] = b"b" + bytes(t)
+        elif isinstance(t, int):
+            meta["transparency"] = b"i" + struct.pack("<I", t)
+        elif isinstance(t, tuple) and all(isinstance(v, int) for v in t):
+            meta["transparency"] = b"t" + struct.pack(f"<{len(t)}I", *t)
     text = getattr(image, "text", None) if image.format == "PNG" else None
     for k, v in (text or {}).items():
-        key = "text:" + k
-        if key.isascii() and len(key) < 256:
-            meta[key] = str(v).encode("utf-8")
+        meta["text:" + k] = str(v).encode("utf-8")
     return meta
 
 
+def _transparency(raw: bytes):
+    kind, body = raw[:1], raw[1:]
+    if kind == b"b":
+        return body
+    if kind == b"i" and len(body) == 4:
+        return struct.unpack("<I", body)[0]
+    if kind == b"t" and len(body) % 4 == 0 and 0 < len(body) <= 16:
+        return struct.unpack(f"<{len(body) // 4}I", body)
+    raise DecodeError("corrupted transparency metadata")
+
+
 def pack(meta: dict[str, bytes]) -> bytes:
-    parts = [struct.pack("<H", len(meta))]
+    parts = [struct.pack("<I", len(meta))]
     for key, value in meta.items():
-        k = key.encode("ascii")
-        parts += [bytes([len(k)]), k, _ENTRY.pack(len(value)), value]
+        k = key.encode("utf-8")[:0xFFFF]
+        parts += [_KEY.pack(len(k)), k, _ENTRY.pack(len(value)), value]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def unpack(payload: memoryview) -> dict[str, bytes]:
     data = bytes(payload)
-    if len(data) < 6 or zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+    if len(data) < 8 or zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
         raise DecodeError("corrupted metadata section")
-    (count,) = struct.unpack_from("<H", data, 0)
-    if count > MAX_ENTRIES:
+    (count,) = struct.unpack_from("<I", data, 0)
+    pos, end, meta = 4, len(data) - 4, {}
+    if count > (end - pos) // _MIN_ENTRY:
         raise DecodeError("corrupted metadata section")
-    pos, end, meta = 2, len(data) - 4, {}
     for _ in range(count):
-        if pos + 1 > end:
+        if pos + _KEY.size > end:
             raise DecodeError("corrupted metadata section")
-        n = data[pos]
-        pos += 1
+        (n,) = _KEY.unpack_from(data, pos)
+        pos += _KEY.size
         if pos + n + 4 > end:
             raise DecodeError("corrupted metadata section")
-        key = data[pos:pos + n].decode("ascii", "replace")
+        key = data[pos:pos + n].decode("utf-8", "replace")
         (length,) = _ENTRY.unpack_from(data, pos + n)
         pos += n + 4
         if pos + length > end:
@@ -87,12 +101,7 @@ def apply(image, meta: dict[str, bytes]) -> None:
         if name in meta:
             image.info[key] = meta[name]
     if "transparency" in meta:
-        try:
-            t = json.loads(meta["transparency"])
-            image.info["transparency"] = bytes.fromhex(t["bytes"]) if "bytes" in t else \
-                (tuple(t["value"]) if isinstance(t["value"], list) else t["value"])
-        except (ValueError, KeyError, TypeError):
-            raise DecodeError("corrupted transparency metadata") from None
+        image.info["transparency"] = _transparency(meta["transparency"])
     for key, value in meta.items():
         if key.startswith("text:"):
             image.info[key[5:]] = value.decode("utf-8", "replace")

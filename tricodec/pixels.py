@@ -6,11 +6,13 @@ with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"``.
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .container import DEFAULT_MAX_PIXELS
 from .errors import EncodeError
 from .metadata import save_kwargs
 
@@ -82,22 +84,35 @@ def pixel_bytes(image) -> bytes:
     return image.tobytes()
 
 
-def _png_ihdr(path: Path) -> tuple[int, int] | None:
+def _png_ihdr(path: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) of a PNG file, or None."""
     with open(path, "rb") as f:
         head = f.read(26)
     if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        return head[24], head[25]  # bit depth, colour type
+        return struct.unpack(">IIBB", head[16:26])
     return None
 
 
-def read_image(path: Path):
-    """Read an image file without losing bits; raise EncodeError (one line) when that is impossible."""
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise EncodeError(f"{path}: image of {width}x{height} exceeds the limit of {max_pixels} pixels")
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Read an image file without losing bits; raise EncodeError (one line) when that is impossible.
+    Images above ``max_pixels`` are refused from their header, before their pixels are read."""
     path = Path(path)
     try:
         ihdr = _png_ihdr(path)
-        if ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 6):
+        if ihdr is not None and ihdr[2] == 16 and ihdr[3] in (2, 6):
+            _check_size(path, ihdr[0], ihdr[1], max_pixels)
+            # zlib cannot expand data more than ~1032x: a file claiming more pixels is corrupt, and
+            # reading it anyway would let a 1 KB file take gigabytes.
+            if ihdr[0] * ihdr[1] * 8 > 1100 * path.stat().st_size + (1 << 20):
+                raise EncodeError(f"{path}: corrupt PNG (its size cannot hold {ihdr[0]}x{ihdr[1]} pixels)")
             return _read_png16(path)
         im = Image.open(path)
+        _check_size(path, im.width, im.height, max_pixels)
         fmt = im.format
         if fmt == "TIFF" and im.mode in ("RGB", "RGBA", "CMYK"):
             bits = im.tag_v2.get(258)
