@@ -5,32 +5,54 @@ and the other files are still processed); 2 usage error (bad option, missing pat
 """
 from __future__ import annotations
 
+import fnmatch
+import io
 import json
 import os
 import sys
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional
 
 import typer
 
 from tricodec import codec
 from tricodec.backend import DEVICES, get_backend
-from tricodec.errors import TricodecError
+from tricodec.errors import EncodeError, TricodecError
 from tricodec.model import load_model
-from tricodec.pixels import describe, output_suffix, pixel_bytes, read_image, write_image
+from tricodec.pixels import describe, normalize, output_suffix, pixel_bytes, read_image, write_image
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="tricodec: lossless image compression. `tricodec encode photos/ packed/`, "
-                       "`tricodec decode packed/ restored/`.")
+EXAMPLES = """
+Examples:
+
+  tricodec encode photos/ packed/            # mirror a tree: photos/a/b.jpg -> packed/a/b.jpg.tric
+  tricodec decode packed/ restored/          # PNG out (TIFF for modes PNG cannot hold)
+  tricodec verify packed/ photos/            # decode, check CRCs, compare with the originals
+  tricodec encode photo.png - > photo.tric   # '-' is stdin/stdout for single files
+  tricodec info photo.tric --json
+
+Exit codes: 0 all files succeeded, 1 some file failed, 2 usage error.
+"""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="tricodec: lossless image compression.\n" + EXAMPLES)
 
 SUFFIX = ".tric"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm",
                   ".pnm", ".tga", ".jxl", ".qoi", ".ico", ".im", ".pcx", ".sgi", ".dib"}
+STDIO = Path("-")
 
 DeviceOpt = typer.Option("auto", "--device", help=f"backend: {', '.join(DEVICES)}")
-ForceOpt = typer.Option(False, "--force", help="overwrite existing outputs")
+ForceOpt = typer.Option(False, "--force", help="overwrite existing outputs (never a source)")
+JobsOpt = typer.Option(2, "--jobs", "-j", min=1, help="reader/writer threads (the codec itself runs on all cores)")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar or summary; errors only")
+JsonOpt = typer.Option(False, "--json", help="print the summary as JSON on stdout")
+IncludeOpt = typer.Option(None, "--include", help="only files whose path (relative to SRC) matches this glob; repeatable")
+ExcludeOpt = typer.Option(None, "--exclude", help="skip files whose relative path matches this glob; repeatable")
 
 
 def _fail(msg: str) -> None:
@@ -49,7 +71,7 @@ def _check_device(device: str) -> None:
         _usage(str(e))
 
 
-def write_atomic(path: Path, write, force: bool) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None], force: bool) -> None:
     """Write through a temporary file in the target folder and rename it into place."""
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists (use --force to overwrite)")
@@ -64,47 +86,170 @@ def write_atomic(path: Path, write, force: bool) -> None:
         raise
 
 
-def _pairs(src: Path, dst: Path, is_input, out_name) -> list[tuple[Path, Path]]:
+def _matches(rel: str, include: Optional[List[str]], exclude: Optional[List[str]]) -> bool:
+    if include and not any(fnmatch.fnmatch(rel, g) for g in include):
+        return False
+    return not (exclude and any(fnmatch.fnmatch(rel, g) for g in exclude))
+
+
+def _pairs(src: Path, dst: Path, is_input, out_name, include=None, exclude=None) -> list[tuple[Path, Path]]:
     """(input, output) pairs: a file to a file (or into an existing folder), or a tree mirrored."""
+    if src == STDIO:
+        return [(src, dst)]
     if not src.exists():
         _usage(f"{src} does not exist")
     if src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.is_file() and is_input(p))
+        files = sorted(p for p in src.rglob("*") if p.is_file() and is_input(p)
+                       and _matches(p.relative_to(src).as_posix(), include, exclude))
         return [(p, dst / p.relative_to(src).parent / out_name(p)) for p in files]
-    if dst.is_dir() or str(dst).endswith(os.sep):
+    if dst != STDIO and (dst.is_dir() or str(dst).endswith(os.sep)):
         return [(src, dst / out_name(src))]
     return [(src, dst)]
 
 
-def _run(pairs, work, verb: str) -> None:
-    failed = 0
+@dataclass
+class Summary:
+    files: int = 0
+    ok: int = 0
+    skipped: int = 0
+    failed: list = field(default_factory=list)
+    raw_bytes: int = 0       # pixel bytes (H x W x C x bytes per sample)
+    coded_bytes: int = 0     # .tric bytes
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"files": self.files, "ok": self.ok, "skipped": self.skipped, "failed": len(self.failed),
+                "failures": [{"file": f, "error": m} for f, m in self.failed], "raw_bytes": self.raw_bytes,
+                "coded_bytes": self.coded_bytes,
+                "ratio": round(self.raw_bytes / self.coded_bytes, 4) if self.coded_bytes else None,
+                "mb_per_s": round(self.raw_bytes / 1e6 / self.seconds, 3) if self.seconds else None,
+                "seconds": round(self.seconds, 3)}
+
+
+def _progress(total: int, quiet: bool, verb: str):
+    if quiet or total <= 1 or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(verb), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+
+def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json: bool, verb: str,
+                 writes_outputs: bool = True) -> None:
+    """Files flow through three stages: ``load`` (reader threads) -> ``compute`` (this thread: the codec,
+    which uses every core itself) -> ``store`` (writer threads). At most ``2 * jobs`` files wait in each
+    queue, so memory stays flat whatever the number of files. A failing file is reported and skipped.
+
+    load(src) -> item | None (None: nothing to do, counted as skipped)
+    compute(src, item) -> (result, raw_bytes, coded_bytes)
+    store(src, dst, result) -> None
+    """
+    summary = Summary(files=len(pairs))
     t0 = time.perf_counter()
-    n_in = n_out = 0
-    for src, dst in pairs:
-        try:
-            if dst.resolve() == src.resolve():
-                raise FileExistsError("output would overwrite the source")
-            a, b = work(src, dst)
-            n_in += a
-            n_out += b
-        except (TricodecError, OSError) as e:
-            failed += 1
-            msg = str(e)
-            _fail(msg if msg.startswith(str(src)) else f"{src}: {msg}")
-        except Exception as e:  # a bug must not stop the other files; it is still reported as a failure
-            failed += 1
-            _fail(f"{src}: internal error ({type(e).__name__}: {e})")
-    dt = time.perf_counter() - t0
-    ok = len(pairs) - failed
-    typer.echo(f"{verb} {ok}/{len(pairs)} files, {n_in} -> {n_out} bytes in {dt:.2f} s", err=True)
-    if failed:
+    window = 2 * jobs
+    bar = _progress(len(pairs), quiet, verb)
+    task = bar.add_task(verb, total=len(pairs), rate="") if bar else None
+
+    def failed(src, e: BaseException) -> None:
+        msg = str(e) if isinstance(e, (TricodecError, OSError)) else f"internal error ({type(e).__name__}: {e})"
+        msg = msg if msg.startswith(str(src)) else f"{src}: {msg}"
+        summary.failed.append((str(src), msg))
+        if bar:
+            bar.console.print(f"error: {msg}", style="red", markup=False, highlight=False)
+        else:
+            _fail(msg)
+
+    def settle(writes: deque, keep: int) -> None:
+        while len(writes) > keep:
+            src, fut, raw, coded = writes.popleft()
+            try:
+                fut.result()
+                summary.ok += 1
+                summary.raw_bytes += raw
+                summary.coded_bytes += coded
+                if bar:
+                    rate = summary.raw_bytes / 1e6 / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(task, advance=1, rate=f"{rate:.1f} MB/s")
+            except Exception as e:
+                failed(src, e)
+                if bar:
+                    bar.update(task, advance=1)
+
+    with ThreadPoolExecutor(jobs, thread_name_prefix="read") as readers, \
+            ThreadPoolExecutor(jobs, thread_name_prefix="write") as writers:
+        if bar:
+            bar.start()
+        loads: deque = deque()
+        writes: deque = deque()
+        todo = iter(pairs)
+        for pair in todo:
+            loads.append((pair, readers.submit(load, pair[0], pair[1])))
+            if len(loads) >= window:
+                break
+        while loads:
+            (src, dst), fut = loads.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                loads.append((nxt, readers.submit(load, nxt[0], nxt[1])))
+            try:
+                if writes_outputs and src != STDIO and dst != STDIO and dst.resolve() == src.resolve():
+                    raise FileExistsError("output would overwrite the source")
+                item = fut.result()
+                if item is None:
+                    summary.skipped += 1
+                    if bar:
+                        bar.update(task, advance=1)
+                    continue
+                result, raw, coded = compute(src, item)
+            except Exception as e:
+                failed(src, e)
+                if bar:
+                    bar.update(task, advance=1)
+                continue
+            writes.append((src, writers.submit(store, src, dst, result), raw, coded))
+            settle(writes, window)
+        settle(writes, 0)
+        if bar:
+            bar.stop()
+    summary.seconds = time.perf_counter() - t0
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    elif not quiet:
+        d = summary.as_dict()
+        ratio = f", ratio {d['ratio']:.3f}" if d["ratio"] else ""
+        speed = f", {d['mb_per_s']:.1f} MB/s" if d["mb_per_s"] else ""
+        skipped = f", {summary.skipped} skipped" if summary.skipped else ""
+        typer.echo(f"{verb} {summary.ok}/{summary.files} files{skipped}, {summary.raw_bytes} pixel bytes <-> "
+                   f"{summary.coded_bytes} coded bytes{ratio} in {summary.seconds:.2f} s{speed}; "
+                   f"{len(summary.failed)} failed", err=True)
+    if summary.failed:
         raise typer.Exit(1)
 
 
+def _read_stdin() -> bytes:
+    return sys.stdin.buffer.read()
+
+
+def _write_out(dst: Path, data: bytes, force: bool) -> None:
+    if dst == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomic(dst, lambda p: p.write_bytes(data), force)
+
+
+def _same_pixels(a, b) -> bool:
+    return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
+
+
 @app.command()
-def encode(src: Path = typer.Argument(..., help="image file or folder"),
-           dst: Path = typer.Argument(..., help="output .tric file or folder"),
-           device: str = DeviceOpt, force: bool = ForceOpt,
+def encode(src: Path = typer.Argument(..., help="image file, folder, or - for stdin"),
+           dst: Path = typer.Argument(..., help="output .tric file, folder, or - for stdout"),
+           device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt,
+           as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
+           exclude: Optional[List[str]] = ExcludeOpt,
            model: Optional[Path] = typer.Option(None, "--model", help="weights file (default: shipped model)"),
            verify_output: bool = typer.Option(False, "--verify", help="decode each output and compare it with "
                                               "its source before writing it"),
@@ -117,25 +262,38 @@ def encode(src: Path = typer.Argument(..., help="image file or folder"),
     except TricodecError as e:
         _usage(str(e))
 
-    def work(s: Path, d: Path):
-        image = read_image(s)
-        if resume and d.exists():
+    def load(s: Path, d: Path):
+        if s == STDIO:
+            from PIL import Image
             try:
-                if _same_pixels(codec.decode_any(d.read_bytes(), device=device, model=m), image):
-                    return 0, 0
+                image = normalize(Image.open(io.BytesIO(_read_stdin())))
+            except TricodecError:
+                raise
+            except Exception as e:
+                raise EncodeError(f"stdin: cannot read image ({type(e).__name__}: {e})") from None
+        else:
+            image = read_image(s)
+        if resume and d != STDIO and d.exists():
+            try:
+                if _same_pixels(codec.decode_any(d.read_bytes(), device="cpu", model=m), image):
+                    return None
             except TricodecError:
                 pass  # a broken output of an interrupted run: encode again
+        return image
+
+    def compute(s: Path, image):
         data = codec.encode(image, device=device, model=m)
         if verify_output and not _same_pixels(codec.decode_any(data, device=device, model=m), image):
             raise TricodecError(f"{s}: verification failed, nothing written")
-        write_atomic(d, lambda p: p.write_bytes(data), force or resume)
-        return len(pixel_bytes(image)), len(data)
+        return data, len(pixel_bytes(image)), len(data)
 
-    _run(_pairs(src, dst, lambda p: p.suffix.lower() in IMAGE_SUFFIXES, lambda p: p.name + SUFFIX), work, "encoded")
+    def store(s: Path, d: Path, data: bytes):
+        _write_out(d, data, force or resume)
 
-
-def _same_pixels(a, b) -> bool:
-    return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
+    pairs = _pairs(src, dst, lambda p: p.suffix.lower() in IMAGE_SUFFIXES, lambda p: p.name + SUFFIX,
+                   include, exclude)
+    run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
+                 verb="encoded")
 
 
 def _decoded_name(p: Path, image) -> str:
@@ -145,9 +303,11 @@ def _decoded_name(p: Path, image) -> str:
 
 
 @app.command()
-def decode(src: Path = typer.Argument(..., help=".tric file or folder"),
-           dst: Path = typer.Argument(..., help="output image file or folder"),
-           device: str = DeviceOpt, force: bool = ForceOpt,
+def decode(src: Path = typer.Argument(..., help=".tric file, folder, or - for stdin"),
+           dst: Path = typer.Argument(..., help="output image file, folder, or - for stdout (PNG/TIFF bytes)"),
+           device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt,
+           as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
+           exclude: Optional[List[str]] = ExcludeOpt,
            model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need")):
     """Decode .tric files. Images are written as PNG (TIFF for modes PNG cannot hold)."""
     _check_device(device)
@@ -155,23 +315,34 @@ def decode(src: Path = typer.Argument(..., help=".tric file or folder"),
         m = load_model(model) if model is not None else None
     except TricodecError as e:
         _usage(str(e))
-    dir_mode = src.is_dir() or dst.is_dir() or str(dst).endswith(os.sep)
+    dir_mode = src.is_dir() or (dst != STDIO and (dst.is_dir() or str(dst).endswith(os.sep)))
 
-    def work(s: Path, d: Path):
-        data = s.read_bytes()
+    def load(s: Path, d: Path):
+        return _read_stdin() if s == STDIO else s.read_bytes()
+
+    def compute(s: Path, data: bytes):
         image = codec.decode_any(data, device=device, model=m)
+        return image, len(pixel_bytes(image)), len(data)
+
+    def store(s: Path, d: Path, image):
+        if d == STDIO:
+            buf = io.BytesIO()
+            write_image(image, buf, output_suffix(image))
+            _write_out(d, buf.getvalue(), force)
+            return
         if dir_mode:
             d = d.with_name(_decoded_name(s, image))
         write_atomic(d, lambda p: write_image(image, p, d.suffix), force)
-        return len(data), len(pixel_bytes(image))
 
-    _run(_pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: p.name), work, "decoded")
+    pairs = _pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: p.name, include, exclude)
+    run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
+                 verb="decoded")
 
 
 @app.command()
 def info(file: Path = typer.Argument(..., help=".tric file"),
          as_json: bool = typer.Option(False, "--json", help="print JSON")):
-    """Print a .tric file's header."""
+    """Print a .tric file's header and the metadata it keeps."""
     try:
         data = file.read_bytes()
         header = codec.read_header(data)
@@ -196,28 +367,30 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
 @app.command()
 def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
            originals: Optional[Path] = typer.Argument(None, help="original image or folder to compare pixels with"),
-           device: str = DeviceOpt):
+           device: str = DeviceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt):
     """Decode and check CRCs; with ORIGINALS also compare pixels and mode with the originals."""
     _check_device(device)
 
-    def work(s: Path, orig: Path):
-        data = s.read_bytes()
+    def load(s: Path, orig: Path):
+        return s.read_bytes(), (read_image(orig) if originals is not None else None)
+
+    def compute(s: Path, item):
+        data, ref = item
         image = codec.decode_any(data, device=device)
-        if originals is not None:
-            if not orig.exists():
-                raise FileNotFoundError(f"no original {orig}")
-            if not _same_pixels(read_image(orig), image):
-                raise TricodecError(f"{s}: pixels differ from {orig}")
-        return len(data), len(pixel_bytes(image))
+        if ref is not None and not _same_pixels(ref, image):
+            raise TricodecError(f"{s}: pixels differ from the original")
+        return None, len(pixel_bytes(image)), len(data)
 
     def orig_name(p: Path):
         return p.name[:-len(SUFFIX)] if p.name.endswith(SUFFIX) else p.name
 
-    target = originals if originals is not None else src
-    pairs = _pairs(src, target, lambda p: p.name.endswith(SUFFIX), orig_name)
+    if originals is not None and not originals.exists():
+        _usage(f"{originals} does not exist")
+    pairs = _pairs(src, originals if originals is not None else src, lambda p: p.name.endswith(SUFFIX), orig_name)
     if originals is None:
-        pairs = [(s, s.with_name(s.name + ".orig-not-compared")) for s, _ in pairs]
-    _run(pairs, work, "verified")
+        pairs = [(s, s) for s, _ in pairs]
+    run_pipeline(pairs, load, compute, lambda s, d, r: None, jobs=jobs, quiet=quiet, as_json=as_json,
+                 verb="verified", writes_outputs=False)
 
 
 def main() -> None:  # pragma: no cover

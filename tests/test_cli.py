@@ -155,3 +155,37 @@ def test_metadata_round_trip_through_cli(tmp_path):
     assert out.getexif()[0x010F] == "TricCam"
     assert out.text["Title"] == "caf\u00e9"
     assert same_image(out, Image.open(src))
+
+
+def test_json_summary_filters_and_jobs(photos, tmp_path):
+    packed = tmp_path / "packed"
+    r = runner.invoke(app, ["encode", str(photos), str(packed), "--json", "--jobs", "3",
+                            "--include", "*.png", "--include", "sub/*", "--exclude", "sub/c.*"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert (summary["files"], summary["ok"], summary["failed"]) == (2, 2, 0)
+    assert summary["raw_bytes"] == 41 * 34 * 3 + 37 * 29 and summary["coded_bytes"] > 0
+    assert sorted(p.name for p in packed.rglob("*.tric")) == ["a.png.tric", "b.png.tric"]
+
+
+def test_stdin_stdout(tmp_path):
+    src = (FIXTURES / "photo_rgb_41x34.png").read_bytes()
+    r = runner.invoke(app, ["encode", "-", "-"], input=src)
+    assert r.exit_code == 0
+    data = r.stdout_bytes
+    assert data[:4] == b"TRIC"
+    r = runner.invoke(app, ["decode", "-", "-"], input=data)
+    assert r.exit_code == 0
+    import io
+
+    assert same_image(Image.open(io.BytesIO(r.stdout_bytes)), Image.open(FIXTURES / "photo_rgb_41x34.png"))
+
+
+def test_help_shows_examples_and_exit_codes():
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0 and "tricodec encode photos/ packed/" in r.output and "Exit codes" in r.output
+
+
+def test_quiet_prints_nothing_on_success(tmp_path):
+    r = runner.invoke(app, ["encode", str(FIXTURES), str(tmp_path / "o"), "--quiet"])
+    assert r.exit_code == 0 and r.output == ""

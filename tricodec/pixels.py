@@ -161,18 +161,24 @@ def output_suffix(image) -> str:
     return ".tiff"
 
 
-def write_image(image, path: Path, suffix: str | None = None) -> None:
-    """Write a decoded image, in the format ``suffix`` (default: the path's) names; PNG when it names
-    none; deep arrays always as 16-bit PNG."""
-    path = Path(path)
-    suffix = (path.suffix if suffix is None else suffix).lower()
+def write_image(image, path, suffix: str | None = None) -> None:
+    """Write a decoded image to a path or a binary file object, in the format ``suffix`` (default: the
+    path's) names; PNG when it names none; deep arrays always as 16-bit PNG."""
+    if isinstance(path, str):
+        path = Path(path)
+    if suffix is None:
+        suffix = path.suffix if isinstance(path, Path) else ""
+    suffix = suffix.lower()
     if isinstance(image, np.ndarray):
         import png
 
         h, w, c = image.shape
         writer = png.Writer(width=w, height=h, bitdepth=16, greyscale=False, alpha=(c == 4))
-        with open(path, "wb") as f:
-            writer.write(f, image.reshape(h, w * c).tolist())
+        if isinstance(path, Path):
+            with open(path, "wb") as f:
+                writer.write(f, image.reshape(h, w * c).tolist())
+        else:
+            writer.write(path, image.reshape(h, w * c).tolist())
         return
     fmt = Image.registered_extensions().get(suffix, "PNG")
     image.save(path, format=fmt, **save_kwargs(image, fmt))
