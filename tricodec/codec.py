@@ -124,13 +124,15 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     mode, channels, depth, w, h = describe(image)
     if w * h > max_pixels:
         raise EncodeError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
-    raw = pixel_bytes(image)
+    is_model_mode = mode in MODEL_MODES
+    arr = np.asarray(image, dtype=np.uint8).reshape(h, w, channels) if is_model_mode else None
+    # For model modes the array holds exactly Pillow's tobytes(): no second copy of a big image.
+    raw = memoryview(arr).cast("B") if is_model_mode else pixel_bytes(image)
     meta = metadata.collect(image)
     tail = [(fmt.SEC_META, metadata.pack(meta))] if meta else []
     header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode,
                         pixel_crc32=zlib.crc32(raw))
-    if mode in MODEL_MODES:
-        arr = np.asarray(image, dtype=np.uint8).reshape(h, w, channels)
+    if is_model_mode:
         order, refs = _layout(model, channels)
         planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
         sections = encode_planes(planes, refs, model, backend)
@@ -185,11 +187,14 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
         planes = decode_planes(sections, len(order), h, w, refs, m, backend)
         arr = np.empty((h, w, header.channels), dtype=np.uint8)
         arr[:, :, list(order)] = planes.transpose(1, 2, 0)
+        del planes
+        if zlib.crc32(arr) != header.pixel_crc32:
+            raise DecodeError("pixel CRC mismatch: the file is corrupted")
         image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)
     got_mode, _, _, got_w, got_h = describe(image)
     if (got_mode, got_w, got_h) != (mode, w, h):
         raise DecodeError("decoded image does not match the header's mode and size")
-    if zlib.crc32(pixel_bytes(image)) != header.pixel_crc32:
+    if header.is_fallback and zlib.crc32(pixel_bytes(image)) != header.pixel_crc32:
         raise DecodeError("pixel CRC mismatch: the file is corrupted")
     if fmt.SEC_META in sections:
         metadata.apply(image, metadata.unpack(sections[fmt.SEC_META]))

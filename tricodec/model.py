@@ -118,10 +118,13 @@ def choose_block_scales(residuals: np.ndarray, cost: np.ndarray, block_log2: int
 
 
 def block_table_ids(side_info: np.ndarray, height: int, width: int, block_log2: int) -> np.ndarray:
-    """Reference twin of the table-id step: ``ids[k, y, x] = side_info[k, y >> b, x >> b]``."""
+    """Reference twin of the table-id step: ``ids[k, y, x] = side_info[k, y >> b, x >> b]``.
+
+    Returns an integer (P, H, W) array of side_info's dtype (uint8: a quarter of int32's memory on
+    the CPU path; the kernel returns int32, with equal values)."""
     rows = np.arange(height) >> block_log2
     cols = np.arange(width) >> block_log2
-    return side_info[:, rows[:, None], cols[None, :]].astype(np.int32)
+    return side_info[:, rows[:, None], cols[None, :]]
 
 
 def _sha256(data: bytes) -> str:

@@ -7,6 +7,7 @@ with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"``.
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
             if ihdr[0] * ihdr[1] * 8 > 1100 * path.stat().st_size + (1 << 20):
                 raise EncodeError(f"{path}: corrupt PNG (its size cannot hold {ihdr[0]}x{ihdr[1]} pixels)")
             return _read_png16(path)
-        im = Image.open(path)
+        with warnings.catch_warnings():  # Pillow's bomb warning: our own limit is checked just below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
         _check_size(path, im.width, im.height, max_pixels)
         fmt = im.format
         if fmt == "TIFF" and im.mode in ("RGB", "RGBA", "CMYK"):

@@ -19,7 +19,7 @@ prediction needs its decoded neighbours.  All integer, hence exact on every back
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 def _check(planes: np.ndarray, refs) -> np.ndarray:
@@ -32,8 +32,44 @@ def _check(planes: np.ndarray, refs) -> np.ndarray:
     return refs
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _residuals_nb(planes, refs, out):
+    n_planes, h, w = planes.shape
+    for job in prange(n_planes * h):
+        k = job // h
+        y = job % h
+        r = refs[k]
+        for x in range(w):
+            rv = np.int32(planes[r, y, x]) if r >= 0 else np.int32(0)
+            if y == 0 and x == 0:
+                pv = np.int32(0) if r >= 0 else np.int32(128)
+            else:
+                a = np.int32(0)
+                b = np.int32(0)
+                if x > 0:
+                    a = np.int32(planes[k, y, x - 1]) - (np.int32(planes[r, y, x - 1]) if r >= 0 else 0)
+                if y > 0:
+                    b = np.int32(planes[k, y - 1, x]) - (np.int32(planes[r, y - 1, x]) if r >= 0 else 0)
+                if y == 0:
+                    pv = a
+                elif x == 0:
+                    pv = b
+                else:
+                    c = np.int32(planes[k, y - 1, x - 1]) - (np.int32(planes[r, y - 1, x - 1]) if r >= 0 else 0)
+                    hi = max(a, b)
+                    lo = min(a, b)
+                    if c >= hi:
+                        pv = lo
+                    elif c <= lo:
+                        pv = hi
+                    else:
+                        pv = a + b - c
+            pred = min(max(pv + rv, 0), 255)
+            out[k, y, x] = np.uint8((np.int32(planes[k, y, x]) - pred + 128) & 255)
+
+
 def compute_residuals(planes: np.ndarray, refs) -> np.ndarray:
-    """Residual symbols of every pixel, computed in parallel.
+    """Residual symbols of every pixel, computed in parallel (rows are independent at encode time).
 
     Args:
         planes: uint8, shape (P, H, W), in coding order.
@@ -44,25 +80,7 @@ def compute_residuals(planes: np.ndarray, refs) -> np.ndarray:
     """
     refs = _check(planes, refs)
     out = np.empty_like(planes)
-    for k in range(planes.shape[0]):
-        r = int(refs[k])
-        x = planes[k].astype(np.int32)
-        ref = planes[r].astype(np.int32) if r >= 0 else np.zeros_like(x)
-        v = x - ref
-        a = np.empty_like(v)
-        b = np.empty_like(v)
-        c = np.empty_like(v)
-        a[:, 1:] = v[:, :-1]
-        b[1:, :] = v[:-1, :]
-        c[1:, 1:] = v[:-1, :-1]
-        hi = np.maximum(a, b)
-        lo = np.minimum(a, b)
-        pv = np.where(c >= hi, lo, np.where(c <= lo, hi, a + b - c))
-        pv[1:, 0] = b[1:, 0]
-        pv[0, 1:] = a[0, 1:]
-        pv[0, 0] = 0 if r >= 0 else 128
-        pred = np.clip(pv + ref, 0, 255)
-        out[k] = ((x - pred + 128) & 255).astype(np.uint8)
+    _residuals_nb(np.ascontiguousarray(planes), refs, out)
     return out
 
 

@@ -27,6 +27,12 @@ PREC_TOTAL = 1 << PREC_BITS
 RANS_L = 1 << 16
 
 
+def _ids(table_ids: np.ndarray) -> np.ndarray:
+    """Table ids as they are when uint8 (T <= 256: saves memory on big images), else int32."""
+    table_ids = np.ascontiguousarray(table_ids)
+    return table_ids if table_ids.dtype == np.uint8 else table_ids.astype(np.int32, copy=False)
+
+
 def lane_count(n_symbols: int, lane_size: int) -> int:
     return (n_symbols + lane_size - 1) // lane_size
 
@@ -81,7 +87,7 @@ def encode_lanes(symbols: np.ndarray, table_ids: np.ndarray, cdf: np.ndarray, la
 
     Args:
         symbols: uint8, shape (N,), N >= 1; symbol ``symbols[i]`` is coded with table ``table_ids[i]``.
-        table_ids: int32, shape (N,), values in [0, T).
+        table_ids: uint8 or int32, shape (N,), values in [0, T).
         cdf: uint32, shape (T, A + 1); ``cdf[t, 0] == 0``, ``cdf[t, A] == 65536``, non-decreasing, and
             every symbol that occurs has a non-zero frequency ``cdf[t, s + 1] - cdf[t, s]``.
         lane_size: symbols per lane (the last lane holds the rest).
@@ -91,7 +97,7 @@ def encode_lanes(symbols: np.ndarray, table_ids: np.ndarray, cdf: np.ndarray, la
         words is uint16 (sum(counts),), the lanes one after another, each in decode order.
     """
     symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
-    table_ids = np.ascontiguousarray(table_ids, dtype=np.int32)
+    table_ids = _ids(table_ids)
     cdf = np.ascontiguousarray(cdf, dtype=np.uint32)
     n = symbols.shape[0]
     if table_ids.shape != (n,) or n == 0:
@@ -156,7 +162,7 @@ def decode_lanes(counts: np.ndarray, words: np.ndarray, table_ids: np.ndarray, c
     Args:
         counts: uint32, shape (n_lanes,), each >= 2, summing to len(words).
         words: uint16, shape (W,).
-        table_ids: int32, shape (N,) with ``lane_count(N, lane_size) == n_lanes``.
+        table_ids: uint8 or int32, shape (N,) with ``lane_count(N, lane_size) == n_lanes``.
         cdf: uint32, shape (T, A + 1), the same tables the encoder used.
         lane_size: symbols per lane.
 
@@ -168,7 +174,7 @@ def decode_lanes(counts: np.ndarray, words: np.ndarray, table_ids: np.ndarray, c
     """
     counts = np.ascontiguousarray(counts, dtype=np.uint32)
     words = np.ascontiguousarray(words, dtype=np.uint16)
-    table_ids = np.ascontiguousarray(table_ids, dtype=np.int32)
+    table_ids = _ids(table_ids)
     cdf = np.ascontiguousarray(cdf, dtype=np.uint32)
     n = table_ids.shape[0]
     check_lane_table(counts, words.shape[0], n, lane_size)
