@@ -78,6 +78,9 @@ def write_atomic(path: Path, write: Callable[[Path], None], force: bool) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -214,6 +217,12 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
         if bar:
             bar.stop()
     summary.seconds = time.perf_counter() - t0
+    _report(summary, verb, quiet, as_json)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _report(summary: Summary, verb: str, quiet: bool, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     elif not quiet:
@@ -224,8 +233,6 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
         typer.echo(f"{verb} {summary.ok}/{summary.files} files{skipped}, {summary.raw_bytes} pixel bytes <-> "
                    f"{summary.coded_bytes} coded bytes{ratio} in {summary.seconds:.2f} s{speed}; "
                    f"{len(summary.failed)} failed", err=True)
-    if summary.failed:
-        raise typer.Exit(1)
 
 
 def _read_stdin() -> bytes:
@@ -240,13 +247,46 @@ def _write_out(dst: Path, data: bytes, force: bool) -> None:
         write_atomic(dst, lambda p: p.write_bytes(data), force)
 
 
+RayOpt = typer.Option(False, "--ray", help="run as a Ray Data pipeline (local Ray, or the cluster at --address)")
+AddressOpt = typer.Option(None, "--address", help="Ray cluster address, e.g. auto or ray://host:10001")
+
+
+def _elsewhere(op, src: str, dst: str, device, model, force, use_ray, address, quiet, as_json) -> bool:
+    """Run on Ray (``--ray``) or through fsspec (a URL source or destination); False: run locally here."""
+    from tricodec import remote
+
+    if not (use_ray or remote.is_url(src) or remote.is_url(dst)):
+        return False
+    if "-" in (src, dst):
+        _usage("'-' (stdin/stdout) cannot be combined with --ray or URLs")
+    from tricodec import ray_pipeline
+
+    try:
+        if use_ray:
+            run = ray_pipeline.encode_tree_ray if op == "encode" else ray_pipeline.decode_tree_ray
+            s = run(src, dst, device=device, model=model, force=force, address=address)
+        else:
+            s = ray_pipeline.code_tree_local(op, src, dst, device=device, model=model, force=force)
+    except (TricodecError, FileNotFoundError) as e:
+        _usage(str(e))
+    summary = Summary(files=s["files"], ok=s["ok"], failed=s["failed"], seconds=s["seconds"],
+                      raw_bytes=s["bytes_in"] if op == "encode" else s["bytes_out"],
+                      coded_bytes=s["bytes_out"] if op == "encode" else s["bytes_in"])
+    for _, msg in summary.failed:
+        _fail(msg)
+    _report(summary, op + "d", quiet, as_json)
+    if summary.failed:
+        raise typer.Exit(1)
+    return True
+
+
 def _same_pixels(a, b) -> bool:
     return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
 
 
 @app.command()
-def encode(src: Path = typer.Argument(..., help="image file, folder, or - for stdin"),
-           dst: Path = typer.Argument(..., help="output .tric file, folder, or - for stdout"),
+def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, or - for stdin"),
+           dst: str = typer.Argument(..., help="output .tric file, folder, fsspec URL, or - for stdout"),
            device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt,
            as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
            exclude: Optional[List[str]] = ExcludeOpt,
@@ -254,9 +294,13 @@ def encode(src: Path = typer.Argument(..., help="image file, folder, or - for st
            verify_output: bool = typer.Option(False, "--verify", help="decode each output and compare it with "
                                               "its source before writing it"),
            resume: bool = typer.Option(False, "--resume", help="skip outputs that exist and verify against "
-                                       "their source; re-encode the others")):
+                                       "their source; re-encode the others"),
+           use_ray: bool = RayOpt, address: Optional[str] = AddressOpt):
     """Encode images losslessly. Folders are mirrored: photos/a/b.png -> packed/a/b.png.tric"""
     _check_device(device)
+    if _elsewhere("encode", src, dst, device, model, force, use_ray, address, quiet, as_json):
+        return
+    src, dst = Path(src), Path(dst)
     try:
         m = load_model(model)
     except TricodecError as e:
@@ -303,14 +347,18 @@ def _decoded_name(p: Path, image) -> str:
 
 
 @app.command()
-def decode(src: Path = typer.Argument(..., help=".tric file, folder, or - for stdin"),
-           dst: Path = typer.Argument(..., help="output image file, folder, or - for stdout (PNG/TIFF bytes)"),
+def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, or - for stdin"),
+           dst: str = typer.Argument(..., help="output image file, folder, fsspec URL, or - for stdout"),
            device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt,
            as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
            exclude: Optional[List[str]] = ExcludeOpt,
-           model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need")):
+           model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need"),
+           use_ray: bool = RayOpt, address: Optional[str] = AddressOpt):
     """Decode .tric files. Images are written as PNG (TIFF for modes PNG cannot hold)."""
     _check_device(device)
+    if _elsewhere("decode", src, dst, device, model, force, use_ray, address, quiet, as_json):
+        return
+    src, dst = Path(src), Path(dst)
     try:
         m = load_model(model) if model is not None else None
     except TricodecError as e:

@@ -189,3 +189,43 @@ def test_help_shows_examples_and_exit_codes():
 def test_quiet_prints_nothing_on_success(tmp_path):
     r = runner.invoke(app, ["encode", str(FIXTURES), str(tmp_path / "o"), "--quiet"])
     assert r.exit_code == 0 and r.output == ""
+
+
+def test_fsspec_memory_urls(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/cli-in/a.png", (FIXTURES / "photo_rgb_41x34.png").read_bytes())
+    fs.pipe("/cli-in/sub/b.png", (FIXTURES / "photo_gray_37x29.png").read_bytes())
+    r = runner.invoke(app, ["encode", "memory://cli-in", "memory://cli-packed", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"] == 2
+    local = tmp_path / "local"
+    runner.invoke(app, ["encode", str(FIXTURES / "photo_rgb_41x34.png"), str(local)])
+    assert fs.cat("/cli-packed/a.png.tric") == local.read_bytes()
+    r = runner.invoke(app, ["decode", "memory://cli-packed", str(tmp_path / "restored")])
+    assert r.exit_code == 0, r.output
+    assert same_image(Image.open(tmp_path / "restored" / "sub" / "b.png"), Image.open(FIXTURES / "photo_gray_37x29.png"))
+
+
+def test_ray_matches_single_machine(photos, tmp_path):
+    pytest.importorskip("ray")
+    r = runner.invoke(app, ["encode", str(photos), str(tmp_path / "local")])
+    assert r.exit_code == 0
+    r = runner.invoke(app, ["encode", str(photos), str(tmp_path / "ray"), "--ray", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    local = {p.relative_to(tmp_path / "local"): p.read_bytes() for p in (tmp_path / "local").rglob("*.tric")}
+    onray = {p.relative_to(tmp_path / "ray"): p.read_bytes() for p in (tmp_path / "ray").rglob("*.tric")}
+    assert local == onray and len(local) == 4
+
+
+def test_decoded_image_keeps_text_when_encoded_again(tmp_path):
+    from PIL import PngImagePlugin
+
+    import tricodec
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Title", "t")
+    src = tmp_path / "t.png"
+    Image.open(FIXTURES / "photo_gray_37x29.png").save(src, pnginfo=text)
+    once = tricodec.encode(Image.open(src))
+    assert tricodec.encode(tricodec.decode(once)) == once

@@ -8,6 +8,9 @@ from .codec import decode, decode_any, decode_array, encode, read_header, read_m
 from .container import HEADER_SIZE, VERSION
 from .errors import BackendError, DecodeError, EncodeError, ModelError, TricodecError
 from .model import load_model
+from . import pil_plugin as _pil_plugin
+
+_pil_plugin.register()  # Image.open / img.save handle .tric once tricodec is imported
 
 __version__ = "0.1.0"
 __all__ = ["encode", "decode", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",

@@ -40,8 +40,11 @@ def collect(image) -> dict[str, bytes]:
             meta["transparency"] = b"i" + struct.pack("<I", t)
         elif isinstance(t, tuple) and all(isinstance(v, int) for v in t):
             meta["transparency"] = b"t" + struct.pack(f"<{len(t)}I", *t)
-    text = getattr(image, "text", None) if image.format == "PNG" else None
-    for k, v in (text or {}).items():
+    if image.format == "PNG":
+        text = image.text
+    else:  # an image tricodec decoded keeps its text chunks as str entries of info (see apply)
+        text = {k: v for k, v in info.items() if isinstance(v, str) and k not in ("icc_profile", "exif", "xmp")}
+    for k, v in text.items():
         meta["text:" + k] = str(v).encode("utf-8")
     return meta
 
