@@ -140,3 +140,11 @@ def test_shared_photos_present_or_skipped():
     if not _shared("dev"):
         pytest.skip("../shared/data/dev not present")
     assert len(_shared("dev")) >= 1
+
+
+def test_torch_tensor_input_and_batch():
+    torch = pytest.importorskip("torch")
+    arr = photo_like(11, 13, 3, seed=2)
+    datas = tricodec.encode_batch([torch.from_numpy(arr), arr, Image.fromarray(arr)])
+    assert datas[0] == datas[1] == datas[2]
+    assert all(np.array_equal(np.asarray(im), arr) for im in tricodec.decode_batch(datas))

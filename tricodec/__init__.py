@@ -4,7 +4,8 @@
     data = tricodec.encode(image)          # PIL image or numpy array -> bytes
     image = tricodec.decode(data)          # -> PIL image, identical pixels and mode
 """
-from .codec import decode, decode_any, decode_array, encode, read_header, read_metadata
+from .codec import (decode, decode_any, decode_array, decode_batch, encode, encode_batch, read_header,
+                    read_metadata)
 from .container import HEADER_SIZE, VERSION
 from .errors import BackendError, DecodeError, EncodeError, ModelError, TricodecError
 from .model import load_model
@@ -13,5 +14,5 @@ from . import pil_plugin as _pil_plugin
 _pil_plugin.register()  # Image.open / img.save handle .tric once tricodec is imported
 
 __version__ = "0.1.0"
-__all__ = ["encode", "decode", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",
+__all__ = ["encode", "decode", "encode_batch", "decode_batch", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",
            "DecodeError", "EncodeError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION"]

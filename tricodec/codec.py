@@ -106,8 +106,9 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     """Encode an image losslessly.
 
     Args:
-        image: a ``PIL.Image.Image`` (any mode) or a numpy array: uint8 (H, W), (H, W, 1), (H, W, 3),
-            (H, W, 4), or uint16 (H, W), (H, W, 3), (H, W, 4).
+        image: a ``PIL.Image.Image`` (any mode), or a numpy array or torch tensor (CPU or CUDA, copied to
+            the host), channels last: uint8 (H, W), (H, W, 1), (H, W, 3), (H, W, 4), or uint16 (H, W),
+            (H, W, 3), (H, W, 4).
         device: ``"auto"`` or ``"cpu"``.
         model: None for the shipped default, a shipped model's name, a weights file path or a loaded model.
         max_pixels: refuse larger images.
@@ -219,6 +220,19 @@ def decode_array(data: bytes, *, device: str = "auto", model=None,
     """Decode to a numpy array: (H, W) or (H, W, C), uint8 for 8-bit modes, uint16 for 16-bit ones."""
     image = decode_any(data, device=device, model=model, max_pixels=max_pixels)
     return image if isinstance(image, np.ndarray) else np.asarray(image)
+
+
+def encode_batch(images, *, device: str = "auto", model=None,
+                 max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> list[bytes]:
+    """Encode several images (any mix of what :func:`encode` accepts); one independent file each."""
+    m = load_model(model)
+    return [encode(im, device=device, model=m, max_pixels=max_pixels) for im in images]
+
+
+def decode_batch(datas, *, device: str = "auto", model=None,
+                 max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> list:
+    """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour)."""
+    return [decode_any(d, device=device, model=model, max_pixels=max_pixels) for d in datas]
 
 
 __all__ = ["encode", "decode", "decode_any", "decode_array", "read_header", "TricodecError", "DEEP_MODES"]

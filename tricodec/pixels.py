@@ -46,7 +46,8 @@ def from_array(arr: np.ndarray):
 
 
 def normalize(image):
-    """Accept a PIL image or a numpy array; return a loaded PIL image or a deep uint16 array."""
+    """Accept a PIL image, a numpy array or a torch tensor; return a loaded PIL image or a deep uint16
+    array."""
     if isinstance(image, Image.Image):
         try:
             image.load()
@@ -57,7 +58,11 @@ def normalize(image):
         return image
     if isinstance(image, np.ndarray):
         return from_array(image)
-    raise EncodeError(f"cannot encode a {type(image).__name__}: pass a PIL image or a numpy array")
+    if type(image).__module__.startswith("torch") and hasattr(image, "detach"):
+        # a torch tensor (CPU or CUDA), laid out like the numpy arrays: (H, W) or (H, W, C)
+        return from_array(image.detach().cpu().numpy())
+    raise EncodeError(f"cannot encode a {type(image).__name__}: pass a PIL image, a numpy array or a "
+                      "torch tensor")
 
 
 def describe(image) -> tuple[str, int, int, int, int]:
