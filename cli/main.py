@@ -441,6 +441,23 @@ def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
                  verb="verified", writes_outputs=False)
 
 
+@app.command()
+def bench(dirs: Optional[List[Path]] = typer.Argument(None, help="image folders (default: ../shared/data/dev "
+                                                      "beside a checkout)"),
+          repeat: int = typer.Option(3, "--repeat", min=1, help="timed runs per codec and image after a warm-up"),
+          csv: Optional[Path] = typer.Option(None, "--csv", help="write per-image rows"),
+          plot: Optional[Path] = typer.Option(None, "--plot", help="write a bpsp-vs-speed PNG (needs matplotlib)"),
+          jxl_efforts: str = typer.Option("1,3,7", "--jxl-efforts", help="JPEG-XL efforts to run")):
+    """Compare tricodec with PNG, WebP-lossless and JPEG-XL-lossless on the same images (the perf/ benchmark):
+    bpsp, encode and decode MB/s, ratios to JPEG-XL e7. JPEG-XL needs pillow-jxl-plugin."""
+    from tricodec.bench import main as bench_main
+
+    argv = [str(d) for d in dirs or []] + ["--repeat", str(repeat), "--jxl-efforts", jxl_efforts]
+    argv += ["--csv", str(csv)] if csv else []
+    argv += ["--plot", str(plot)] if plot else []
+    raise typer.Exit(bench_main(argv))
+
+
 def main() -> None:  # pragma: no cover
     app()
 

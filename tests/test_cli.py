@@ -229,3 +229,13 @@ def test_decoded_image_keeps_text_when_encoded_again(tmp_path):
     Image.open(FIXTURES / "photo_gray_37x29.png").save(src, pnginfo=text)
     once = tricodec.encode(Image.open(src))
     assert tricodec.encode(tricodec.decode(once)) == once
+
+
+def test_bench_prints_table_and_writes_plot_and_csv(tmp_path):
+    pytest.importorskip("matplotlib")
+    r = runner.invoke(app, ["bench", str(FIXTURES), "--repeat", "1", "--jxl-efforts", "1",
+                            "--csv", str(tmp_path / "b.csv"), "--plot", str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output
+    assert "| tricodec-cpu |" in r.stdout and "| png |" in r.stdout
+    assert (tmp_path / "b.csv").read_text().count("\n") >= 4
+    assert Image.open(tmp_path / "b.png").size[0] > 100
