@@ -208,10 +208,13 @@ def test_fsspec_memory_urls(tmp_path):
 
 
 def test_ray_matches_single_machine(photos, tmp_path):
-    pytest.importorskip("ray")
+    ray = pytest.importorskip("ray")
     r = runner.invoke(app, ["encode", str(photos), str(tmp_path / "local")])
     assert r.exit_code == 0
-    r = runner.invoke(app, ["encode", str(photos), str(tmp_path / "ray"), "--ray", "--device", "cpu"])
+    try:
+        r = runner.invoke(app, ["encode", str(photos), str(tmp_path / "ray"), "--ray", "--device", "cpu"])
+    finally:
+        ray.shutdown()
     assert r.exit_code == 0, r.output
     local = {p.relative_to(tmp_path / "local"): p.read_bytes() for p in (tmp_path / "local").rglob("*.tric")}
     onray = {p.relative_to(tmp_path / "ray"): p.read_bytes() for p in (tmp_path / "ray").rglob("*.tric")}

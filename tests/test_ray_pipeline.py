@@ -164,6 +164,8 @@ def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
 def local_ray():
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
+    if ray.is_initialized():  # another test's Ray: start this module's own, as configured here
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
