@@ -45,8 +45,30 @@ def collect(image) -> dict[str, bytes]:
     else:  # an image tricodec decoded keeps its text chunks as str entries of info (see apply)
         text = {k: v for k, v in info.items() if isinstance(v, str) and k not in ("icc_profile", "exif", "xmp")}
     for k, v in text.items():
-        meta["text:" + k] = str(v).encode("utf-8")
+        if valid_text_key(k):  # a PNG keyword: only such keys can be written back as a text chunk
+            meta["text:" + k] = str(v).encode("utf-8")
+    if "transparency" in meta and not _transparency_fits(image.mode, _transparency(meta["transparency"])):
+        del meta["transparency"]  # Pillow would refuse to write it back: it never meant anything
     return meta
+
+
+def valid_text_key(key: str) -> bool:
+    """A PNG text keyword: 1-79 Latin-1 characters, no NUL."""
+    try:
+        return 0 < len(key.encode("latin-1")) <= 79 and "\0" not in key
+    except UnicodeEncodeError:
+        return False
+
+
+def _transparency_fits(mode: str, t) -> bool:
+    """Does a transparency value of this type make sense (and can it be saved) for this mode?"""
+    if mode in ("P", "PA"):
+        return isinstance(t, (int, bytes))
+    if mode in ("1", "L", "LA", "I", "I;16"):
+        return isinstance(t, int)
+    if mode in ("RGB", "RGBA"):
+        return isinstance(t, tuple) and len(t) == 3
+    return False
 
 
 def _transparency(raw: bytes):
@@ -104,9 +126,14 @@ def apply(image, meta: dict[str, bytes]) -> None:
         if name in meta:
             image.info[key] = meta[name]
     if "transparency" in meta:
-        image.info["transparency"] = _transparency(meta["transparency"])
+        t = _transparency(meta["transparency"])
+        if not _transparency_fits(image.mode, t):
+            raise DecodeError("corrupted metadata: transparency does not fit the image mode")
+        image.info["transparency"] = t
     for key, value in meta.items():
         if key.startswith("text:"):
+            if not valid_text_key(key[5:]):
+                raise DecodeError("corrupted metadata: invalid text keyword")
             image.info[key[5:]] = value.decode("utf-8", "replace")
 
 
