@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from . import banded
 from . import container as fmt
 from . import metadata
 from .backend import CPU, get_backend
@@ -135,8 +136,13 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
                         pixel_crc32=zlib.crc32(raw))
     if is_model_mode:
         order, refs = _layout(model, channels)
-        planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
-        sections = encode_planes(planes, refs, model, backend)
+        if backend is CPU and h > banded.band_rows(w, model.block_log2):
+            q, counts, words = banded.encode_planes_banded(arr, order, refs, model)
+            sections = [(fmt.SEC_SIDE, _encode_side(q, model)),
+                        (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
+        else:
+            planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
+            sections = encode_planes(planes, refs, model, backend)
         size = sum(len(p) for _, p in sections)
         if size < len(raw):
             try_png = 8 * size < TRY_PNG_BELOW_BPSP * len(raw)
@@ -185,10 +191,16 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
         except ModelError as e:
             raise DecodeError(str(e)) from None
         order, refs = _layout(m, header.channels)
-        planes = decode_planes(sections, len(order), h, w, refs, m, backend)
         arr = np.empty((h, w, header.channels), dtype=np.uint8)
-        arr[:, :, list(order)] = planes.transpose(1, 2, 0)
-        del planes
+        if backend is CPU and h > banded.band_rows(w, m.block_log2):
+            bs = 1 << m.block_log2
+            q = _decode_side(sections[fmt.SEC_SIDE], m, (len(order), -(-h // bs), -(-w // bs)))
+            lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], len(order) * h * w)
+            banded.decode_planes_banded(q, counts, words, lane_size, h, w, refs, m, arr, order)
+        else:
+            planes = decode_planes(sections, len(order), h, w, refs, m, backend)
+            arr[:, :, list(order)] = planes.transpose(1, 2, 0)
+            del planes
         if zlib.crc32(arr) != header.pixel_crc32:
             raise DecodeError("pixel CRC mismatch: the file is corrupted")
         image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)

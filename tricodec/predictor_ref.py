@@ -85,11 +85,11 @@ def compute_residuals(planes: np.ndarray, refs) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _reconstruct_nb(res, refs, out):
+def _reconstruct_nb(res, refs, out, y_start):
     n_planes, h, w = res.shape
     for k in range(n_planes):
         r = refs[k]
-        for y in range(h):
+        for y in range(y_start, h):
             for x in range(w):
                 rv = np.int32(out[r, y, x]) if r >= 0 else np.int32(0)
                 if y == 0 and x == 0:
@@ -131,5 +131,19 @@ def reconstruct(residuals: np.ndarray, refs) -> np.ndarray:
     """
     refs = _check(residuals, refs)
     out = np.empty_like(residuals)
-    _reconstruct_nb(np.ascontiguousarray(residuals), refs, out)
+    _reconstruct_nb(np.ascontiguousarray(residuals), refs, out, 0)
     return out
+
+
+def reconstruct_rows(residuals: np.ndarray, refs, above: np.ndarray) -> np.ndarray:
+    """The decode scan for a band of rows that continues an image: ``above`` (uint8 (P, W)) is the
+    decoded row just above the band. Equal to the matching rows of :func:`reconstruct` on the whole
+    image (CPU only: lets big images be decoded band by band in bounded memory)."""
+    refs = _check(residuals, refs)
+    p, h, w = residuals.shape
+    res = np.empty((p, h + 1, w), dtype=np.uint8)
+    res[:, 1:] = residuals
+    out = np.empty_like(res)
+    out[:, 0] = above
+    _reconstruct_nb(res, refs, out, 1)
+    return out[:, 1:]
