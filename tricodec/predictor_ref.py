@@ -32,39 +32,46 @@ def _check(planes: np.ndarray, refs) -> np.ndarray:
     return refs
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _predict(px, refs, k, y, x):
+    """The prediction of pixel (k, y, x) from ``px``, whose causal neighbours (and plane refs[k]) hold
+    original pixels: the encoder passes the image, the decode scan its output so far."""
+    r = refs[k]
+    rv = np.int32(px[r, y, x]) if r >= 0 else np.int32(0)
+    if y == 0 and x == 0:
+        pv = np.int32(0) if r >= 0 else np.int32(128)
+    else:
+        a = np.int32(0)
+        b = np.int32(0)
+        if x > 0:
+            a = np.int32(px[k, y, x - 1]) - (np.int32(px[r, y, x - 1]) if r >= 0 else 0)
+        if y > 0:
+            b = np.int32(px[k, y - 1, x]) - (np.int32(px[r, y - 1, x]) if r >= 0 else 0)
+        if y == 0:
+            pv = a
+        elif x == 0:
+            pv = b
+        else:
+            c = np.int32(px[k, y - 1, x - 1]) - (np.int32(px[r, y - 1, x - 1]) if r >= 0 else 0)
+            hi = max(a, b)
+            lo = min(a, b)
+            if c >= hi:
+                pv = lo
+            elif c <= lo:
+                pv = hi
+            else:
+                pv = a + b - c
+    return min(max(pv + rv, 0), 255)
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _residuals_nb(planes, refs, out):
     n_planes, h, w = planes.shape
     for job in prange(n_planes * h):
         k = job // h
         y = job % h
-        r = refs[k]
         for x in range(w):
-            rv = np.int32(planes[r, y, x]) if r >= 0 else np.int32(0)
-            if y == 0 and x == 0:
-                pv = np.int32(0) if r >= 0 else np.int32(128)
-            else:
-                a = np.int32(0)
-                b = np.int32(0)
-                if x > 0:
-                    a = np.int32(planes[k, y, x - 1]) - (np.int32(planes[r, y, x - 1]) if r >= 0 else 0)
-                if y > 0:
-                    b = np.int32(planes[k, y - 1, x]) - (np.int32(planes[r, y - 1, x]) if r >= 0 else 0)
-                if y == 0:
-                    pv = a
-                elif x == 0:
-                    pv = b
-                else:
-                    c = np.int32(planes[k, y - 1, x - 1]) - (np.int32(planes[r, y - 1, x - 1]) if r >= 0 else 0)
-                    hi = max(a, b)
-                    lo = min(a, b)
-                    if c >= hi:
-                        pv = lo
-                    elif c <= lo:
-                        pv = hi
-                    else:
-                        pv = a + b - c
-            pred = min(max(pv + rv, 0), 255)
+            pred = _predict(planes, refs, k, y, x)
             out[k, y, x] = np.uint8((np.int32(planes[k, y, x]) - pred + 128) & 255)
 
 
@@ -88,34 +95,9 @@ def compute_residuals(planes: np.ndarray, refs) -> np.ndarray:
 def _reconstruct_nb(res, refs, out, y_start):
     n_planes, h, w = res.shape
     for k in range(n_planes):
-        r = refs[k]
         for y in range(y_start, h):
             for x in range(w):
-                rv = np.int32(out[r, y, x]) if r >= 0 else np.int32(0)
-                if y == 0 and x == 0:
-                    pv = np.int32(0) if r >= 0 else np.int32(128)
-                else:
-                    a = np.int32(0)
-                    b = np.int32(0)
-                    if x > 0:
-                        a = np.int32(out[k, y, x - 1]) - (np.int32(out[r, y, x - 1]) if r >= 0 else 0)
-                    if y > 0:
-                        b = np.int32(out[k, y - 1, x]) - (np.int32(out[r, y - 1, x]) if r >= 0 else 0)
-                    if y == 0:
-                        pv = a
-                    elif x == 0:
-                        pv = b
-                    else:
-                        c = np.int32(out[k, y - 1, x - 1]) - (np.int32(out[r, y - 1, x - 1]) if r >= 0 else 0)
-                        hi = max(a, b)
-                        lo = min(a, b)
-                        if c >= hi:
-                            pv = lo
-                        elif c <= lo:
-                            pv = hi
-                        else:
-                            pv = a + b - c
-                pred = min(max(pv + rv, 0), 255)
+                pred = _predict(out, refs, k, y, x)
                 out[k, y, x] = np.uint8((np.int32(res[k, y, x]) - 128 + pred) & 255)
 
 
