@@ -402,7 +402,7 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
          "mode": header.mode, "channels": header.channels, "bit_depth": header.bit_depth,
          "coding": "fallback" if header.is_fallback else "model", "model": header.model_name or None,
          "model_hash": header.model_hash.hex() if not header.is_fallback else None,
-         "pixel_crc32": f"{header.pixel_crc32:08x}",
+         "crc32": f"{header.crc32:08x}",
          "bpsp": round(8 * len(data) / (header.width * header.height * header.channels), 4),
          "metadata": {k: len(v) for k, v in meta.items()}}
     if as_json:

@@ -7,7 +7,7 @@
 from .codec import (decode, decode_any, decode_array, decode_batch, encode, encode_batch, read_header,
                     read_metadata)
 from .container import HEADER_SIZE, VERSION
-from .errors import BackendError, DecodeError, EncodeError, ModelError, TricodecError
+from .errors import BackendError, DecodeError, EncodeError, ModelError, TricodecError, WriteError
 from .model import load_model
 from . import pil_plugin as _pil_plugin
 
@@ -15,4 +15,4 @@ _pil_plugin.register()  # Image.open / img.save handle .tric once tricodec is im
 
 __version__ = "0.1.0"
 __all__ = ["encode", "decode", "encode_batch", "decode_batch", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",
-           "DecodeError", "EncodeError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION"]
+           "DecodeError", "EncodeError", "WriteError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION"]

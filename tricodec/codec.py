@@ -17,7 +17,7 @@ from .backend import CPU, get_backend
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import decode_fallback, encode_fallback
 from .model import BlockScaleModel, find_model, load_model
-from .pixels import DEEP_MODES, describe, normalize, pixel_bytes
+from .pixels import DEEP_MODES, content_crc, describe, mode_layout, normalize, pixel_bytes
 from .rans_ref import PREC_TOTAL
 from .tables import freqs_to_cdf, quantize_counts
 
@@ -132,8 +132,8 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     raw = memoryview(arr).cast("B") if is_model_mode else pixel_bytes(image)
     meta = metadata.collect(image)
     tail = [(fmt.SEC_META, metadata.pack(meta))] if meta else []
-    header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode,
-                        pixel_crc32=zlib.crc32(raw))
+    crc = content_crc(image, raw if is_model_mode else None)
+    header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode)
     if is_model_mode:
         order, refs = _layout(model, channels)
         if backend is CPU and h > banded.band_rows(w, model.block_log2):
@@ -149,9 +149,9 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
             payload = encode_fallback(image, try_png=try_png) if try_png else None
             if payload is None or len(payload) >= size:
                 header.model_name, header.model_hash = model.name, model.hash_prefix
-                return fmt.pack(header, sections + tail)
-            return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, payload)] + tail)
-    return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))] + tail)
+                return fmt.pack(header, sections + tail, crc)
+            return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, payload)] + tail, crc)
+    return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))] + tail, crc)
 
 
 def _as_fallback(header: fmt.Header) -> fmt.Header:
@@ -180,6 +180,14 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     header, sections = fmt.unpack(data, max_pixels, max_memory)
     h, w, mode = header.height, header.width, header.mode
+    try:
+        layout = mode_layout(mode)
+    except (ValueError, KeyError):
+        raise DecodeError(f"unknown image mode {mode!r}") from None
+    if layout != (header.channels, header.bit_depth):
+        raise DecodeError("header channels and bit depth contradict its mode")
+    if header.is_fallback and (header.model_name or any(header.model_hash)):
+        raise DecodeError("fallback file names a model")
     if header.is_fallback:
         image = decode_fallback(sections[fmt.SEC_FALLBACK], mode, w, h, header.channels)
     else:
@@ -201,14 +209,14 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
             planes = decode_planes(sections, len(order), h, w, refs, m, backend)
             arr[:, :, list(order)] = planes.transpose(1, 2, 0)
             del planes
-        if zlib.crc32(arr) != header.pixel_crc32:
-            raise DecodeError("pixel CRC mismatch: the file is corrupted")
+        if fmt.file_crc(data, zlib.crc32(arr)) != header.crc32:
+            raise DecodeError("CRC mismatch: the file is corrupted")
         image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)
     got_mode, _, _, got_w, got_h = describe(image)
     if (got_mode, got_w, got_h) != (mode, w, h):
         raise DecodeError("decoded image does not match the header's mode and size")
-    if header.is_fallback and zlib.crc32(pixel_bytes(image)) != header.pixel_crc32:
-        raise DecodeError("pixel CRC mismatch: the file is corrupted")
+    if header.is_fallback and fmt.file_crc(data, content_crc(image)) != header.crc32:
+        raise DecodeError("CRC mismatch: the file is corrupted")
     if fmt.SEC_META in sections:
         metadata.apply(image, metadata.unpack(sections[fmt.SEC_META]))
     return image

@@ -16,7 +16,10 @@ Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
                               "RGBA;16" name 16-bit colour images Pillow cannot hold
      26    8 model_name       ASCII, NUL-padded; all NUL for FALLBACK files
      34    8 model_hash       first 8 bytes of the weights file's sha256; all NUL for FALLBACK files
-     42    4 pixel_crc32      zlib.crc32 of the decoded pixel bytes (Pillow ``tobytes()`` order)
+     42    4 crc32            zlib.crc32 of the decoded content (pixel bytes in Pillow ``tobytes()``
+                              order, then for P/PA images the palette mode and bytes), continued over
+                              these 48 header bytes with this field zeroed: any change to the pixels,
+                              the palette or a header field is caught
      46    1 n_sections
      47    1 reserved         0
 
@@ -34,6 +37,7 @@ is allocated.  The file ends exactly where its last section ends.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +83,7 @@ class Header:
     flags: int = 0
     model_name: str = ""
     model_hash: bytes = b"\0" * 8
-    pixel_crc32: int = 0
+    crc32: int = 0
     n_sections: int = 0
 
     @property
@@ -94,11 +98,21 @@ def _ascii(s: str, n: int, what: str) -> bytes:
     return b.ljust(n, b"\0")
 
 
-def pack(header: Header, sections: list[tuple[int, bytes]]) -> bytes:
-    head = _HEADER.pack(MAGIC, VERSION, header.flags, HEADER_SIZE, header.width, header.height,
+def _pack_header(header: Header, n_sections: int, crc: int) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, header.flags, HEADER_SIZE, header.width, header.height,
                         header.channels, header.bit_depth, _ascii(header.mode, 8, "mode"),
-                        _ascii(header.model_name, 8, "model name"), header.model_hash,
-                        header.pixel_crc32, len(sections), 0)
+                        _ascii(header.model_name, 8, "model name"), header.model_hash, crc, n_sections, 0)
+
+
+def file_crc(head: bytes, content_crc: int) -> int:
+    """The header's crc32 field: ``content_crc`` continued over the header with that field zeroed."""
+    return zlib.crc32(bytes(head[:42]) + b"\0\0\0\0" + bytes(head[46:HEADER_SIZE]), content_crc)
+
+
+def pack(header: Header, sections: list[tuple[int, bytes]], content_crc: int) -> bytes:
+    """The file: header (its crc32 computed here from ``content_crc``) then the sections."""
+    header.crc32 = file_crc(_pack_header(header, len(sections), 0), content_crc)
+    head = _pack_header(header, len(sections), header.crc32)
     parts = [head]
     for tag, payload in sections:
         parts.append(_SECTION.pack(tag, len(payload)))
@@ -136,7 +150,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise DecodeError(f"image of {width}x{height} exceeds the limit of {max_pixels} pixels")
     header = Header(width=width, height=height, channels=channels, bit_depth=bit_depth,
                     mode=_text(mode, "mode"), flags=flags, model_name=_text(model_name, "model name"),
-                    model_hash=bytes(model_hash), pixel_crc32=crc, n_sections=n_sections)
+                    model_hash=bytes(model_hash), crc32=crc, n_sections=n_sections)
     if decode_memory(header) > max_memory:
         raise DecodeError(f"decoding needs ~{decode_memory(header) >> 20} MiB, above the limit of "
                           f"{max_memory >> 20} MiB")

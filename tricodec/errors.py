@@ -19,3 +19,7 @@ class BackendError(TricodecError):
 
 class ModelError(TricodecError):
     """A weights file is missing, malformed or does not match its recorded sha256."""
+
+
+class WriteError(TricodecError):
+    """A decoded image cannot be written in the asked file format (e.g. a mode that format cannot hold)."""

@@ -17,21 +17,14 @@ import numpy as np
 from PIL import Image
 
 from .errors import DecodeError
-from .pixels import DEEP_MODES, PNG_MODES, pixel_bytes
+from .pixels import DEEP_MODES, PNG_MODES, palette, pixel_bytes
 
 STORED, PNG, LZMA = 0, 1, 2
 _PAL = struct.Struct("<4sI")
 
 
-def _palette(image) -> tuple[str, bytes]:
-    if isinstance(image, Image.Image) and image.mode in ("P", "PA") and image.palette is not None:
-        mode = image.palette.mode
-        return mode, bytes(image.getpalette(mode) or b"")
-    return "", b""
-
-
 def _same(a: Image.Image, b: Image.Image) -> bool:
-    return a.mode == b.mode and a.size == b.size and a.tobytes() == b.tobytes() and _palette(a) == _palette(b)
+    return a.mode == b.mode and a.size == b.size and a.tobytes() == b.tobytes() and palette(a) == palette(b)
 
 
 def encode_png(image) -> bytes | None:
@@ -51,7 +44,7 @@ def encode_png(image) -> bytes | None:
 
 
 def encode_raw(image, compress: bool) -> bytes:
-    pmode, pal = _palette(image)
+    pmode, pal = palette(image)
     data = pixel_bytes(image)
     if compress:
         data = lzma.compress(data, preset=6)

@@ -63,11 +63,11 @@ def valid_text_key(key: str) -> bool:
 def _transparency_fits(mode: str, t) -> bool:
     """Does a transparency value of this type make sense (and can it be saved) for this mode?"""
     if mode in ("P", "PA"):
-        return isinstance(t, (int, bytes))
-    if mode in ("1", "L", "LA", "I", "I;16"):
-        return isinstance(t, int)
-    if mode in ("RGB", "RGBA"):
-        return isinstance(t, tuple) and len(t) == 3
+        return (isinstance(t, int) and 0 <= t <= 255) or (isinstance(t, bytes) and len(t) <= 256)
+    if mode in ("1", "L", "I", "I;16"):
+        return isinstance(t, int) and 0 <= t <= 0xFFFF
+    if mode == "RGB":
+        return isinstance(t, tuple) and len(t) == 3 and all(0 <= v <= 0xFFFF for v in t)
     return False
 
 

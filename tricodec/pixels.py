@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .container import DEFAULT_MAX_PIXELS
-from .errors import EncodeError
+from .errors import EncodeError, WriteError
 from .metadata import save_kwargs
 
 DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
@@ -65,22 +66,27 @@ def normalize(image):
                       "torch tensor")
 
 
+def mode_layout(mode: str) -> tuple[int, int]:
+    """(channels, bits per sample) of an image mode; ValueError for a mode Pillow does not know."""
+    if mode in DEEP_MODES:
+        return DEEP_MODES[mode], 16
+    bands = Image.getmodebands(mode)
+    if mode == "1":
+        return bands, 1
+    if mode.startswith("I;16"):
+        return bands, 16
+    if mode in ("I", "F"):
+        return bands, 32
+    return bands, 8
+
+
 def describe(image) -> tuple[str, int, int, int, int]:
     """(mode, channels, bit_depth, width, height) of a normalised image."""
     if isinstance(image, np.ndarray):
         mode = "RGB;16" if image.shape[2] == 3 else "RGBA;16"
         return mode, image.shape[2], 16, image.shape[1], image.shape[0]
-    mode = image.mode
-    bands = len(image.getbands())
-    if mode == "1":
-        depth = 1
-    elif mode.startswith("I;16"):
-        depth = 16
-    elif mode in ("I", "F"):
-        depth = 32
-    else:
-        depth = 8
-    return mode, bands, depth, image.width, image.height
+    channels, depth = mode_layout(image.mode)
+    return image.mode, channels, depth, image.width, image.height
 
 
 def pixel_bytes(image) -> bytes:
@@ -88,6 +94,22 @@ def pixel_bytes(image) -> bytes:
     if isinstance(image, np.ndarray):
         return image.astype(">u2").tobytes()
     return image.tobytes()
+
+
+def palette(image) -> tuple[str, bytes]:
+    """(palette mode, palette bytes) of a P/PA image; ("", b"") for every other image."""
+    if isinstance(image, Image.Image) and image.mode in ("P", "PA") and image.palette is not None:
+        mode = image.palette.mode
+        return mode, bytes(image.getpalette(mode) or b"")
+    return "", b""
+
+
+def content_crc(image, pixels=None) -> int:
+    """CRC32 of what decoding must restore: the pixel bytes (``pixels``, when the caller has them as a
+    buffer already, else :func:`pixel_bytes`) and, for palette images, the palette."""
+    crc = zlib.crc32(pixels if pixels is not None else pixel_bytes(image))
+    pmode, pal = palette(image)
+    return zlib.crc32(pmode.encode("ascii") + pal, crc) if pal else crc
 
 
 def _png_ihdr(path: Path) -> tuple[int, int, int, int] | None:
@@ -189,5 +211,8 @@ def write_image(image, path, suffix: str | None = None) -> None:
             writer.write(path, image.reshape(h, w * c).tolist())
         return
     fmt = Image.registered_extensions().get(suffix, "PNG")
-    image.save(path, format=fmt, **save_kwargs(image, fmt))
+    try:
+        image.save(path, format=fmt, **save_kwargs(image, fmt))
+    except Exception as e:  # Pillow raises many types here (OSError, ValueError, SyntaxError ...)
+        raise WriteError(f"cannot write a {image.mode} image as {fmt} ({type(e).__name__}: {e})") from None
 
