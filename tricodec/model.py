@@ -27,7 +27,7 @@ from .tables import code_length_bits
 
 WEIGHTS_DIR = "weights"
 REGISTRY = "MODELS.json"
-DEFAULT_MODEL = "tric-bs1"
+DEFAULT_MODEL = "tric-bs2"
 
 
 @dataclass(frozen=True, eq=False)
