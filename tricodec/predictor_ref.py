@@ -91,10 +91,11 @@ def compute_residuals(planes: np.ndarray, refs) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True)
-def _reconstruct_nb(res, refs, out, y_start):
-    n_planes, h, w = res.shape
-    for k in range(n_planes):
+@njit(cache=True, nogil=True, parallel=True)
+def _reconstruct_nb(res, refs, out, y_start, planes):
+    _, h, w = res.shape
+    for i in prange(planes.shape[0]):
+        k = planes[i]
         for y in range(y_start, h):
             for x in range(w):
                 pred = _predict(out, refs, k, y, x)
@@ -113,8 +114,18 @@ def reconstruct(residuals: np.ndarray, refs) -> np.ndarray:
     """
     refs = _check(residuals, refs)
     out = np.empty_like(residuals)
-    _reconstruct_nb(np.ascontiguousarray(residuals), refs, out, 0)
+    _scan(np.ascontiguousarray(residuals), refs, out, 0)
     return out
+
+
+def _scan(res, refs, out, y_start):
+    """Planes whose reference is already decoded are independent: scan them in parallel (for RGB:
+    G, then R and B together)."""
+    done: set = set()
+    while len(done) < len(refs):
+        level = [k for k in range(len(refs)) if k not in done and (refs[k] < 0 or refs[k] in done)]
+        _reconstruct_nb(res, refs, out, y_start, np.array(level, dtype=np.int64))
+        done.update(level)
 
 
 def reconstruct_rows(residuals: np.ndarray, refs, above: np.ndarray) -> np.ndarray:
@@ -127,5 +138,5 @@ def reconstruct_rows(residuals: np.ndarray, refs, above: np.ndarray) -> np.ndarr
     res[:, 1:] = residuals
     out = np.empty_like(res)
     out[:, 0] = above
-    _reconstruct_nb(res, refs, out, 1)
+    _scan(res, refs, out, 1)
     return out[:, 1:]

@@ -17,6 +17,8 @@ Everything here is integer arithmetic, so every machine and backend writes and r
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from numba import njit, prange
 
@@ -116,9 +118,8 @@ def encode_lanes(symbols: np.ndarray, table_ids: np.ndarray, cdf: np.ndarray, la
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _decode_lanes_nb(counts, offsets, words, table_ids, cdf, lane_size, out, status):
+def _decode_lanes_nb(counts, offsets, words, table_ids, cdf, lut, lane_size, out, status):
     n = out.shape[0]
-    n_syms = cdf.shape[1] - 1
     for lane in prange(counts.shape[0]):
         lo = lane * lane_size
         hi = min(lo + lane_size, n)
@@ -130,15 +131,7 @@ def _decode_lanes_nb(counts, offsets, words, table_ids, cdf, lane_size, out, sta
         for j in range(lo, hi):
             t = table_ids[j]
             slot = x & np.uint64(0xFFFF)
-            # Largest s with cdf[t, s] <= slot: it always has a non-zero frequency.
-            a = 0
-            b = n_syms
-            while b - a > 1:
-                mid = (a + b) >> 1
-                if np.uint64(cdf[t, mid]) <= slot:
-                    a = mid
-                else:
-                    b = mid
+            a = np.int64(lut[t, slot])  # the s with cdf[t, s] <= slot < cdf[t, s + 1]
             start = np.uint64(cdf[t, a])
             f = np.uint64(cdf[t, a + 1]) - start
             out[j] = a
@@ -182,10 +175,29 @@ def decode_lanes(counts: np.ndarray, words: np.ndarray, table_ids: np.ndarray, c
     np.cumsum(counts[:-1], out=offsets[1:])
     out = np.empty(n, dtype=np.uint8)
     status = np.zeros(counts.shape[0], dtype=np.uint8)
-    _decode_lanes_nb(counts, offsets, words, table_ids, cdf, lane_size, out, status)
+    _decode_lanes_nb(counts, offsets, words, table_ids, cdf, slot_lookup(cdf), lane_size, out, status)
     if status.any():
         raise DecodeError(f"corrupted entropy-coded data in lane {int(np.argmax(status))}")
     return out
+
+
+_LUT_CACHE: dict = {}
+
+
+def slot_lookup(cdf: np.ndarray) -> np.ndarray:
+    """uint8 (T, 65536): the symbol of every slot of every table (a look-up instead of a search; the
+    symbol is the same, as each slot falls in exactly one symbol's range). Cached per table set."""
+    key = (hashlib.sha1(cdf.tobytes()).digest(), cdf.shape)
+    lut = _LUT_CACHE.get(key)
+    if lut is None:
+        freq = np.diff(cdf.astype(np.int64), axis=1)
+        if cdf.shape[1] - 1 > 256 or (freq < 0).any() or (cdf[:, -1] != PREC_TOTAL).any() or (cdf[:, 0] != 0).any():
+            raise ValueError("cdf rows must run from 0 to 65536 without decreasing, over at most 256 symbols")
+        lut = np.stack([np.repeat(np.arange(freq.shape[1], dtype=np.uint8), f) for f in freq])
+        if len(_LUT_CACHE) > 16:
+            _LUT_CACHE.clear()
+        _LUT_CACHE[key] = lut
+    return lut
 
 
 def check_lane_table(counts: np.ndarray, n_words: int, n_symbols: int, lane_size: int) -> None:
