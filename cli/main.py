@@ -24,7 +24,8 @@ from tricodec import codec
 from tricodec.backend import DEVICES, get_backend
 from tricodec.errors import EncodeError, TricodecError
 from tricodec.model import load_model
-from tricodec.pixels import describe, normalize, output_suffix, pixel_bytes, read_image, write_image
+from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, describe, normalize, output_suffix, pixel_bytes,
+                             read_image, write_image)
 
 EXAMPLES = """
 Examples:
@@ -41,9 +42,7 @@ Exit codes: 0 all files succeeded, 1 some file failed, 2 usage error.
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="tricodec: lossless image compression.\n" + EXAMPLES)
 
-SUFFIX = ".tric"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm",
-                  ".pnm", ".tga", ".jxl", ".qoi", ".ico", ".im", ".pcx", ".sgi", ".dib"}
+SUFFIX = TRIC_SUFFIX
 STDIO = Path("-")
 
 DeviceOpt = typer.Option("auto", "--device", help=f"backend: {', '.join(DEVICES)}")

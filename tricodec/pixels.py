@@ -19,6 +19,10 @@ from .errors import EncodeError, WriteError
 from .metadata import save_kwargs
 
 DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
+TRIC_SUFFIX = ".tric"
+# File suffixes taken as images when a folder is encoded (CLI and Ray pipeline alike).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm",
+                  ".pnm", ".tga", ".jxl", ".qoi", ".ico", ".im", ".pcx", ".sgi", ".dib"}
 # Modes a PNG file holds without loss (checked again at encode time by a decode of the PNG).
 PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
 

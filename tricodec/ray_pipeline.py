@@ -33,11 +33,8 @@ from pathlib import Path
 
 from . import remote
 from .errors import TricodecError
+from .pixels import IMAGE_SUFFIXES, TRIC_SUFFIX
 
-TRIC_SUFFIX = ".tric"
-# The CLI's list of image suffixes (cli/main.py IMAGE_SUFFIXES), kept equal by tests/test_ray_pipeline.py.
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm",
-                  ".pnm", ".tga", ".jxl", ".qoi", ".ico", ".im", ".pcx", ".sgi", ".dib"}
 _BATCH_SIZE = 1  # images are large and uneven: one per call balances the actors best
 
 
