@@ -457,6 +457,35 @@ def bench(dirs: Optional[List[Path]] = typer.Argument(None, help="image folders 
     raise typer.Exit(bench_main(argv))
 
 
+@app.command()
+def train(data: Path = typer.Argument(..., help="folder of training images (RGB or grey; PNG, BMP, TIFF, PPM)"),
+          out: Path = typer.Option(..., "--out", help="weights file to write (.npz)"),
+          name: str = typer.Option("custom", "--name", help="model name stored in every file it encodes (1-8 ASCII)"),
+          tables: int = typer.Option(32, "--tables", min=2, max=256, help="number of probability tables"),
+          iterations: int = typer.Option(10, "--iterations", min=1),
+          crops: int = typer.Option(200, "--crops", min=1, help="images sampled from DATA"),
+          seed: int = typer.Option(0, "--seed"),
+          val: Optional[Path] = typer.Option(None, "--val", help="held-out folder: report its bpsp before and after"),
+          force: bool = ForceOpt):
+    """Train the probability tables on your own images; then `tricodec encode --model OUT ...`
+    (and `tricodec decode --model OUT ...`: files name the weights they need)."""
+    from tricodec.train import evaluate, train_tables
+
+    if not data.is_dir():
+        _usage(f"{data} is not a folder")
+    try:
+        weights = train_tables(data, name=name, tables=tables, crops=crops, iterations=iterations, seed=seed,
+                               progress=lambda it, bits: typer.echo(f"iteration {it}: {bits:.4f} bits per symbol "
+                                                                    "(training images)", err=True))
+    except (ValueError, TricodecError) as e:
+        _usage(str(e))
+    write_atomic(out, lambda p: p.write_bytes(weights), force)
+    typer.echo(f"wrote {out}", err=True)
+    if val is not None:
+        typer.echo(f"validation bpsp on {val}: shipped model {evaluate(None, val):.4f}, "
+                   f"trained {evaluate(weights, val):.4f}", err=True)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

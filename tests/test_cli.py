@@ -242,3 +242,21 @@ def test_bench_prints_table_and_writes_plot_and_csv(tmp_path):
     assert "| tricodec-cpu |" in r.stdout and "| png |" in r.stdout
     assert (tmp_path / "b.csv").read_text().count("\n") >= 4
     assert Image.open(tmp_path / "b.png").size[0] > 100
+
+
+def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path):
+    weights = tmp_path / "mine.npz"
+    r = runner.invoke(app, ["train", str(photos), "--out", str(weights), "--name", "mine", "--tables", "4",
+                            "--iterations", "2", "--val", str(FIXTURES)])
+    assert r.exit_code == 0, r.output
+    assert "validation bpsp" in r.output
+    packed = tmp_path / "packed"
+    r = runner.invoke(app, ["encode", str(FIXTURES), str(packed), "--model", str(weights)])
+    assert r.exit_code == 0, r.output
+    info = json.loads(runner.invoke(app, ["info", str(packed / "photo_rgb_41x34.png.tric"), "--json"]).stdout)
+    assert info["model"] == "mine"
+    r = runner.invoke(app, ["decode", str(packed), str(tmp_path / "no-weights")])
+    assert r.exit_code == 1 and "mine" in r.output  # refused without the weights, with a clear message
+    r = runner.invoke(app, ["decode", str(packed), str(tmp_path / "back"), "--model", str(weights)])
+    assert r.exit_code == 0, r.output
+    assert same_image(Image.open(tmp_path / "back" / "photo_rgb_41x34.png"), Image.open(FIXTURES / "photo_rgb_41x34.png"))
