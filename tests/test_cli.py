@@ -1,7 +1,6 @@
 """The command line: folders mirrored, bit-exact round trip, per-file errors, exit codes, no overwrite."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

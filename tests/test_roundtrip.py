@@ -1,5 +1,4 @@
 """Every image round-trips to identical pixels and mode."""
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ per-image choice of one shifted-Laplace table per context sent as side informati
 Measured 2026-11-25 on the dev machine (2 cores): dev 3.319, kodak 3.217 mean bpsp (estimated code
 lengths), against 3.47 / 3.37 for the block-scale model v1 in real files.
 """
-import numpy as np, glob, sys
+import numpy as np, glob
 from PIL import Image
 from tricodec.predictor_ref import compute_residuals
 from tricodec.tables import quantize_counts, freqs_to_cdf, code_length_bits

@@ -26,7 +26,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 # Modes a PNG file holds without loss (checked again at encode time by a decode of the PNG).
 PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
 
-ImageLike = "Image.Image | np.ndarray"
 
 
 def from_array(arr: np.ndarray):
