@@ -259,3 +259,23 @@ def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path):
     r = runner.invoke(app, ["decode", str(packed), str(tmp_path / "back"), "--model", str(weights)])
     assert r.exit_code == 0, r.output
     assert same_image(Image.open(tmp_path / "back" / "photo_rgb_41x34.png"), Image.open(FIXTURES / "photo_rgb_41x34.png"))
+
+
+def test_atomic_write_leaves_old_output_or_nothing(tmp_path):
+    from tricodec.cli.main import write_atomic
+
+    target = tmp_path / "out.tric"
+    target.write_bytes(b"previous complete file")
+
+    def crash(p):
+        p.write_bytes(b"half of a new")
+        raise KeyboardInterrupt  # an interruption in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, crash, force=True)
+    assert target.read_bytes() == b"previous complete file"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    fresh = tmp_path / "new.tric"
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(fresh, crash, force=False)
+    assert not fresh.exists()
