@@ -110,7 +110,9 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
         image: a ``PIL.Image.Image`` (any mode), or a numpy array or torch tensor (CPU or CUDA, copied to
             the host), channels last: uint8 (H, W), (H, W, 1), (H, W, 3), (H, W, 4), or uint16 (H, W),
             (H, W, 3), (H, W, 4).
-        device: ``"auto"`` or ``"cpu"``.
+        device: ``"auto"`` (the GPU kernels when torch sees a GPU, else the CPU twins), ``"cpu"``,
+            ``"cuda"`` or ``"triton"`` (the kernels wherever the tensors are; the interpreter without a
+            GPU). Every device writes the same bytes.
         model: None for the shipped default, a shipped model's name, a weights file path or a loaded model.
         max_pixels: refuse larger images.
 
@@ -255,4 +257,5 @@ def decode_batch(datas, *, device: str = "auto", model=None,
     return [decode_any(d, device=device, model=model, max_pixels=max_pixels) for d in datas]
 
 
-__all__ = ["encode", "decode", "decode_any", "decode_array", "read_header", "TricodecError", "DEEP_MODES"]
+__all__ = ["encode", "decode", "decode_any", "decode_array", "encode_batch", "decode_batch", "read_header",
+           "read_metadata", "TricodecError"]
