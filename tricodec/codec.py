@@ -17,7 +17,7 @@ from .backend import CPU, get_backend
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import decode_fallback, encode_fallback
 from .model import BlockScaleModel, find_model, load_model
-from .pixels import DEEP_MODES, content_crc, describe, mode_layout, normalize, pixel_bytes
+from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
 from .rans_ref import PREC_TOTAL
 from .tables import freqs_to_cdf, quantize_counts
 
