@@ -62,6 +62,15 @@ def check_refs(refs, n_planes: int, device) -> torch.Tensor:
     return torch.tensor(refs, dtype=torch.int32, device=device)
 
 
+def check_planes(name: str, t, refs):
+    """A uint8 (P, H, W) plane stack and its refs -> (refs as int32 on its device, an empty uint8
+    (P, H, W) output beside it): the checks both predictor kernels share."""
+    t = need_tensor(name, t)
+    if t.ndim != 3 or t.dtype != torch.uint8:
+        raise ValueError("planes must be uint8 (P, H, W) with one ref per plane")
+    return check_refs(refs, t.shape[0], t.device), torch.empty(tuple(t.shape), dtype=torch.uint8, device=t.device)
+
+
 def lane_count(n_symbols: int, lane_size: int) -> int:
     return (n_symbols + lane_size - 1) // lane_size
 

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._host import check_refs, need_tensor
+from ._host import check_planes
 
 BLOCK_H = 16        # pinned tile: 16 x 64 pixels per program
 BLOCK_W = 64
@@ -92,12 +92,8 @@ def compute_residuals(planes: torch.Tensor, refs) -> torch.Tensor:
     Returns:
         uint8 (P, H, W), contiguous, on planes' device.
     """
-    planes = need_tensor("planes", planes)
-    if planes.ndim != 3 or planes.dtype != torch.uint8:
-        raise ValueError("planes must be uint8 (P, H, W) with one ref per plane")
+    refs_t, out = check_planes("planes", planes, refs)
     p, h, w = planes.shape
-    refs_t = check_refs(refs, p, planes.device)
-    out = torch.empty((p, h, w), dtype=torch.uint8, device=planes.device)
     if planes.numel() == 0:
         return out
     grid = (triton.cdiv(w, BLOCK_W), triton.cdiv(h, BLOCK_H), p)

@@ -34,7 +34,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._host import check_refs, need_tensor
+from ._host import check_planes
 
 BLOCK_H = 256       # rows decoded in parallel by the one program (pinned)
 NUM_WARPS = 4
@@ -103,12 +103,8 @@ def reconstruct(residuals: torch.Tensor, refs) -> torch.Tensor:
     Returns:
         uint8 (P, H, W), contiguous, on residuals' device: the planes.
     """
-    residuals = need_tensor("residuals", residuals)
-    if residuals.ndim != 3 or residuals.dtype != torch.uint8:
-        raise ValueError("planes must be uint8 (P, H, W) with one ref per plane")
+    refs_t, out = check_planes("residuals", residuals, refs)
     p, h, w = residuals.shape
-    refs_t = check_refs(refs, p, residuals.device)
-    out = torch.empty((p, h, w), dtype=torch.uint8, device=residuals.device)
     if residuals.numel() == 0:
         return out
     if residuals.numel() >= 2**31 or max(residuals.stride()) * max(residuals.shape) >= 2**31:
