@@ -82,13 +82,13 @@ DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
 MODE_NAMES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB",
               "HSV", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "RGB;16", "RGBA;16",
               "BGR;15", "BGR;16", "BGR;24", "RGB;15", "X", "", "rgb", "L\x01", "\x7f"]
-MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "TRIC-BS1", "x" * 8, "tric-bs"]
+MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "TRIC-BS1", "x" * 8, "tric-bs", "tric-cx"]
 
 
 def _block_log2() -> int:
     try:
         from tricodec.model import load_model
-        return int(load_model().block_log2)
+        return int(load_model("tric-bs2").block_log2)
     except Exception:  # pragma: no cover - the fuzzer still runs against a broken model loader
         return 3
 
@@ -157,8 +157,9 @@ class LaneStream:
 
 
 def lane_streams(data: bytes) -> list[LaneStream]:
-    """The lane streams of a model-path file: the one inside SIDE (after ``k | freq u16 x k``) and LANES."""
-    if len(data) < HEADER_SIZE:
+    """The lane streams of a block-scale model file: the one inside SIDE (after ``k | freq u16 x k``) and
+    LANES (context-model files have another layout: none here)."""
+    if len(data) < HEADER_SIZE or not data[26:34].startswith(b"tric-bs"):
         return []
     w, h, ch = get_field(data, "width"), get_field(data, "height"), get_field(data, "channels")
     bs = 1 << BLOCK_LOG2
@@ -318,8 +319,10 @@ def build_corpus() -> list[Seed]:
     import tricodec
     out = []
     for name, image in seed_images():
-        data = tricodec.encode(image, device="cpu")
-        out.append(Seed(name, data, image_digest(image)))
+        digest = image_digest(image)
+        out.append(Seed(name, tricodec.encode(image, device="cpu"), digest))
+        # The block-scale model's SIDE/LANES layout too (its files must keep decoding).
+        out.append(Seed(name + "_bs2", tricodec.encode(image, device="cpu", model="tric-bs2"), digest))
     for name, image in [("p_png_fallback_24x20", Image.fromarray(photo_like(20, 24, 3, 31), "RGB").quantize(20)),
                         ("rgba_png_fallback_12x10", Image.fromarray(photo_like(10, 12, 4, 32), "RGBA"))]:
         out.append(Seed(name, _png_fallback_file(image), image_digest(image)))
@@ -962,7 +965,7 @@ def crafted_side(w: int, h: int, channels: int) -> bytes:
     if key not in _SIDE_CACHE:
         from tricodec import rans_ref, tables
         from tricodec.model import load_model
-        m = load_model()
+        m = load_model("tric-bs2")
         bs = 1 << m.block_log2
         n = channels * (-(-h // bs)) * (-(-w // bs))
         k = m.n_tables

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import tricodec
+from tricodec import context_model as cm
 from tricodec import backend as backend_mod
 from tricodec.backend import get_backend
 from tricodec.errors import BackendError, DecodeError
@@ -52,7 +53,7 @@ def test_backend_arrays_cross_decode():
     up, down = tri.upload, tri.download
     planes = np.ascontiguousarray(photo_like(7, 10, 3, seed=3).transpose(2, 0, 1))
     refs = (-1, 0, 0)
-    model = tricodec.load_model()
+    model = tricodec.load_model("tric-bs2")
     res = down(tri.compute_residuals(up(planes), refs))
     assert res.dtype == np.uint8 and np.array_equal(res, cpu.compute_residuals(planes, refs))
     assert np.array_equal(down(tri.reconstruct(up(res), refs)), planes)
@@ -67,6 +68,23 @@ def test_backend_arrays_cross_decode():
     assert np.array_equal(cpu.decode_lanes(c_t.astype(np.uint32), w_t.astype(np.uint16), ids.ravel(), cdf, 64),
                           res.ravel())
     assert np.array_equal(down(tri.decode_lanes(up(c_c), up(w_c), up(ids.ravel()), up(cdf), 64)), res.ravel())
+
+
+def test_context_lanes_cross_decode():
+    """The context coder on both backends, through the Backend interface, lanes of 1, 2 and all rows."""
+    cpu, tri = get_backend("cpu"), get_backend("triton")
+    up, down = tri.upload, tri.download
+    model = tricodec.load_model("tric-cx1")
+    for p, h, w, lane_rows in [(3, 5, 6, 2), (1, 4, 5, 4), (4, 3, 4, 1)]:
+        planes = np.ascontiguousarray(photo_like(h, w, p, seed=h * w).reshape(h, w, p).transpose(2, 0, 1))
+        res = cpu.compute_residuals(planes, (-1, 0, 0, -1)[:p])
+        kinds = cm.plane_kinds(p)
+        c_c, w_c = cpu.encode_context_lanes(res, kinds, *model.arrays, lane_rows)
+        c_t, w_t = (down(a) for a in tri.encode_context_lanes(up(res), up(kinds), *map(up, model.arrays), lane_rows))
+        assert np.array_equal(c_t, c_c) and np.array_equal(w_t, w_c)
+        assert np.array_equal(cpu.decode_context_lanes(c_t, w_t, res.shape, kinds, *model.arrays, lane_rows), res)
+        assert np.array_equal(down(tri.decode_context_lanes(up(c_c), up(w_c), res.shape, up(kinds),
+                                                            *map(up, model.arrays), lane_rows)), res)
 
 
 def test_backend_switch():

@@ -27,7 +27,7 @@ def test_small_lanes_cross_bands_and_planes(monkeypatch):
     """Lanes of 64 symbols (via a model copy) straddle bands and plane boundaries in every way."""
     import dataclasses
 
-    model = dataclasses.replace(tricodec.load_model(), lane_log2=6)
+    model = dataclasses.replace(tricodec.load_model("tric-bs2"), lane_log2=6)
     arr = photo_like(45, 23, 3, seed=1)
     whole = tricodec.encode(arr, device="cpu", model=model)
     monkeypatch.setattr(banded, "BAND_SYMBOLS", 100)

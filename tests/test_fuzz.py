@@ -219,7 +219,7 @@ def test_huge_header_with_valid_side_is_refused_cheaply(corpus):
     """8 KB: a 16384x8192 RGBA header, a valid SIDE stream for it and a 9-byte LANES section, which cannot
     fit the header (found by the fuzzer: the decoder built the P*H*W int32 table ids, 2.7 GB and 7 s,
     before checking it)."""
-    base = next(s for s in corpus if s.name == "rgba_photo_23x19")
+    base = next(s for s in corpus if s.name == "rgba_photo_23x19_bs2")
     w, h, mode, ch = fz.BIG_DIMS[0]
     assert (mode, ch) == ("RGBA", 4)
     side = fz.crafted_side(w, h, ch)
@@ -232,6 +232,24 @@ def test_huge_header_with_valid_side_is_refused_cheaply(corpus):
     assert len(data) < 16384
     with fz.WorkerPool(jobs=1, timeout=10.0, rss_limit_mb=1024) as pool:
         (case, out), = pool.run([fz.Case("decode", 0, 0, "crafted big header", data)])
+    assert out.status == "DecodeError", f"{out.kind}: {out.error} ({out.seconds:.1f} s, {out.maxrss_mb:.0f} MB)"
+
+
+def test_huge_header_with_valid_context_side_is_refused_cheaply(corpus):
+    """The context model's analog: a 16384x8192 RGBA header, a valid SIDE (lane rows) and a lane table far
+    shorter than the header needs must be refused before the residual planes are allocated."""
+    base = next(s for s in corpus if s.name == "rgba_photo_23x19")
+    assert base.data[26:34].rstrip(b"\0") == b"tric-cx1"
+    w, h, mode, ch = fz.BIG_DIMS[0]
+    head = bytearray(base.data[:fz.HEADER_SIZE])
+    fz.put_field(head, "width", w)
+    fz.put_field(head, "height", h)
+    side = struct.pack("<I", 16)
+    lanes = struct.pack("<I", 2) + b"\0" * 4
+    data = bytes(head) + bytes([fz.SEC_SIDE]) + struct.pack("<I", len(side)) + side \
+        + bytes([fz.SEC_LANES]) + struct.pack("<I", len(lanes)) + lanes
+    with fz.WorkerPool(jobs=1, timeout=10.0, rss_limit_mb=1024) as pool:
+        (case, out), = pool.run([fz.Case("decode", 0, 0, "crafted big context header", data)])
     assert out.status == "DecodeError", f"{out.kind}: {out.error} ({out.seconds:.1f} s, {out.maxrss_mb:.0f} MB)"
 
 

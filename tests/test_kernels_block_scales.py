@@ -16,7 +16,7 @@ DEV = "cuda" if torch.cuda.is_available() else "cpu"
 def test_equal_to_twin(shape, block_log2):
     rng = np.random.default_rng(sum(shape) + block_log2)
     res = (128 + rng.laplace(0, rng.uniform(0.5, 20), shape)).clip(0, 255).astype(np.uint8)
-    cost = tricodec.load_model().cost
+    cost = tricodec.load_model("tric-bs2").cost
     got = kernel(torch.from_numpy(res).to(DEV), torch.from_numpy(cost).to(DEV), block_log2).cpu().numpy()
     assert np.array_equal(got, twin(res, cost, block_log2))
 
@@ -34,6 +34,6 @@ def test_strided_input():
     rng = np.random.default_rng(2)
     big = rng.integers(0, 256, (3, 20, 40), dtype=np.uint8)
     view = torch.from_numpy(big).to(DEV)[:, ::2, 1::3]
-    cost = tricodec.load_model().cost
+    cost = tricodec.load_model("tric-bs2").cost
     got = kernel(view, torch.from_numpy(cost).to(DEV), 3).cpu().numpy()
     assert np.array_equal(got, twin(np.ascontiguousarray(big[:, ::2, 1::3]), cost, 3))

@@ -16,6 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tricodec import context_ref as cr
+
+_CONTEXT_CONSTS = {**{k: getattr(cr, k) for k in ("NC_A", "NC_B", "N_KINDS", "N_TOKENS", "Q_ADAPT", "ACT_MAX", "NB_B")},
+                   "RANS_L": 65536, "TOK": "TOK"}
+
 SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
     "rans_encode": ("_rans_encode_kernel",
                     {"sym_ptr": "*u8", "tid_ptr": "*i32", "cdf_ptr": "*i32", "scratch_ptr": "*u16",
@@ -53,6 +58,20 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                       "stride_rw": "i32", "stride_ct": "i32", "stride_op": "i32", "stride_oh": "i32",
                       "stride_ow": "i32"},
                      {"BS_LOG2": 3, "BLOCK_B": "BLOCK_B"}),
+    "context_encode": ("_context_encode_kernel",
+                       {"res_ptr": "*u8", "kind_ptr": "*i32", "ta_ptr": "*i32", "tb_ptr": "*i32", "na_ptr": "*i32",
+                        "nb_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "rate_ptr": "*i32",
+                        "start_ptr": "*i32", "freq_ptr": "*i32", "extra_ptr": "*i32", "scratch_ptr": "*u16",
+                        "count_ptr": "*i32", "n_planes": "i32", "height": "i32", "width": "i32",
+                        "lane_rows": "i32", "n_rate": "i32", "lane_symbols": "i32", "stride_lane": "i32"},
+                       _CONTEXT_CONSTS),
+    "context_decode": ("_context_decode_kernel",
+                       {"count_ptr": "*i64", "offset_ptr": "*i64", "word_ptr": "*u16", "kind_ptr": "*i32",
+                        "ta_ptr": "*i32", "tb_ptr": "*i32", "na_ptr": "*i32", "nb_ptr": "*i32",
+                        "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "rate_ptr": "*i32", "out_ptr": "*u8",
+                        "status_ptr": "*i32", "n_planes": "i32", "height": "i32", "width": "i32",
+                        "lane_rows": "i32", "n_rate": "i32"},
+                       _CONTEXT_CONSTS),
 }
 
 SCRIPT = r"""

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import predictor_ref, rans_ref
+from . import context_ref, predictor_ref, rans_ref
 from .errors import BackendError
 from .model import block_table_ids, choose_block_scales
 
@@ -43,6 +43,10 @@ class Backend:
     table_ids: Callable            # (side_info uint8 (P,Hb,Wb), H, W, block_log2) -> int32 (P,H,W)
     encode_lanes: Callable         # (symbols, table_ids, cdf, lane_size) -> (counts, words)
     decode_lanes: Callable         # (counts, words, table_ids, cdf, lane_size) -> symbols
+    # context model: (residuals, kinds, init_a, init_b, bin_a, bin_b, rate_lut, lane_rows) -> (counts, words)
+    encode_context_lanes: Callable
+    # (counts, words, (P,H,W), kinds, init_a, init_b, bin_a, bin_b, rate_lut, lane_rows) -> residuals
+    decode_context_lanes: Callable
 
 
 def _identity(a):
@@ -59,6 +63,8 @@ CPU = Backend(
     table_ids=block_table_ids,
     encode_lanes=rans_ref.encode_lanes,
     decode_lanes=rans_ref.decode_lanes,
+    encode_context_lanes=context_ref.encode_context_lanes,
+    decode_context_lanes=context_ref.decode_context_lanes,
 )
 
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
@@ -82,11 +88,12 @@ def interpreting() -> bool:
 
 def _kernels():
     try:
-        from .kernels import (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode,
-                              table_ids)
+        from .kernels import (block_scales, context_decode, context_encode, predictor_residual, predictor_scan,
+                              rans_decode, rans_encode, table_ids)
     except Exception as e:
         raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
-    return block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
+    return (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
+            context_encode, context_decode)
 
 
 def _kernels_interpreted(module) -> bool:
@@ -98,7 +105,7 @@ def _triton_backend(name: str, device: str) -> Backend:
     """The kernels on torch ``device``; arrays are torch tensors on that device."""
     import torch
 
-    scales, pred_res, pred_scan, rans_dec, rans_enc, tab = _kernels()
+    scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec = _kernels()
     dev = torch.device(device)
 
     def upload(a: np.ndarray) -> "torch.Tensor":
@@ -120,7 +127,9 @@ def _triton_backend(name: str, device: str) -> Backend:
         choose_block_scales=scales.choose_block_scales,
         table_ids=tab.block_table_ids,
         encode_lanes=rans_enc.encode_lanes,
-        decode_lanes=rans_dec.decode_lanes)
+        decode_lanes=rans_dec.decode_lanes,
+        encode_context_lanes=ctx_enc.encode_context_lanes,
+        decode_context_lanes=ctx_dec.decode_context_lanes)
 
 
 @lru_cache(maxsize=None)

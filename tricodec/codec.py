@@ -12,6 +12,7 @@ from PIL import Image
 
 from . import banded
 from . import container as fmt
+from . import context_model as cm
 from . import metadata
 from .backend import CPU, get_backend
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
@@ -27,7 +28,7 @@ MODEL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 TRY_PNG_BELOW_BPSP = 2.0
 
 
-def _layout(model: BlockScaleModel, channels: int) -> tuple[tuple, tuple]:
+def _layout(model, channels: int) -> tuple[tuple, tuple]:
     """Coding order and refs: colour channels as the model says, alpha (if any) last, alone."""
     colour = 1 if channels <= 2 else 3
     order, refs = model.plane_layout(colour)
@@ -77,10 +78,19 @@ def _decode_side(payload: memoryview, model: BlockScaleModel, shape: tuple) -> n
 
 # ---- the model path on planes: data stays on the backend's device between upload and download ----
 
-def encode_planes(planes: np.ndarray, refs: tuple, model: BlockScaleModel, backend) -> list[tuple[int, bytes]]:
+def _context_arrays(model: cm.ContextModel, n_planes: int, backend) -> list:
+    return [backend.upload(a) for a in (cm.plane_kinds(n_planes),) + model.arrays]
+
+
+def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple[int, bytes]]:
     """uint8 (P, H, W) planes in coding order -> [(SEC_SIDE, ...), (SEC_LANES, ...)]."""
-    _, h, w = planes.shape
+    n_planes, h, w = planes.shape
     res = backend.compute_residuals(backend.upload(planes), refs)
+    if model.kind == "context":
+        lane_rows = model.lane_rows(w, h)
+        counts, words = backend.encode_context_lanes(res, *_context_arrays(model, n_planes, backend), lane_rows)
+        return [(fmt.SEC_SIDE, cm.pack_side(lane_rows)),
+                (fmt.SEC_LANES, cm.pack_lanes(backend.download(counts), backend.download(words)))]
     q = model.choose_side_info(res, backend)
     ids = model.table_ids(q, h, w, backend)
     counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), backend.upload(model.cdf),
@@ -89,9 +99,14 @@ def encode_planes(planes: np.ndarray, refs: tuple, model: BlockScaleModel, backe
             (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, backend.download(counts), backend.download(words)))]
 
 
-def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model: BlockScaleModel,
-                  backend) -> np.ndarray:
+def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model, backend) -> np.ndarray:
     """Inverse of :func:`encode_planes` -> uint8 (P, H, W)."""
+    if model.kind == "context":
+        lane_rows = cm.unpack_side(sections[fmt.SEC_SIDE], h)
+        counts, words = cm.unpack_lanes(sections[fmt.SEC_LANES], (n_planes, h, w), lane_rows)
+        res = backend.decode_context_lanes(backend.upload(counts), backend.upload(words), (n_planes, h, w),
+                                           *_context_arrays(model, n_planes, backend), lane_rows)
+        return backend.download(backend.reconstruct(res, refs))
     bs = 1 << model.block_log2
     q = _decode_side(sections[fmt.SEC_SIDE], model, (n_planes, -(-h // bs), -(-w // bs)))
     lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], n_planes * h * w)
@@ -138,7 +153,7 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode)
     if is_model_mode:
         order, refs = _layout(model, channels)
-        if backend is CPU and h > banded.band_rows(w, model.block_log2):
+        if backend is CPU and model.kind == "block-scale" and h > banded.band_rows(w, model.block_log2):
             q, counts, words = banded.encode_planes_banded(arr, order, refs, model)
             sections = [(fmt.SEC_SIDE, _encode_side(q, model)),
                         (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
@@ -202,7 +217,7 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
             raise DecodeError(str(e)) from None
         order, refs = _layout(m, header.channels)
         arr = np.empty((h, w, header.channels), dtype=np.uint8)
-        if backend is CPU and h > banded.band_rows(w, m.block_log2):
+        if backend is CPU and m.kind == "block-scale" and h > banded.band_rows(w, m.block_log2):
             bs = 1 << m.block_log2
             q = _decode_side(sections[fmt.SEC_SIDE], m, (len(order), -(-h // bs), -(-w // bs)))
             lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], len(order) * h * w)

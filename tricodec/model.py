@@ -4,10 +4,14 @@ A weights file is an ``.npz`` (loaded without pickle) holding ``config`` (a JSON
 arrays.  The container records the model's name and the first 8 bytes of the file's sha256; a decoder
 refuses a file whose model it does not have.
 
-``BlockScaleModel`` is the non-learned side information of format v1: one scale index per 8x8 block
-and plane, chosen by the encoder to minimise the block's code length and transmitted.  A learned model
-(VQ-VAE) implements the same two methods: ``choose_side_info`` (encoder only, free to be inexact) and
-``table_ids`` (both sides, integer-exact).
+Two kinds of weights:
+
+* ``"block-scale"`` (:class:`BlockScaleModel`): one scale index per 8x8 block and plane, chosen by the
+  encoder to minimise the block's code length and transmitted as side information; static tables.
+* ``"context"`` (:class:`tricodec.context_model.ContextModel`): no side information; trained starting
+  tables for a causal context coder that adapts them while coding (the shipped default).
+
+The model named in a file's header decides how its SIDE and LANES sections read.
 """
 from __future__ import annotations
 
@@ -22,16 +26,19 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
+from . import context_ref as cr
+from .context_model import ContextModel
 from .errors import ModelError
 from .tables import code_length_bits
 
 WEIGHTS_DIR = "weights"
 REGISTRY = "MODELS.json"
-DEFAULT_MODEL = "tric-bs2"
+DEFAULT_MODEL = "tric-cx1"
 
 
 @dataclass(frozen=True, eq=False)
 class BlockScaleModel:
+    kind = "block-scale"
     name: str
     sha256: str
     cdf: np.ndarray            # uint32 (K, 257): table k is a discretised Laplace of scale grid[k]
@@ -131,32 +138,57 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def model_from_bytes(data: bytes, expected_sha256: str | None = None) -> BlockScaleModel:
+def _context_model(config: dict, arrays: dict, name: str, digest: str) -> ContextModel:
+    try:
+        init_a, init_b, bin_a, bin_b, rate_lut = (np.ascontiguousarray(arrays[k], dtype=np.int32) for k in
+                                                  ("init_a", "init_b", "bin_a", "bin_b", "rate_lut"))
+        cr.check_model_arrays(np.zeros(1, np.int32), init_a, init_b, bin_a, bin_b, rate_lut, 1)
+        lane_pixels = int(config["lane_pixels"])
+        if not 1 <= lane_pixels <= 1 << 30:
+            raise ValueError("lane_pixels out of range")
+        return ContextModel(name=name, sha256=digest, init_a=init_a, init_b=init_b, bin_a=bin_a, bin_b=bin_b,
+                            rate_lut=rate_lut, lane_pixels=lane_pixels, rgb_order=tuple(config["rgb_order"]),
+                            rgb_refs=tuple(config["rgb_refs"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelError(f"malformed context-model weights: {e}") from None
+
+
+def model_from_bytes(data: bytes, expected_sha256: str | None = None) -> "BlockScaleModel | ContextModel":
     digest = _sha256(data)
     if expected_sha256 is not None and digest != expected_sha256:
         raise ModelError(f"weights sha256 {digest[:16]}... does not match the recorded {expected_sha256[:16]}...")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             config = json.loads(str(z["config"]))
-            cdf = np.ascontiguousarray(z["cdf"], dtype=np.uint32)
+            arrays = {k: np.asarray(z[k]) for k in z.files if k != "config"}
     except Exception as e:  # any malformed file is one clear error
         raise ModelError(f"not a tricodec weights file: {e}") from None
+    if not isinstance(config, dict):
+        raise ModelError("not a tricodec weights file: config is not an object")
+    name = str(config.get("name", ""))
+    if not name.isascii() or not 0 < len(name) <= 8:
+        raise ModelError("model name must be 1-8 ASCII characters")
+    if config.get("kind") == "context":
+        return _context_model(config, arrays, name, digest)
     if config.get("kind") != "block-scale":
         raise ModelError(f"unknown model kind {config.get('kind')!r}")
+    if "cdf" not in arrays:
+        raise ModelError("weights hold no probability tables")
+    cdf = np.ascontiguousarray(arrays["cdf"], dtype=np.uint32)
     if cdf.ndim != 2 or cdf.shape[1] != 257 or not (cdf[:, 0] == 0).all() or not (cdf[:, -1] == 65536).all() \
             or (np.diff(cdf.astype(np.int64), axis=1) < 1).any() or not 2 <= cdf.shape[0] <= 256:
         raise ModelError("weights hold malformed probability tables")
-    name = str(config["name"])
-    if not name.isascii() or not 0 < len(name) <= 8:
-        raise ModelError("model name must be 1-8 ASCII characters")
     return BlockScaleModel(name=name, sha256=digest, cdf=cdf,
                            block_log2=int(config["block_log2"]), lane_log2=int(config["lane_log2"]),
                            rgb_order=tuple(config["rgb_order"]), rgb_refs=tuple(config["rgb_refs"]))
 
 
-def model_to_bytes(config: dict, cdf: np.ndarray) -> bytes:
+def model_to_bytes(config: dict, cdf: np.ndarray | None = None, **arrays: np.ndarray) -> bytes:
+    """Weights file bytes: ``config`` plus integer arrays (``cdf`` for block-scale models)."""
+    if cdf is not None:
+        arrays["cdf"] = np.asarray(cdf, dtype=np.uint32)
     buf = io.BytesIO()
-    np.savez(buf, config=np.array(json.dumps(config, sort_keys=True)), cdf=np.asarray(cdf, dtype=np.uint32))
+    np.savez(buf, config=np.array(json.dumps(config, sort_keys=True)), **arrays)
     return buf.getvalue()
 
 
@@ -165,7 +197,7 @@ def _registry() -> dict:
 
 
 @lru_cache(maxsize=4)
-def _load_registered(name: str) -> BlockScaleModel:
+def _load_registered(name: str) -> "BlockScaleModel | ContextModel":
     reg = _registry()
     if name not in reg:
         raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(sorted(reg))})")
@@ -174,9 +206,10 @@ def _load_registered(name: str) -> BlockScaleModel:
     return model_from_bytes(data, entry["sha256"])
 
 
-def load_model(model: "str | Path | BlockScaleModel | None" = None) -> BlockScaleModel:
+def load_model(model: "str | Path | BlockScaleModel | ContextModel | None" = None
+               ) -> "BlockScaleModel | ContextModel":
     """The shipped default (None), a shipped model by name, a weights file by path, or a loaded model."""
-    if isinstance(model, BlockScaleModel):
+    if isinstance(model, (BlockScaleModel, ContextModel)):
         return model
     if model is None:
         return _load_registered(DEFAULT_MODEL)
@@ -190,7 +223,7 @@ def load_model(model: "str | Path | BlockScaleModel | None" = None) -> BlockScal
     return _load_registered(str(model))
 
 
-def find_model(name: str, hash_prefix: bytes, hint: "BlockScaleModel | None" = None) -> BlockScaleModel:
+def find_model(name: str, hash_prefix: bytes, hint=None) -> "BlockScaleModel | ContextModel":
     """The model a file names: ``hint`` if it matches, else a shipped one; anything else is refused."""
     candidates = [hint] if hint is not None else []
     if name in _registry():

@@ -1,0 +1,176 @@
+"""Context-model lane decoder: Triton twin of :func:`tricodec.context_ref.decode_context_lanes`, bit for bit.
+
+One program per lane (a strip of ``lane_rows`` rows); the lane's two adaptive table sets are its own
+copies in global memory, the 25-entry table rows are ``TOK``-wide vectors.  Pseudo-Python::
+
+    for lane in range(n_lanes):                                  # program axis 0
+        x = words[pos] << 16 | words[pos + 1]; pos += 2
+        for y in lane's rows:  for p in planes:  for xx in range(W):
+            ca, cb = contexts(out, p, kinds[p], y, xx)           # decoded residuals of this lane only
+            C = (A[kinds[p], ca] + B[kinds[p], cb] + 2 * arange(25)) >> 1
+            slot = x & 0xFFFF
+            t = count(C[1:25] <= slot)                           # C strictly increases, C[24] = 65536
+            x = (C[t + 1] - C[t]) * (x >> 16) + slot - C[t];  renormalise (one word at most)
+            if t >= 16: extra = (x & 0xFFFF) >> (16 - n_extra(t)); x = ...; renormalise
+            out[p, y, xx] = 128 + unzigzag(untoken(t, extra))
+            adapt(A[kinds[p], ca], t); adapt(B[kinds[p], cb], t)
+        status[lane] = ran out of words, or words left / final state != RANS_L
+
+Triton has no ``break``: after an error a lane keeps looping with every load masked and its state
+frozen, and reports the error in ``status``; the wrapper raises :class:`tricodec.errors.DecodeError`.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from tricodec.context_ref import ACT_MAX, MAX_WORDS_PER_SYMBOL, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
+from tricodec.errors import DecodeError
+
+from ._context_jit import _adapt, _contexts, _mixed, _next_rate, _pick
+from ._host import RANS_L, as_int, need_tensor
+
+TOK = 32            # table row width in the kernel (25 real entries; pinned)
+NUM_WARPS = 1
+
+
+@triton.jit
+def _context_decode_kernel(
+    # pointers
+    count_ptr, offset_ptr, word_ptr, kind_ptr, ta_ptr, tb_ptr, na_ptr, nb_ptr, bin_a_ptr, bin_b_ptr, rate_ptr,
+    out_ptr, status_ptr,
+    # sizes
+    n_planes, height, width, lane_rows, n_rate,
+    # meta-parameters
+    NC_A: tl.constexpr, NC_B: tl.constexpr, N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr,
+    Q_ADAPT: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr, RANS_L: tl.constexpr, TOK: tl.constexpr,
+):
+    lane = tl.program_id(0).to(tl.int64)
+    y0 = (lane * lane_rows).to(tl.int32)
+    y1 = tl.minimum(y0 + lane_rows, height)
+    pos = tl.load(offset_ptr + lane)
+    end = pos + tl.load(count_ptr + lane).to(tl.int64)
+    x = ((tl.load(word_ptr + pos).to(tl.int64) & 0xFFFF) << 16) | (tl.load(word_ptr + pos + 1).to(tl.int64) & 0xFFFF)
+    pos = pos + 2
+    ta = ta_ptr + lane * (N_KINDS * NC_A * (N_TOKENS + 1))
+    tb = tb_ptr + lane * (N_KINDS * NC_B * (N_TOKENS + 1))
+    na = na_ptr + lane * (N_KINDS * NC_A)
+    nb = nb_ptr + lane * (N_KINDS * NC_B)
+    bad = (lane * 0).to(tl.int32)
+    for y in range(y0, y1):
+        for p in range(n_planes):
+            kind = tl.load(kind_ptr + p)
+            for xx in range(width):
+                ca, cb = _contexts(out_ptr, bin_a_ptr, bin_b_ptr, p, kind, y, xx, y0, height, width, ACT_MAX, NB_B)
+                ka = kind * NC_A + ca
+                kb = kind * NC_B + cb
+                row_a = ta + ka * (N_TOKENS + 1)
+                row_b = tb + kb * (N_TOKENS + 1)
+                c = _mixed(row_a, row_b, Q_ADAPT, N_TOKENS, TOK)
+                i = tl.arange(0, TOK)
+                slot = x & 0xFFFF
+                t = tl.sum(((i >= 1) & (c <= slot)).to(tl.int32), axis=0)
+                lo = _pick(c, t, TOK).to(tl.int64)
+                hi = _pick(c, t + 1, TOK).to(tl.int64)
+                live = bad == 0
+                x = tl.where(live, (hi - lo) * (x >> 16) + slot - lo, x)
+                need = live & (x < RANS_L)
+                take = need & (pos < end)
+                w = tl.load(word_ptr + pos, mask=take, other=0).to(tl.int64) & 0xFFFF
+                x = tl.where(take, (x << 16) | w, x)
+                pos = pos + take.to(tl.int64)
+                bad = tl.where(need & (take == 0), 1, bad)
+                n_extra = tl.where(t >= 16, 3 + ((t - 16) >> 1), 0)
+                has_extra = (n_extra > 0) & (bad == 0)
+                shift = 16 - n_extra
+                slot = x & 0xFFFF
+                extra = tl.where(has_extra, slot >> shift, 0)
+                x = tl.where(has_extra, ((x >> 16) << shift) + slot - (extra << shift), x)
+                need = has_extra & (x < RANS_L)
+                take = need & (pos < end)
+                w = tl.load(word_ptr + pos, mask=take, other=0).to(tl.int64) & 0xFFFF
+                x = tl.where(take, (x << 16) | w, x)
+                pos = pos + take.to(tl.int64)
+                bad = tl.where(need & (take == 0), 1, bad)
+                n = n_extra + 1
+                one = t * 0 + 1
+                u = tl.where(t < 16, t, (one << n) | (((t - 16) & 1) << (n - 1)) | extra.to(tl.int32))
+                r = tl.where((u & 1) == 0, u >> 1, -((u + 1) >> 1))
+                tl.store(out_ptr + (p * height + y) * width + xx, (r + 128).to(tl.uint8))
+                _adapt(row_a, t, _next_rate(na + ka, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+                _adapt(row_b, t, _next_rate(nb + kb, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+    bad = tl.where((bad == 0) & ((pos != end) | (x != RANS_L)), 1, bad)
+    tl.store(status_ptr + lane, bad)
+
+
+def lane_tables(init: torch.Tensor, n_lanes: int) -> torch.Tensor:
+    """Each lane's own working copy of the starting tables: int32 (n_lanes, 3, NC, 25)."""
+    return init.to(torch.int32).unsqueeze(0).repeat(n_lanes, 1, 1, 1).contiguous()
+
+
+def check_model(kinds, init_a, init_b, bin_a, bin_b, rate_lut, n_planes: int, device) -> list[torch.Tensor]:
+    """The twin's ``check_model_arrays`` on tensors -> int32 contiguous tensors on ``device``."""
+    from tricodec.context_ref import check_model_arrays
+
+    ts = [need_tensor(n, t) for n, t in zip(("kinds", "init_a", "init_b", "bin_a", "bin_b", "rate_lut"),
+                                            (kinds, init_a, init_b, bin_a, bin_b, rate_lut))]
+    if any(t.device != device for t in ts):
+        raise ValueError("every tensor must be on one device")
+    ts = [as_int(n, t, torch.int32) for n, t in zip(("kinds", "init_a", "init_b", "bin_a", "bin_b", "rate_lut"), ts)]
+    check_model_arrays(*(t.cpu().numpy() for t in ts), n_planes)
+    return ts
+
+
+def decode_context_lanes(counts: torch.Tensor, words: torch.Tensor, shape: tuple, kinds: torch.Tensor,
+                         init_a: torch.Tensor, init_b: torch.Tensor, bin_a: torch.Tensor, bin_b: torch.Tensor,
+                         rate_lut: torch.Tensor, lane_rows: int) -> torch.Tensor:
+    """Decode what :func:`tricodec.kernels.context_encode.encode_context_lanes` (or its twin) wrote.
+
+    Args:
+        counts: integer (n_lanes,), words: uint16 or int32 (W,): the lane table and data.
+        shape: (P, H, W) of the residual planes.
+        kinds: int32 (P,); init_a / init_b: int32 (3, NC_A, 25) / (3, NC_B, 25); bin_a, bin_b: int32
+            (4096,); rate_lut: int32 (L,); all on counts' device, as the encoder had them.
+        lane_rows: rows per lane.
+
+    Returns:
+        uint8 (P, H, W) on counts' device: the residual symbols.
+
+    Raises:
+        DecodeError: the lane table does not fit, or a lane is corrupted. ValueError: malformed model arrays.
+    """
+    counts = need_tensor("counts", counts, 1)
+    words = need_tensor("words", words, 1)
+    dev = counts.device
+    n_planes, h, w = (int(v) for v in shape)
+    kinds, init_a, init_b, bin_a, bin_b, rate_lut = check_model(kinds, init_a, init_b, bin_a, bin_b, rate_lut,
+                                                                n_planes, dev)
+    counts = as_int("counts", counts, torch.int64)
+    if words.dtype not in (torch.uint16, torch.int32):
+        words = as_int("words", words, torch.int32)
+    words = words.contiguous()
+    n_lanes = counts.shape[0]
+    if lane_rows < 1 or n_lanes != -(-h // lane_rows):
+        raise DecodeError("lane table does not match the image size")
+    c_min, c_max, c_sum = torch.stack([counts.min(), counts.max(), counts.sum()]).tolist()
+    if c_min < 2:
+        raise DecodeError("lane shorter than its final state")
+    if c_max > MAX_WORDS_PER_SYMBOL * min(lane_rows, h) * n_planes * w + 2:
+        raise DecodeError("lane longer than any encoder writes")
+    if c_sum != words.shape[0]:
+        raise DecodeError("lane lengths do not add up to the lane data size")
+    offsets = torch.cumsum(counts, 0) - counts
+    out = torch.empty((n_planes, h, w), dtype=torch.uint8, device=dev)
+    status = torch.empty(n_lanes, dtype=torch.int32, device=dev)
+    ta, tb = lane_tables(init_a, n_lanes), lane_tables(init_b, n_lanes)
+    na = torch.zeros((n_lanes, N_KINDS, NC_A), dtype=torch.int32, device=dev)
+    nb = torch.zeros((n_lanes, N_KINDS, NC_B), dtype=torch.int32, device=dev)
+    _context_decode_kernel[(n_lanes,)](counts, offsets, words, kinds, ta, tb, na, nb, bin_a, bin_b, rate_lut,
+                                       out, status, n_planes, h, w, lane_rows, rate_lut.shape[0],
+                                       NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT,
+                                       ACT_MAX=ACT_MAX, NB_B=NB_B, RANS_L=RANS_L, TOK=TOK, num_warps=NUM_WARPS)
+    first, n_bad = torch.stack([status.to(torch.int64).argmax(), status.sum(dtype=torch.int64)]).tolist()
+    if n_bad:
+        raise DecodeError(f"corrupted entropy-coded data in lane {first}")
+    return out

@@ -1,0 +1,143 @@
+"""Context-model lane encoder: Triton twin of :func:`tricodec.context_ref.encode_context_lanes`, bit for bit.
+
+One program per lane (a strip of ``lane_rows`` rows), in two passes over its symbols.  Pseudo-Python::
+
+    for lane in range(n_lanes):                                  # program axis 0
+        for j, (y, p, xx) in enumerate(lane's symbols):          # forward: the model adapts
+            ca, cb = contexts(residuals, p, kinds[p], y, xx)
+            t, n_extra, extra = token(zigzag(residuals[p, y, xx] - 128))
+            C = (A[kinds[p], ca] + B[kinds[p], cb] + 2 * arange(25)) >> 1
+            start[j], freq[j] = C[t], C[t + 1] - C[t];  bits[j] = (n_extra, extra)
+            adapt(A[kinds[p], ca], t); adapt(B[kinds[p], cb], t)
+        x, m = RANS_L, 0
+        for j in reversed(range(n)):                             # backward: rANS is LIFO
+            if n_extra[j]: push(extra[j] << (16 - n_extra[j]), 1 << (16 - n_extra[j]))
+            push(start[j], freq[j])                              # push = renormalise, then x = C(x)
+        scratch[lane's slot, right-aligned] = [x >> 16, x & 0xFFFF, w_m, ..., w_1]
+
+then ``lane_compact.py`` gathers the lanes' words into one stream (offsets by ``torch.cumsum``).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from tricodec.context_ref import ACT_MAX, MAX_WORDS_PER_SYMBOL, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
+
+from ._context_jit import _adapt, _contexts, _mixed, _next_rate, _pick, _token
+from ._host import RANS_L, need_tensor
+from .context_decode import check_model, lane_tables
+from .lane_compact import compact_lanes
+
+TOK = 32            # table row width in the kernel (25 real entries; pinned)
+NUM_WARPS = 1
+
+
+@triton.jit
+def _context_encode_kernel(
+    # pointers
+    res_ptr, kind_ptr, ta_ptr, tb_ptr, na_ptr, nb_ptr, bin_a_ptr, bin_b_ptr, rate_ptr,
+    start_ptr, freq_ptr, extra_ptr, scratch_ptr, count_ptr,
+    # sizes
+    n_planes, height, width, lane_rows, n_rate, lane_symbols, stride_lane,
+    # meta-parameters
+    NC_A: tl.constexpr, NC_B: tl.constexpr, N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr,
+    Q_ADAPT: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr, RANS_L: tl.constexpr, TOK: tl.constexpr,
+):
+    lane = tl.program_id(0).to(tl.int64)
+    y0 = (lane * lane_rows).to(tl.int32)
+    y1 = tl.minimum(y0 + lane_rows, height)
+    ta = ta_ptr + lane * (N_KINDS * NC_A * (N_TOKENS + 1))
+    tb = tb_ptr + lane * (N_KINDS * NC_B * (N_TOKENS + 1))
+    na = na_ptr + lane * (N_KINDS * NC_A)
+    nb = nb_ptr + lane * (N_KINDS * NC_B)
+    sym0 = lane * lane_symbols
+    j = sym0
+    for y in range(y0, y1):
+        for p in range(n_planes):
+            kind = tl.load(kind_ptr + p)
+            for xx in range(width):
+                ca, cb = _contexts(res_ptr, bin_a_ptr, bin_b_ptr, p, kind, y, xx, y0, height, width, ACT_MAX, NB_B)
+                ka = kind * NC_A + ca
+                kb = kind * NC_B + cb
+                row_a = ta + ka * (N_TOKENS + 1)
+                row_b = tb + kb * (N_TOKENS + 1)
+                c = _mixed(row_a, row_b, Q_ADAPT, N_TOKENS, TOK)
+                r = tl.load(res_ptr + (p * height + y) * width + xx).to(tl.int32) - 128
+                u = tl.where(r >= 0, 2 * r, -2 * r - 1)
+                t, n_extra, extra = _token(u)
+                lo = _pick(c, t, TOK)
+                tl.store(start_ptr + j, lo)
+                tl.store(freq_ptr + j, _pick(c, t + 1, TOK) - lo)
+                tl.store(extra_ptr + j, (n_extra << 8) | extra)
+                j = j + 1
+                _adapt(row_a, t, _next_rate(na + ka, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+                _adapt(row_b, t, _next_rate(nb + kb, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+    top = lane * stride_lane + stride_lane - 1
+    x = (lane * 0 + RANS_L).to(tl.int64)
+    m = lane * 0
+    n = j - sym0
+    for i in range(n):
+        k = j - 1 - i
+        e = tl.load(extra_ptr + k)
+        n_extra = e >> 8
+        shift = 16 - n_extra
+        fe = ((x * 0 + 1) << shift)
+        has = n_extra > 0
+        emit = has & (x >= (fe << 16))
+        tl.store(scratch_ptr + top - m, (x & 0xFFFF).to(tl.uint16), mask=emit)
+        m = m + emit.to(tl.int64)
+        x = tl.where(emit, x >> 16, x)
+        x = tl.where(has, ((x // fe) << 16) + x % fe + ((e & 0xFF).to(tl.int64) << shift), x)
+        f = tl.load(freq_ptr + k).to(tl.int64)
+        emit = x >= (f << 16)
+        tl.store(scratch_ptr + top - m, (x & 0xFFFF).to(tl.uint16), mask=emit)
+        m = m + emit.to(tl.int64)
+        x = tl.where(emit, x >> 16, x)
+        x = ((x // f) << 16) + x % f + tl.load(start_ptr + k).to(tl.int64)
+    tl.store(scratch_ptr + top - m, (x & 0xFFFF).to(tl.uint16))
+    tl.store(scratch_ptr + top - m - 1, (x >> 16).to(tl.uint16))
+    tl.store(count_ptr + lane, (m + 2).to(tl.int32))
+
+
+def encode_context_lanes(residuals: torch.Tensor, kinds: torch.Tensor, init_a: torch.Tensor, init_b: torch.Tensor,
+                         bin_a: torch.Tensor, bin_b: torch.Tensor, rate_lut: torch.Tensor, lane_rows: int):
+    """Encode residual planes with the adaptive context model; same contract and values as the twin.
+
+    Args:
+        residuals: uint8 (P, H, W) on the device, planes in coding order.
+        kinds: int32 (P,); init_a / init_b: int32 (3, NC_A, 25) / (3, NC_B, 25); bin_a, bin_b: int32
+            (4096,); rate_lut: int32 (L,); all on residuals' device.
+        lane_rows: image rows per lane (>= 1).
+
+    Returns:
+        (counts, words) on the device: counts int32 (n_lanes,), words uint16 (sum(counts),).
+    """
+    residuals = need_tensor("residuals", residuals, 3)
+    if residuals.dtype != torch.uint8 or residuals.numel() == 0 or lane_rows < 1:
+        raise ValueError("need a non-empty uint8 (P, H, W) residual tensor and lane_rows >= 1")
+    residuals = residuals.contiguous()
+    dev = residuals.device
+    n_planes, h, w = residuals.shape
+    kinds, init_a, init_b, bin_a, bin_b, rate_lut = check_model(kinds, init_a, init_b, bin_a, bin_b, rate_lut,
+                                                                n_planes, dev)
+    n_lanes = -(-h // lane_rows)
+    lane_symbols = min(lane_rows, h) * n_planes * w
+    stride = MAX_WORDS_PER_SYMBOL * lane_symbols + 2
+    start = torch.empty(n_lanes * lane_symbols, dtype=torch.int32, device=dev)
+    freq = torch.empty_like(start)
+    extra = torch.empty_like(start)
+    scratch = torch.empty(n_lanes * stride, dtype=torch.uint16, device=dev)
+    counts = torch.empty(n_lanes, dtype=torch.int32, device=dev)
+    ta, tb = lane_tables(init_a, n_lanes), lane_tables(init_b, n_lanes)
+    na = torch.zeros((n_lanes, N_KINDS, NC_A), dtype=torch.int32, device=dev)
+    nb = torch.zeros((n_lanes, N_KINDS, NC_B), dtype=torch.int32, device=dev)
+    _context_encode_kernel[(n_lanes,)](residuals, kinds, ta, tb, na, nb, bin_a, bin_b, rate_lut,
+                                       start, freq, extra, scratch, counts,
+                                       n_planes, h, w, lane_rows, rate_lut.shape[0], lane_symbols, stride,
+                                       NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT,
+                                       ACT_MAX=ACT_MAX, NB_B=NB_B, RANS_L=RANS_L, TOK=TOK, num_warps=NUM_WARPS)
+    ends = torch.cumsum(counts, 0, dtype=torch.int64)
+    total = int(ends[-1].item())
+    return counts, compact_lanes(scratch, counts, ends - counts, total, stride)
