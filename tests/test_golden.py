@@ -15,8 +15,15 @@ FILES = sorted(GOLDEN.glob("*.tric"))
 
 
 def test_golden_files_exist():
-    assert len(FILES) >= 9
-    assert {tricodec.read_header(p.read_bytes()).model_name for p in FILES} >= {"tric-bs1", "tric-bs2", ""}
+    assert len(FILES) >= 13
+    assert {tricodec.read_header(p.read_bytes()).model_name for p in FILES} >= {"tric-bs1", "tric-bs2", "tric-cx1", ""}
+
+
+def test_context_golden_has_several_lanes():
+    from tricodec import container, context_model
+    data = (GOLDEN / "v1_cx1_wide_4096x70.tric").read_bytes()
+    header, sections = container.unpack(data)
+    assert context_model.unpack_side(sections[container.SEC_SIDE], header.height) == 64
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
