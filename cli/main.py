@@ -461,23 +461,56 @@ def bench(dirs: Optional[List[Path]] = typer.Argument(None, help="image folders 
 def train(data: Path = typer.Argument(..., help="folder of training images (RGB or grey; PNG, BMP, TIFF, PPM)"),
           out: Path = typer.Option(..., "--out", help="weights file to write (.npz)"),
           name: str = typer.Option("custom", "--name", help="model name stored in every file it encodes (1-8 ASCII)"),
-          tables: int = typer.Option(32, "--tables", min=2, max=256, help="number of probability tables"),
-          iterations: int = typer.Option(10, "--iterations", min=1),
-          crops: int = typer.Option(200, "--crops", min=1, help="images sampled from DATA"),
+          kind: str = typer.Option("context", "--kind",
+                                   help="context: adaptive context model (the default's kind); "
+                                        "block-scale: per-block table choice (the older, faster-to-train kind)"),
+          base: Optional[str] = typer.Option("tric-cx1", "--base",
+                                             help="context kind: fine-tune from this model (name or file); "
+                                                  "'none' trains from your images alone"),
+          base_weight: float = typer.Option(256.0, "--base-weight", min=0,
+                                            help="how many of your images' symbols per context the base counts as"),
+          grain: float = typer.Option(0.0, "--grain", min=0, help="context kind: also count a copy of each image "
+                                                                  "with Gaussian grain of this many levels"),
+          checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",
+                                                    help="context kind: resumable counts file (resumed if present)"),
+          tables: int = typer.Option(32, "--tables", min=2, max=256, help="block-scale kind: number of tables"),
+          iterations: int = typer.Option(10, "--iterations", min=1, help="block-scale kind: Lloyd iterations"),
+          crops: int = typer.Option(200, "--crops", min=1, help="block-scale kind: images sampled from DATA"),
           seed: int = typer.Option(0, "--seed"),
           val: Optional[Path] = typer.Option(None, "--val", help="held-out folder: report its bpsp before and after"),
+          quiet: bool = QuietOpt,
           force: bool = ForceOpt):
-    """Train the probability tables on your own images; then `tricodec encode --model OUT ...`
-    (and `tricodec decode --model OUT ...`: files name the weights they need)."""
-    from tricodec.train import evaluate, train_tables
+    """Train a model on your own images; then `tricodec encode --model OUT ...` (and `tricodec decode
+    --model OUT ...`: files name the weights they need)."""
+    from tricodec.train import evaluate, image_files, train_tables
+    from tricodec.train_context import train_context
 
     if not data.is_dir():
         _usage(f"{data} is not a folder")
+    if kind not in ("context", "block-scale"):
+        _usage(f"--kind must be context or block-scale, not {kind!r}")
+    if out.exists() and not force:
+        _usage(f"{out} exists (use --force to replace it)")
     try:
-        weights = train_tables(data, name=name, tables=tables, crops=crops, iterations=iterations, seed=seed,
-                               progress=lambda it, bits: typer.echo(f"iteration {it}: {bits:.4f} bits per symbol "
-                                                                    "(training images)", err=True))
-    except (ValueError, TricodecError) as e:
+        if kind == "context":
+            n_files = len(image_files(data))
+            bar = _progress(n_files, quiet, "counting")
+            task = bar.add_task("counting", total=n_files, rate="") if bar else None
+            if bar:
+                bar.start()
+            try:
+                weights = train_context(
+                    data, name=name, seed=seed, grain=grain, checkpoint=checkpoint,
+                    base=None if base in (None, "none") else base, base_weight=base_weight,
+                    progress=(lambda i, n: bar.update(task, completed=i)) if bar else None)
+            finally:
+                if bar:
+                    bar.stop()
+        else:
+            weights = train_tables(data, name=name, tables=tables, crops=crops, iterations=iterations, seed=seed,
+                                   progress=None if quiet else lambda it, bits: typer.echo(
+                                       f"iteration {it}: {bits:.4f} bits per symbol (training images)", err=True))
+    except (ValueError, OSError, TricodecError) as e:
         _usage(str(e))
     write_atomic(out, lambda p: p.write_bytes(weights), force)
     typer.echo(f"wrote {out}", err=True)

@@ -243,10 +243,12 @@ def test_bench_prints_table_and_writes_plot_and_csv(tmp_path):
     assert Image.open(tmp_path / "b.png").size[0] > 100
 
 
-def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path):
+@pytest.mark.parametrize("kind", ["context", "block-scale"])
+def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path, kind):
     weights = tmp_path / "mine.npz"
-    r = runner.invoke(app, ["train", str(photos), "--out", str(weights), "--name", "mine", "--tables", "4",
-                            "--iterations", "2", "--val", str(FIXTURES)])
+    extra = ["--tables", "4", "--iterations", "2"] if kind == "block-scale" else ["--grain", "1"]
+    r = runner.invoke(app, ["train", str(photos), "--out", str(weights), "--name", "mine", "--kind", kind,
+                            *extra, "--val", str(FIXTURES)])
     assert r.exit_code == 0, r.output
     assert "validation bpsp" in r.output
     packed = tmp_path / "packed"
@@ -259,6 +261,19 @@ def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path):
     r = runner.invoke(app, ["decode", str(packed), str(tmp_path / "back"), "--model", str(weights)])
     assert r.exit_code == 0, r.output
     assert same_image(Image.open(tmp_path / "back" / "photo_rgb_41x34.png"), Image.open(FIXTURES / "photo_rgb_41x34.png"))
+
+
+def test_train_context_resumes_from_its_checkpoint(photos, tmp_path):
+    ckpt = tmp_path / "counts.npz"
+    args = ["train", str(photos), "--name", "mine", "--base", "none", "--checkpoint", str(ckpt)]
+    r = runner.invoke(app, args + ["--out", str(tmp_path / "a.npz")])
+    assert r.exit_code == 0, r.output
+    assert ckpt.exists()
+    r = runner.invoke(app, args + ["--out", str(tmp_path / "b.npz")])   # resumed: nothing left to count
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    r = runner.invoke(app, args + ["--out", str(tmp_path / "c.npz"), "--grain", "2"])
+    assert r.exit_code == 2 and "other options" in r.output
 
 
 def test_atomic_write_leaves_old_output_or_nothing(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -187,8 +188,15 @@ def model_to_bytes(config: dict, cdf: np.ndarray | None = None, **arrays: np.nda
     """Weights file bytes: ``config`` plus integer arrays (``cdf`` for block-scale models)."""
     if cdf is not None:
         arrays["cdf"] = np.asarray(cdf, dtype=np.uint32)
+    arrays = {"config": np.array(json.dumps(config, sort_keys=True)), **arrays}
     buf = io.BytesIO()
-    np.savez(buf, config=np.array(json.dumps(config, sort_keys=True)), **arrays)
+    # np.savez stamps each member with the current time; a fixed stamp makes the bytes (and the sha256
+    # that files record) a function of the contents alone, so a retrain reproduces them.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(arrays[key]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
     return buf.getvalue()
 
 

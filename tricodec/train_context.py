@@ -49,9 +49,9 @@ def _count_image(planes: np.ndarray, bins, hist_a, hist_b, lane_pixels: int) -> 
     cr.count_contexts(res, cm.plane_kinds(n), bins[0], bins[1], lane_rows, hist_a, hist_b)
 
 
-def _save_checkpoint(path: Path, hist_a, hist_b, done: list[str], options: dict) -> None:
+def _save_checkpoint(path: Path, hist_a, hist_b, done: list[str], used: int, options: dict) -> None:
     tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, hist_a=hist_a, hist_b=hist_b, done=np.array(json.dumps(done)),
+    np.savez(tmp, hist_a=hist_a, hist_b=hist_b, done=np.array(json.dumps(done)), used=np.array(used),
              options=np.array(json.dumps(options, sort_keys=True)))
     os.replace(tmp, path)
 
@@ -78,18 +78,18 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
     hist_a = np.zeros((cr.N_KINDS, cr.NC_A, cr.N_TOKENS), np.int64)
     hist_b = np.zeros((cr.N_KINDS, cr.NC_B, cr.N_TOKENS), np.int64)
     done: list[str] = []
+    used = 0   # images counted (other modes are skipped)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
         with np.load(checkpoint, allow_pickle=False) as z:
             if json.loads(str(z["options"])) != options:
                 raise ValueError(f"checkpoint {checkpoint} was made with other options; delete it or match them")
             hist_a, hist_b, done = z["hist_a"].copy(), z["hist_b"].copy(), json.loads(str(z["done"]))
+            used = int(z["used"])
     done_set = set(done)
-    used = 0
     for i, path in enumerate(files):
         key = path.relative_to(data).as_posix()
         if key in done_set:
-            used += 1
             continue
         planes = _planes(read_image(path))
         if planes is not None:
@@ -101,11 +101,11 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
                 _count_image(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), bins, hist_a, hist_b, lane_pixels)
         done.append(key)
         if checkpoint is not None and len(done) % checkpoint_every == 0:
-            _save_checkpoint(checkpoint, hist_a, hist_b, done, options)
+            _save_checkpoint(checkpoint, hist_a, hist_b, done, used, options)
         if progress:
             progress(i + 1, len(files))
     if checkpoint is not None:
-        _save_checkpoint(checkpoint, hist_a, hist_b, done, options)
+        _save_checkpoint(checkpoint, hist_a, hist_b, done, used, options)
     if used == 0:
         raise ValueError(f"no RGB or grey images in {data}")
     prior_a = prior_b = 0.0
