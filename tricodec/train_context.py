@@ -58,7 +58,8 @@ def _save_checkpoint(path: Path, hist_a, hist_b, done: list[str], used: int, opt
 
 def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, lane_pixels: int = LANE_PIXELS,
                   base=None, base_weight: float = 0.0, checkpoint: Path | None = None, checkpoint_every: int = 50,
-                  progress: Callable[[int, int], None] | None = None) -> bytes:
+                  progress: Callable[[int, int], None] | None = None, bins: tuple | None = None,
+                  rate_lut: np.ndarray | None = None) -> bytes:
     """Fit a context model to the RGB/grey images of folder ``data``; returns a weights file's bytes.
 
     Args:
@@ -67,6 +68,7 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
         checkpoint: a file holding the counts so far; an existing one (made with the same options) is
             resumed, and it is rewritten every ``checkpoint_every`` images and at the end.
         progress: called with (images done, images total).
+        bins, rate_lut: override the activity bins / adaptation schedule (ablations).
     """
     if not name.isascii() or not 0 < len(name) <= 8:
         raise ValueError("model name must be 1-8 ASCII characters")
@@ -74,7 +76,8 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
     if not files:
         raise ValueError(f"no training images (PNG/BMP/TIFF/PPM/PGM) in {data}")
     options = {"data": Path(data).resolve().name, "seed": seed, "grain": grain, "lane_pixels": lane_pixels}
-    bins = cm.default_bins()
+    bins = cm.default_bins() if bins is None else bins
+    rate_lut = cm.rate_schedule(N0, MAX_RATE) if rate_lut is None else rate_lut
     hist_a = np.zeros((cr.N_KINDS, cr.NC_A, cr.N_TOKENS), np.int64)
     hist_b = np.zeros((cr.N_KINDS, cr.NC_B, cr.N_TOKENS), np.int64)
     done: list[str] = []
@@ -123,4 +126,4 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
     return model_to_bytes(config, init_a=cm.tables_from_counts(hist_a + prior_a).astype(np.uint16),
                           init_b=cm.tables_from_counts(hist_b + prior_b).astype(np.uint16),
                           bin_a=bins[0].astype(np.uint16), bin_b=bins[1].astype(np.uint16),
-                          rate_lut=cm.rate_schedule(N0, MAX_RATE).astype(np.uint16))
+                          rate_lut=np.asarray(rate_lut).astype(np.uint16))
