@@ -6,8 +6,9 @@ Two views, both in MB/s of raw pixels (H x W x C bytes per second, aggregated: t
   (numpy at the Backend boundary: every stage uploads, runs and downloads; the encoder's side-info
   choice runs on the CPU in both);
 * ``kernels``: the coding stages alone, on data already where the backend keeps it (GPU tensors for
-  Triton, numpy for the twins): encode = residuals + table ids + rANS lanes, decode = table ids + rANS
-  lanes + predictor scan, with per-stage times.
+  Triton, numpy for the twins), with per-stage times: for a context model (the default) encode =
+  residuals + context lanes, decode = context lanes + predictor scan; for a block-scale model encode =
+  residuals + table ids + rANS lanes, decode = table ids + rANS lanes + predictor scan.
 
 Each measurement runs once as warm-up (discarded: it includes Triton's JIT) and then ``--repeat`` times;
 every timed run re-checks its output inside the timed region (encode: bytes/words equal to the CPU
@@ -15,6 +16,7 @@ twin's; decode: pixels equal to the original), and a mismatch fails the run with
 
     python perf/bench_gpu.py                          # ../shared/data/dev, 5 repeats
     python perf/bench_gpu.py ../shared/data/kodak --repeat 3
+    python perf/bench_gpu.py --model tric-bs2          # the block-scale kernels
 
 Without a CUDA GPU it exits with code 2 and says so (``--interpret`` runs it anyway under the Triton
 interpreter on a few tiny crops, to check the script itself: its numbers mean nothing).
@@ -42,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("folder", nargs="?", type=Path, default=DEFAULT_DIR, help=f"images (default {DEFAULT_DIR})")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per measurement after one warm-up")
     p.add_argument("--limit", type=int, default=0, help="use at most this many images (0: all)")
+    p.add_argument("--model", default=None, help="model name or weights file (default: the shipped default)")
     p.add_argument("--interpret", action="store_true",
                    help="no GPU: run under TRITON_INTERPRET on 16x12 crops (checks the script; numbers are meaningless)")
     return p.parse_args(argv)
@@ -117,9 +120,10 @@ def main(argv=None) -> int:
         return 2
 
     import tricodec
-    from tricodec import predictor_ref, rans_ref
-    from tricodec.backend import get_backend
-    from tricodec.kernels import predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids
+    from tricodec import context_model, context_ref, predictor_ref, rans_ref
+    from tricodec.backend import CPU, get_backend
+    from tricodec.kernels import (context_decode, context_encode, predictor_residual, predictor_scan, rans_decode,
+                                  rans_encode, table_ids)
     from tricodec.model import block_table_ids, load_model
 
     dev = "cuda" if torch.cuda.is_available() and not args.interpret else "cpu"
@@ -134,10 +138,15 @@ def main(argv=None) -> int:
         print(f"bench_gpu: no images in {args.folder}", file=sys.stderr)
         return 2
     repeat = 1 if args.interpret else max(1, args.repeat)
-    model = load_model()
-    lane = 1 << model.lane_log2
-    cdf_np = model.cdf
-    cdf_t = torch.from_numpy(cdf_np.astype(np.int32)).to(dev)
+    model = load_model(args.model)
+    is_ctx = model.kind == "context"
+    if not is_ctx:
+        lane = 1 << model.lane_log2
+        cdf_np = model.cdf
+        cdf_t = torch.from_numpy(cdf_np.astype(np.int32)).to(dev)
+    else:
+        ctx_np = model.arrays
+        ctx_t = [torch.from_numpy(a).to(dev) for a in ctx_np]
     get_backend(device_name)
     raw_total = sum(im.width * im.height * len(im.getbands()) for _, im in images)
     print(f"images: {len(images)} from {args.folder} ({raw_total / 1e6:.2f} MB raw), repeat {repeat} after 1 warm-up")
@@ -148,12 +157,12 @@ def main(argv=None) -> int:
 
     for name, image in images:
         raw = image.tobytes()
-        ref_bytes = tricodec.encode(image, device="cpu")
+        ref_bytes = tricodec.encode(image, device="cpu", model=model)
         # ---- codec view ----
         for d in ("cpu", device_name):
             for it in range(repeat + 1):
                 t = time.perf_counter()
-                data = tricodec.encode(image, device=d)
+                data = tricodec.encode(image, device=d, model=model)
                 ok = data == ref_bytes
                 dt = time.perf_counter() - t
                 if it:
@@ -161,7 +170,7 @@ def main(argv=None) -> int:
                 if not ok:
                     failures.append(f"{name}: codec encode on {d} differs from cpu")
                 t = time.perf_counter()
-                back = tricodec.decode(ref_bytes, device=d)
+                back = tricodec.decode(ref_bytes, device=d, model=model)
                 ok = back.tobytes() == raw
                 dt = time.perf_counter() - t
                 if it:
@@ -174,7 +183,51 @@ def main(argv=None) -> int:
         planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
         p, h, w = planes.shape
         res_np = predictor_ref.compute_residuals(planes, refs)
-        q = model.choose_side_info(res_np)
+        if is_ctx:
+            kinds_np = context_model.plane_kinds(p)
+            kinds_t = torch.from_numpy(kinds_np).to(dev)
+            rows = model.lane_rows(w, h)
+            counts_np, words_np = context_ref.encode_context_lanes(res_np, kinds_np, *ctx_np, rows)
+            planes_t = torch.from_numpy(planes).to(dev)
+            counts_t = torch.from_numpy(counts_np.astype(np.int64)).to(dev)
+            words_t = torch.from_numpy(words_np).to(dev)
+            for it in range(repeat + 1):
+                for d, tm in stages.items():
+                    if not it:  # warm-up into a throw-away timer
+                        tm = Timer(tm.sync)
+                    if d == "cpu":
+                        t = time.perf_counter()
+                        r = tm.run("enc residuals", predictor_ref.compute_residuals, planes, refs)
+                        c, wd = tm.run("enc lanes", context_ref.encode_context_lanes, r, kinds_np, *ctx_np, rows)
+                        ok = np.array_equal(c, counts_np) and np.array_equal(wd, words_np)
+                        tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
+                        t = time.perf_counter()
+                        s_ = tm.run("dec lanes", context_ref.decode_context_lanes, counts_np, words_np, (p, h, w),
+                                    kinds_np, *ctx_np, rows)
+                        x = tm.run("dec scan", predictor_ref.reconstruct, s_, refs)
+                        ok2 = np.array_equal(x, planes)
+                        tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
+                    else:
+                        sync()
+                        t = time.perf_counter()
+                        r = tm.run("enc residuals", predictor_residual.compute_residuals, planes_t, refs)
+                        c, wd = tm.run("enc lanes", context_encode.encode_context_lanes, r, kinds_t, *ctx_t, rows)
+                        ok = bool(torch.equal(c.to(torch.int64), counts_t) and torch.equal(wd, words_t))
+                        tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
+                        sync()
+                        t = time.perf_counter()
+                        s_ = tm.run("dec lanes", context_decode.decode_context_lanes, counts_t, words_t, (p, h, w),
+                                    kinds_t, *ctx_t, rows)
+                        x = tm.run("dec scan", predictor_scan.reconstruct, s_, refs)
+                        ok2 = bool(torch.equal(x, planes_t))
+                        tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
+                    if not ok:
+                        failures.append(f"{name}: kernel-view encode on {d} differs from the twin")
+                    if not ok2:
+                        failures.append(f"{name}: kernel-view decode on {d} differs from the original")
+            print(f"  {name}: {w}x{h}x{p}, {len(ref_bytes)} bytes ({8 * len(ref_bytes) / (w * h * p):.3f} bpsp)")
+            continue
+        q = model.choose_side_info(res_np, CPU)
         ids_np = block_table_ids(q, h, w, model.block_log2)
         counts_np, words_np = rans_ref.encode_lanes(res_np.reshape(-1), ids_np.reshape(-1), cdf_np, lane)
         planes_t, q_t = torch.from_numpy(planes).to(dev), torch.from_numpy(q).to(dev)
@@ -229,8 +282,9 @@ def main(argv=None) -> int:
         print(f"  {d:8s} {rate(t_codec[(d, 'enc')])} {rate(t_codec[(d, 'dec')])}")
     print("\nkernels view (coding stages on resident data), MB/s of raw pixels; stage times in ms per image "
           "(median)")
-    names = ["enc total", "enc residuals", "enc table ids", "enc rans",
-             "dec total", "dec table ids", "dec rans", "dec scan"]
+    names = (["enc total", "enc residuals", "enc lanes", "dec total", "dec lanes", "dec scan"] if is_ctx else
+             ["enc total", "enc residuals", "enc table ids", "enc rans",
+              "dec total", "dec table ids", "dec rans", "dec scan"])
     print(f"  {'stage':14s} " + " ".join(f"{d + ' MB/s':>12s} {d + ' ms':>10s}" for d in stages))
     for n in names:
         cells = []
