@@ -190,12 +190,13 @@ def _encode_lanes_nb(res, kinds, init_a, init_b, bin_a, bin_b, rate_lut, lane_ro
         for j in range(n - 1, -1, -1):
             # LIFO: the extra bits (decoded second) are pushed first.
             if nx[j] > 0:
-                fe = np.uint64(1) << np.uint64(16 - nx[j])
-                if x >= (fe << np.uint64(16)):
+                sh = np.uint64(16 - nx[j])   # a power-of-two frequency: shifts instead of a division
+                if x >= (np.uint64(1) << (sh + np.uint64(16))):
                     scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
                     m += 1
                     x >>= np.uint64(16)
-                x = ((x // fe) << np.uint64(16)) + (x % fe) + (np.uint64(ex[j]) << np.uint64(16 - nx[j]))
+                x = ((x >> sh) << np.uint64(16)) + (x & ((np.uint64(1) << sh) - np.uint64(1))) \
+                    + (np.uint64(ex[j]) << sh)
             f = np.uint64(freq[j])
             if x >= (f << np.uint64(16)):
                 scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
