@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+import numpy as np
 import typer
 
 from tricodec import codec
-from tricodec.backend import DEVICES, get_backend
+from tricodec.backend import DEVICES, get_backend, image_workers
 from tricodec.errors import EncodeError, TricodecError
 from tricodec.model import load_model
 from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, describe, normalize, output_suffix, pixel_bytes,
@@ -47,7 +48,9 @@ STDIO = Path("-")
 
 DeviceOpt = typer.Option("auto", "--device", help=f"backend: {', '.join(DEVICES)}")
 ForceOpt = typer.Option(False, "--force", help="overwrite existing outputs (never a source)")
-JobsOpt = typer.Option(2, "--jobs", "-j", min=1, help="reader/writer threads (the codec itself runs on all cores)")
+JobsOpt = typer.Option(2, "--jobs", "-j", min=1, help="reader/writer threads")
+WorkersOpt = typer.Option(0, "--workers", min=0, help="images coded at once (0: automatic, up to 4 on the "
+                                                        "CPU backend, 1 on a GPU)")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bar or summary; errors only")
 JsonOpt = typer.Option(False, "--json", help="print the summary as JSON on stdout")
 IncludeOpt = typer.Option(None, "--include", help="only files whose path (relative to SRC) matches this glob; repeatable")
@@ -138,11 +141,17 @@ def _progress(total: int, quiet: bool, verb: str):
                     TimeRemainingColumn(), console=Console(stderr=True), transient=True)
 
 
+IN_FLIGHT_BYTES = 64 << 20  # raw pixel bytes coded at once by a directory run (one bigger image always runs)
+
+
 def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json: bool, verb: str,
-                 writes_outputs: bool = True) -> None:
-    """Files flow through three stages: ``load`` (reader threads) -> ``compute`` (this thread: the codec,
-    which uses every core itself) -> ``store`` (writer threads). At most ``2 * jobs`` files wait in each
-    queue, so memory stays flat whatever the number of files. A failing file is reported and skipped.
+                 writes_outputs: bool = True, workers: int = 1, weight=None) -> None:
+    """Files flow through three stages: ``load`` (reader threads) -> ``compute`` (``workers`` codec
+    threads; the codec also runs its lanes in parallel) -> ``store`` (writer threads). At most ``2 * jobs``
+    files wait to be computed and to be written, and ``workers`` are computed at once, so memory stays
+    flat whatever the number of files; ``weight(item)`` (raw pixel bytes) keeps big images from being
+    coded side by side (at most IN_FLIGHT_BYTES at once, or one image). A failing file is reported and
+    skipped.
 
     load(src) -> item | None (None: nothing to do, counted as skipped)
     compute(src, item) -> (result, raw_bytes, coded_bytes)
@@ -179,11 +188,26 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
                 if bar:
                     bar.update(task, advance=1)
 
+    def finish(computes: deque, writes: deque, keep: int, room: int = 0) -> None:
+        while len(computes) > keep or (computes and sum(c[3] for c in computes) + room > IN_FLIGHT_BYTES):
+            src, dst, fut, _ = computes.popleft()
+            try:
+                result, raw, coded = fut.result()
+            except Exception as e:
+                failed(src, e)
+                if bar:
+                    bar.update(task, advance=1)
+                continue
+            writes.append((src, writers.submit(store, src, dst, result), raw, coded))
+            settle(writes, window)
+
     with ThreadPoolExecutor(jobs, thread_name_prefix="read") as readers, \
+            ThreadPoolExecutor(max(1, workers), thread_name_prefix="code") as coders, \
             ThreadPoolExecutor(jobs, thread_name_prefix="write") as writers:
         if bar:
             bar.start()
         loads: deque = deque()
+        computes: deque = deque()
         writes: deque = deque()
         todo = iter(pairs)
         for pair in todo:
@@ -204,14 +228,16 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
                     if bar:
                         bar.update(task, advance=1)
                     continue
-                result, raw, coded = compute(src, item)
             except Exception as e:
                 failed(src, e)
                 if bar:
                     bar.update(task, advance=1)
                 continue
-            writes.append((src, writers.submit(store, src, dst, result), raw, coded))
-            settle(writes, window)
+            size = weight(item) if weight else 0
+            finish(computes, writes, max(1, workers) - 1, size)
+            computes.append((src, dst, coders.submit(compute, src, item), size))
+            del item
+        finish(computes, writes, 0)
         settle(writes, 0)
         if bar:
             bar.stop()
@@ -279,6 +305,21 @@ def _elsewhere(op, src: str, dst: str, device, model, force, use_ray, address, q
     return True
 
 
+def _image_weight(image) -> int:
+    if isinstance(image, np.ndarray):
+        return int(image.nbytes)
+    w, h = image.size
+    return w * h * len(image.getbands())
+
+
+def _tric_weight(data: bytes) -> int:
+    try:
+        header = codec.read_header(data)
+    except TricodecError:
+        return 0   # the decode reports it
+    return header.width * header.height * max(1, header.channels)
+
+
 def _same_pixels(a, b) -> bool:
     return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
 
@@ -286,8 +327,8 @@ def _same_pixels(a, b) -> bool:
 @app.command()
 def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, or - for stdin"),
            dst: str = typer.Argument(..., help="output .tric file, folder, fsspec URL, or - for stdout"),
-           device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt,
-           as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
+           device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, workers: int = WorkersOpt,
+           quiet: bool = QuietOpt, as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
            exclude: Optional[List[str]] = ExcludeOpt,
            model: Optional[Path] = typer.Option(None, "--model", help="weights file (default: shipped model)"),
            verify_output: bool = typer.Option(False, "--verify", help="decode each output and compare it with "
@@ -336,7 +377,7 @@ def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, 
     pairs = _pairs(src, dst, lambda p: p.suffix.lower() in IMAGE_SUFFIXES, lambda p: p.name + SUFFIX,
                    include, exclude)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
-                 verb="encoded")
+                 verb="encoded", workers=workers or image_workers(device), weight=_image_weight)
 
 
 def _decoded_name(p: Path, image) -> str:
@@ -348,8 +389,8 @@ def _decoded_name(p: Path, image) -> str:
 @app.command()
 def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, or - for stdin"),
            dst: str = typer.Argument(..., help="output image file, folder, fsspec URL, or - for stdout"),
-           device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt,
-           as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
+           device: str = DeviceOpt, force: bool = ForceOpt, jobs: int = JobsOpt, workers: int = WorkersOpt,
+           quiet: bool = QuietOpt, as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
            exclude: Optional[List[str]] = ExcludeOpt,
            model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need"),
            use_ray: bool = RayOpt, address: Optional[str] = AddressOpt):
@@ -383,7 +424,7 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
 
     pairs = _pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: p.name, include, exclude)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
-                 verb="decoded")
+                 verb="decoded", workers=workers or image_workers(device), weight=_tric_weight)
 
 
 @app.command()
@@ -414,7 +455,8 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
 @app.command()
 def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
            originals: Optional[Path] = typer.Argument(None, help="original image or folder to compare pixels with"),
-           device: str = DeviceOpt, jobs: int = JobsOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt):
+           device: str = DeviceOpt, jobs: int = JobsOpt, workers: int = WorkersOpt, quiet: bool = QuietOpt,
+           as_json: bool = JsonOpt):
     """Decode and check CRCs; with ORIGINALS also compare pixels and mode with the originals."""
     _check_device(device)
 
@@ -437,7 +479,8 @@ def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
     if originals is None:
         pairs = [(s, s) for s, _ in pairs]
     run_pipeline(pairs, load, compute, lambda s, d, r: None, jobs=jobs, quiet=quiet, as_json=as_json,
-                 verb="verified", writes_outputs=False)
+                 verb="verified", writes_outputs=False, workers=workers or image_workers(device),
+                 weight=lambda item: _tric_weight(item[0]))
 
 
 @app.command()

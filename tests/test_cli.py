@@ -1,6 +1,7 @@
 """The command line: folders mirrored, bit-exact round trip, per-file errors, exit codes, no overwrite."""
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -274,6 +275,39 @@ def test_train_context_resumes_from_its_checkpoint(photos, tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     r = runner.invoke(app, args + ["--out", str(tmp_path / "c.npz"), "--grain", "2"])
     assert r.exit_code == 2 and "other options" in r.output
+
+
+def test_concurrent_workers_write_the_same_files(photos, tmp_path):
+    outs = []
+    for workers in ("1", "3"):
+        out = tmp_path / f"w{workers}"
+        r = runner.invoke(app, ["encode", str(photos), str(out), "--workers", workers, "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["ok"] == 4
+        outs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*.tric")})
+    assert outs[0] == outs[1] and len(outs[0]) == 4
+
+
+@pytest.mark.parametrize("weight,expect", [(1, 3), (10 ** 12, 1)])
+def test_pipeline_codes_big_images_one_at_a_time(tmp_path, weight, expect):
+    import threading
+    from tricodec.cli.main import run_pipeline
+
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def compute(src, item):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+        return b"", 1, 1
+
+    pairs = [(tmp_path / f"{i}", tmp_path / f"o{i}") for i in range(9)]
+    run_pipeline(pairs, lambda s, d: s, compute, lambda s, d, r: None, jobs=2, quiet=True, as_json=False,
+                 verb="x", workers=3, weight=lambda item: weight)
+    assert peak[0] == expect
 
 
 def test_atomic_write_leaves_old_output_or_nothing(tmp_path):

@@ -153,6 +153,24 @@ def _any_triton_backend() -> Backend:
                        "(set TRITON_INTERPRET=1 before tricodec's kernels are imported)")
 
 
+@lru_cache(maxsize=None)
+def _threadsafe_parallel_layer() -> bool:
+    import numba
+
+    predictor_ref.compute_residuals(np.zeros((1, 1, 1), np.uint8), (-1,))  # makes numba pick its layer
+    # numba's tbb and omp layers may be entered from several threads at once; workqueue may not.
+    return numba.threading_layer() in ("tbb", "omp")
+
+
+def image_workers(device: str = "auto") -> int:
+    """How many images a directory run should code at once: on the CPU backend, several (the context
+    coder's parallelism inside one image is its lanes, often one or two), as many as the machine has
+    cores up to 4, when numba's threading layer is thread-safe; on GPU backends one."""
+    if get_backend(device) is not CPU or not _threadsafe_parallel_layer():
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def get_backend(device: str = "auto") -> Backend:
     if device == "auto":
         device = "cuda" if cuda_available() else "cpu"
