@@ -94,3 +94,30 @@ def _token(u):
     n_extra = tl.where(big, n - 1, 0)
     extra = tl.where(big, u & ((1 << (n - 1)) - 1), 0)
     return t, n_extra, extra
+
+
+@triton.jit
+def _rows(ta, tb, na, nb, kind, ca, cb, NC_A: tl.constexpr, NC_B: tl.constexpr, N_TOKENS: tl.constexpr):
+    """Pointers to the lane's table rows and use counters of contexts (kind, ca) and (kind, cb)."""
+    ka = kind * NC_A + ca
+    kb = kind * NC_B + cb
+    return ta + ka * (N_TOKENS + 1), tb + kb * (N_TOKENS + 1), na + ka, nb + kb
+
+
+@triton.jit
+def _adapt_both(row_a, row_b, used_a, used_b, rate_ptr, n_rate, t,
+                Q_ADAPT: tl.constexpr, N_TOKENS: tl.constexpr, TOK: tl.constexpr):
+    _adapt(row_a, t, _next_rate(used_a, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+    _adapt(row_b, t, _next_rate(used_b, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+
+
+@triton.jit
+def _pop(x, f, offset, live, word_ptr, pos, end, bad, RANS_L: tl.constexpr):
+    """Where ``live``: one rANS decode step (frequency f, slot ``offset`` above the start) and its
+    renormalisation; running out of words sets ``bad``. -> (x, pos, bad)"""
+    x = tl.where(live, f * (x >> 16) + offset, x)
+    need = live & (x < RANS_L)
+    take = need & (pos < end)
+    w = tl.load(word_ptr + pos, mask=take, other=0).to(tl.int64) & 0xFFFF
+    x = tl.where(take, (x << 16) | w, x)
+    return x, pos + take.to(tl.int64), tl.where(need & (take == 0), 1, bad)

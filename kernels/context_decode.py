@@ -28,7 +28,7 @@ import triton.language as tl
 from tricodec.context_ref import ACT_MAX, MAX_WORDS_PER_SYMBOL, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
 from tricodec.errors import DecodeError
 
-from ._context_jit import _adapt, _contexts, _mixed, _next_rate, _pick
+from ._context_jit import _adapt_both, _contexts, _mixed, _pick, _pop, _rows
 from ._host import RANS_L, as_int, need_tensor
 
 TOK = 32            # table row width in the kernel (25 real entries; pinned)
@@ -63,43 +63,27 @@ def _context_decode_kernel(
             kind = tl.load(kind_ptr + p)
             for xx in range(width):
                 ca, cb = _contexts(out_ptr, bin_a_ptr, bin_b_ptr, p, kind, y, xx, y0, height, width, ACT_MAX, NB_B)
-                ka = kind * NC_A + ca
-                kb = kind * NC_B + cb
-                row_a = ta + ka * (N_TOKENS + 1)
-                row_b = tb + kb * (N_TOKENS + 1)
+                row_a, row_b, used_a, used_b = _rows(ta, tb, na, nb, kind, ca, cb, NC_A, NC_B, N_TOKENS)
                 c = _mixed(row_a, row_b, Q_ADAPT, N_TOKENS, TOK)
                 i = tl.arange(0, TOK)
                 slot = x & 0xFFFF
                 t = tl.sum(((i >= 1) & (c <= slot)).to(tl.int32), axis=0)
                 lo = _pick(c, t, TOK).to(tl.int64)
                 hi = _pick(c, t + 1, TOK).to(tl.int64)
-                live = bad == 0
-                x = tl.where(live, (hi - lo) * (x >> 16) + slot - lo, x)
-                need = live & (x < RANS_L)
-                take = need & (pos < end)
-                w = tl.load(word_ptr + pos, mask=take, other=0).to(tl.int64) & 0xFFFF
-                x = tl.where(take, (x << 16) | w, x)
-                pos = pos + take.to(tl.int64)
-                bad = tl.where(need & (take == 0), 1, bad)
+                x, pos, bad = _pop(x, hi - lo, slot - lo, bad == 0, word_ptr, pos, end, bad, RANS_L)
                 n_extra = tl.where(t >= 16, 3 + ((t - 16) >> 1), 0)
                 has_extra = (n_extra > 0) & (bad == 0)
                 shift = 16 - n_extra
                 slot = x & 0xFFFF
                 extra = tl.where(has_extra, slot >> shift, 0)
-                x = tl.where(has_extra, ((x >> 16) << shift) + slot - (extra << shift), x)
-                need = has_extra & (x < RANS_L)
-                take = need & (pos < end)
-                w = tl.load(word_ptr + pos, mask=take, other=0).to(tl.int64) & 0xFFFF
-                x = tl.where(take, (x << 16) | w, x)
-                pos = pos + take.to(tl.int64)
-                bad = tl.where(need & (take == 0), 1, bad)
+                x, pos, bad = _pop(x, (x * 0 + 1) << shift, slot - (extra << shift), has_extra, word_ptr, pos, end,
+                                   bad, RANS_L)
                 n = n_extra + 1
                 one = t * 0 + 1
                 u = tl.where(t < 16, t, (one << n) | (((t - 16) & 1) << (n - 1)) | extra.to(tl.int32))
                 r = tl.where((u & 1) == 0, u >> 1, -((u + 1) >> 1))
                 tl.store(out_ptr + (p * height + y) * width + xx, (r + 128).to(tl.uint8))
-                _adapt(row_a, t, _next_rate(na + ka, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
-                _adapt(row_b, t, _next_rate(nb + kb, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+                _adapt_both(row_a, row_b, used_a, used_b, rate_ptr, n_rate, t, Q_ADAPT, N_TOKENS, TOK)
     bad = tl.where((bad == 0) & ((pos != end) | (x != RANS_L)), 1, bad)
     tl.store(status_ptr + lane, bad)
 

@@ -25,7 +25,7 @@ import triton.language as tl
 
 from tricodec.context_ref import ACT_MAX, MAX_WORDS_PER_SYMBOL, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
 
-from ._context_jit import _adapt, _contexts, _mixed, _next_rate, _pick, _token
+from ._context_jit import _adapt_both, _contexts, _mixed, _pick, _rows, _token
 from ._host import RANS_L, need_tensor
 from .context_decode import check_model, lane_tables
 from .lane_compact import compact_lanes
@@ -59,10 +59,7 @@ def _context_encode_kernel(
             kind = tl.load(kind_ptr + p)
             for xx in range(width):
                 ca, cb = _contexts(res_ptr, bin_a_ptr, bin_b_ptr, p, kind, y, xx, y0, height, width, ACT_MAX, NB_B)
-                ka = kind * NC_A + ca
-                kb = kind * NC_B + cb
-                row_a = ta + ka * (N_TOKENS + 1)
-                row_b = tb + kb * (N_TOKENS + 1)
+                row_a, row_b, used_a, used_b = _rows(ta, tb, na, nb, kind, ca, cb, NC_A, NC_B, N_TOKENS)
                 c = _mixed(row_a, row_b, Q_ADAPT, N_TOKENS, TOK)
                 r = tl.load(res_ptr + (p * height + y) * width + xx).to(tl.int32) - 128
                 u = tl.where(r >= 0, 2 * r, -2 * r - 1)
@@ -72,8 +69,7 @@ def _context_encode_kernel(
                 tl.store(freq_ptr + j, _pick(c, t + 1, TOK) - lo)
                 tl.store(extra_ptr + j, (n_extra << 8) | extra)
                 j = j + 1
-                _adapt(row_a, t, _next_rate(na + ka, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
-                _adapt(row_b, t, _next_rate(nb + kb, rate_ptr, n_rate), Q_ADAPT, N_TOKENS, TOK)
+                _adapt_both(row_a, row_b, used_a, used_b, rate_ptr, n_rate, t, Q_ADAPT, N_TOKENS, TOK)
     top = lane * stride_lane + stride_lane - 1
     x = (lane * 0 + RANS_L).to(tl.int64)
     m = lane * 0

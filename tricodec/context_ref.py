@@ -187,22 +187,13 @@ def _encode_lanes_nb(res, kinds, init_a, init_b, bin_a, bin_b, rate_lut, lane_ro
         base = g * stride
         x = np.uint64(RANS_L)
         m = 0
+        top = base + stride - 1
         for j in range(n - 1, -1, -1):
             # LIFO: the extra bits (decoded second) are pushed first.
             if nx[j] > 0:
-                sh = np.uint64(16 - nx[j])   # a power-of-two frequency: shifts instead of a division
-                if x >= (np.uint64(1) << (sh + np.uint64(16))):
-                    scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
-                    m += 1
-                    x >>= np.uint64(16)
-                x = ((x >> sh) << np.uint64(16)) + (x & ((np.uint64(1) << sh) - np.uint64(1))) \
-                    + (np.uint64(ex[j]) << sh)
-            f = np.uint64(freq[j])
-            if x >= (f << np.uint64(16)):
-                scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
-                m += 1
-                x >>= np.uint64(16)
-            x = ((x // f) << np.uint64(16)) + (x % f) + np.uint64(start[j])
+                sh = np.uint64(16 - nx[j])
+                x, m = _push(x, np.uint64(1) << sh, np.uint64(ex[j]) << sh, scratch, top, m)
+            x, m = _push(x, np.uint64(freq[j]), np.uint64(start[j]), scratch, top, m)
         scratch[base + stride - 1 - m] = np.uint16(x & np.uint64(0xFFFF))
         scratch[base + stride - 2 - m] = np.uint16(x >> np.uint64(16))
         counts[g] = m + 2
@@ -282,6 +273,29 @@ def encode_context_lanes(residuals: np.ndarray, kinds, init_a, init_b, bin_a, bi
     return counts, words[:pos].copy()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pop(x, f, offset, words, pos, end):
+    """One rANS decode step for a symbol of frequency f whose slot lies ``offset`` above its start, and
+    the renormalisation -> (x, pos, 1 if the lane ran out of words else 0)."""
+    x = np.uint64(f) * (x >> np.uint64(16)) + np.uint64(offset)
+    if x < np.uint64(RANS_L):
+        if pos >= end:
+            return x, pos, 1
+        x = (x << np.uint64(16)) | np.uint64(words[pos])
+        pos += 1
+    return x, pos, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _push(x, f, start, scratch, top, m):
+    """One rANS encode step (renormalise, then code [start, start + f)) -> (x, words emitted so far)."""
+    if x >= (f << np.uint64(16)):
+        scratch[top - m] = np.uint16(x & np.uint64(0xFFFF))
+        m += 1
+        x >>= np.uint64(16)
+    return ((x // f) << np.uint64(16)) + (x % f) + start, m
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _decode_lanes_nb(counts, offsets, words, kinds, init_a, init_b, bin_a, bin_b, rate_lut, lane_rows, out,
                      status):
@@ -309,28 +323,17 @@ def _decode_lanes_nb(counts, offsets, words, kinds, init_a, init_b, bin_a, bin_b
                         t += 1
                     lo = (ta[kind, ca, t] + tb[kind, cb, t] + 2 * t) >> 1
                     hi = (ta[kind, ca, t + 1] + tb[kind, cb, t + 1] + 2 * t + 2) >> 1
-                    x = np.uint64(hi - lo) * (x >> np.uint64(16)) + np.uint64(slot - lo)
-                    if x < np.uint64(RANS_L):
-                        if pos < end:
-                            x = (x << np.uint64(16)) | np.uint64(words[pos])
-                            pos += 1
-                        else:
-                            bad = 1
-                            break
+                    x, pos, bad = _pop(x, hi - lo, slot - lo, words, pos, end)
+                    if bad:
+                        break
                     n_extra = _extra_bits(t)
                     extra = 0
                     if n_extra > 0:
                         slot = np.int64(x & np.uint64(0xFFFF))
                         extra = slot >> (16 - n_extra)
-                        x = (np.uint64(1) << np.uint64(16 - n_extra)) * (x >> np.uint64(16)) \
-                            + np.uint64(slot - (extra << (16 - n_extra)))
-                        if x < np.uint64(RANS_L):
-                            if pos < end:
-                                x = (x << np.uint64(16)) | np.uint64(words[pos])
-                                pos += 1
-                            else:
-                                bad = 1
-                                break
+                        x, pos, bad = _pop(x, 1 << (16 - n_extra), slot - (extra << (16 - n_extra)), words, pos, end)
+                        if bad:
+                            break
                     u = _untoken(t, extra)
                     r = (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
                     out[p, y, xx] = np.uint8(r + 128)
