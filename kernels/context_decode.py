@@ -25,7 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
-from tricodec.context_ref import ACT_MAX, MAX_WORDS_PER_SYMBOL, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
+from tricodec.context_ref import ACT_MAX, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT, max_lane_words
+from tricodec.rans_ref import check_counts
 from tricodec.errors import DecodeError
 
 from ._context_jit import _adapt_both, _contexts, _mixed, _pick, _pop, _rows
@@ -138,12 +139,7 @@ def decode_context_lanes(counts: torch.Tensor, words: torch.Tensor, shape: tuple
     if lane_rows < 1 or n_lanes != -(-h // lane_rows):
         raise DecodeError("lane table does not match the image size")
     c_min, c_max, c_sum = torch.stack([counts.min(), counts.max(), counts.sum()]).tolist()
-    if c_min < 2:
-        raise DecodeError("lane shorter than its final state")
-    if c_max > MAX_WORDS_PER_SYMBOL * min(lane_rows, h) * n_planes * w + 2:
-        raise DecodeError("lane longer than any encoder writes")
-    if c_sum != words.shape[0]:
-        raise DecodeError("lane lengths do not add up to the lane data size")
+    check_counts(c_min, c_max, c_sum, words.shape[0], max_lane_words((n_planes, h, w), lane_rows))
     offsets = torch.cumsum(counts, 0) - counts
     out = torch.empty((n_planes, h, w), dtype=torch.uint8, device=dev)
     status = torch.empty(n_lanes, dtype=torch.int32, device=dev)

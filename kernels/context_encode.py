@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tricodec.context_ref import ACT_MAX, MAX_WORDS_PER_SYMBOL, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
+from tricodec.context_ref import ACT_MAX, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT, max_lane_words
 
 from ._context_jit import _adapt_both, _contexts, _mixed, _pick, _rows, _token
 from ._host import RANS_L, need_tensor
@@ -120,7 +120,7 @@ def encode_context_lanes(residuals: torch.Tensor, kinds: torch.Tensor, init_a: t
                                                                 n_planes, dev)
     n_lanes = -(-h // lane_rows)
     lane_symbols = min(lane_rows, h) * n_planes * w
-    stride = MAX_WORDS_PER_SYMBOL * lane_symbols + 2
+    stride = max_lane_words((n_planes, h, w), lane_rows)
     start = torch.empty(n_lanes * lane_symbols, dtype=torch.int32, device=dev)
     freq = torch.empty_like(start)
     extra = torch.empty_like(start)

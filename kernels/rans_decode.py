@@ -39,6 +39,7 @@ import triton
 import triton.language as tl
 
 from tricodec.errors import DecodeError
+from tricodec.rans_ref import check_counts
 
 from ._host import PREC_TOTAL, RANS_L, as_int, cdf_is_valid, check_cdf, check_lane_size, lane_count, need_tensor
 
@@ -134,12 +135,7 @@ def decode_lanes(counts: torch.Tensor, words: torch.Tensor, table_ids: torch.Ten
     c_min, c_max, c_sum, cdf_ok, t_min, t_max = torch.stack([
         counts.min(), counts.max(), counts.sum(), cdf_is_valid(cdf).to(torch.int64),
         table_ids.min().to(torch.int64), table_ids.max().to(torch.int64)]).tolist()
-    if c_min < 2:
-        raise DecodeError("lane shorter than its final state")
-    if c_max > lane_size + 2:
-        raise DecodeError("lane longer than any encoder writes")
-    if c_sum != words.shape[0]:
-        raise DecodeError("lane lengths do not add up to the lane data size")
+    check_counts(c_min, c_max, c_sum, words.shape[0], lane_size + 2)
     if not cdf_ok:
         raise ValueError("cdf rows must start at 0, end at 65536 and never decrease")
     if t_min < 0 or t_max >= cdf.shape[0]:

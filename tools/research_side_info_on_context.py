@@ -5,10 +5,14 @@ it is, and with table A's context also crossed with an *oracle* 4-level activity
 8x8 block (computed from the true residuals, i.e. the best a VQ-VAE or block-scale side channel could
 say at that granularity), charging the classes' static per-image entropy.
 
-    python tools/research_side_info_on_context.py      # needs ../shared/data; ~2 min on 2 cores
+    python tools/research_side_info_on_context.py         # needs ../shared/data; ~2 min on 2 cores
+    python tools/research_side_info_on_context.py mixing  # tables A, B alone and mixed (~3 min)
 
 Measured 2026-11-25 (dev machine, 2 cores): without 3.0694 kodak / 3.2400 dev; with the oracle side
 information 3.0720 / 3.2454 -- it does not pay for itself, so no side channel ships with tric-cx1.
+Mixing, kodak / dev mean bpsp; (mix, N0, max shift): table B alone (1, 64, 10) 3.1060 / 3.3094; A alone
+(0, 128, 11) 3.1179 / 3.2642; A alone (0, 32, 10) 3.1116 / 3.2614; A+B mixed (2, 64, 10) 3.0745 /
+3.2442; A+B mixed (2, 32, 9) 3.0694 / 3.2400 (the shipped schedule).
 """
 import numpy as np, glob, sys
 from numba import njit
@@ -114,16 +118,37 @@ def levels(r, on):
     return L,bits
 tr=sorted(glob.glob('../shared/data/train/*.png'))
 dev=sorted(glob.glob('../shared/data/dev/*.png')); kod=sorted(glob.glob('../shared/data/kodak/*.png'))
-for on in [False, True]:
-    cA=np.zeros((3,NCA,NT),np.int64); cB=np.zeros((3,NCB,NT),np.int64)
+import sys
+
+
+def side_info_experiment():
+    for on in [False, True]:
+        cA = np.zeros((3, NCA, NT), np.int64); cB = np.zeros((3, NCB, NT), np.int64)
+        for f in tr:
+            r = planes_of(f); L, _ = levels(r, on); run(r, bintab, bt2, cA, cB, True, cA, cB, 0, 0, 0, L)
+        iA = tocum(cA); iB = tocum(cB)
+        o = []
+        for files in (kod, dev):
+            v = []
+            for f in files:
+                r = planes_of(f); L, sb = levels(r, on)
+                v.append((run(r, bintab, bt2, iA, iB, False, cA, cB, 2, 32, 9, L) + sb) / r.size)
+            o.append(np.mean(v))
+        print('side info' if on else 'none', 'kodak %.4f dev %.4f' % tuple(o), flush=True)
+
+
+def mixing_experiment():
+    """Tables A and B alone and mixed (mix 0: A, 1: B, 2: average), no side information."""
+    cA = np.zeros((3, NCA, NT), np.int64); cB = np.zeros((3, NCB, NT), np.int64)
     for f in tr:
-        r=planes_of(f); L,_=levels(r,on); run(r,bintab,bt2,cA,cB,True,cA,cB,0,0,0,L)
-    iA=tocum(cA); iB=tocum(cB)
-    o=[]
-    for files in (kod,dev):
-        v=[]
-        for f in files:
-            r=planes_of(f); L,sb=levels(r,on)
-            v.append((run(r,bintab,bt2,iA,iB,False,cA,cB,2,32,9,L)+sb)/r.size)
-        o.append(np.mean(v))
-    print('side info' if on else 'none', 'kodak %.4f dev %.4f'%tuple(o), flush=True)
+        r = planes_of(f); L, _ = levels(r, False); run(r, bintab, bt2, cA, cB, True, cA, cB, 0, 0, 0, L)
+    iA = tocum(cA); iB = tocum(cB)
+    sets = [[planes_of(f) for f in files] for files in (kod, dev)]
+    for mix, n0, cap in [(1, 64, 10), (0, 128, 11), (0, 32, 10), (2, 64, 10), (2, 32, 9)]:
+        o = [np.mean([run(r, bintab, bt2, iA, iB, False, cA, cB, mix, n0, cap, levels(r, False)[0]) / r.size
+                      for r in rs]) for rs in sets]
+        print(mix, n0, cap, 'kodak %.4f dev %.4f' % tuple(o), flush=True)
+
+
+if __name__ == "__main__":
+    (mixing_experiment if sys.argv[1:] == ["mixing"] else side_info_experiment)()

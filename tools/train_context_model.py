@@ -8,14 +8,13 @@ from it, and a larger run on more data can start from it).  Train only on traini
 dev/kodak.
 """
 import argparse
-import hashlib
-import json
 from pathlib import Path
+
+from _registry import register
 
 from tricodec.train_context import train_context
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "tricodec" / "weights"
 
 
 def main():
@@ -30,13 +29,7 @@ def main():
     data = train_context(a.data, name=a.name, grain=a.grain, seed=a.seed, checkpoint=ckpt,
                          progress=lambda i, n: print(f"\r{i}/{n} images", end="", flush=True))
     print()
-    fname = a.name + ".npz"
-    (WEIGHTS / fname).write_bytes(data)
-    reg_path = WEIGHTS / "MODELS.json"
-    reg = json.loads(reg_path.read_text())
-    reg[a.name] = {"file": fname, "sha256": hashlib.sha256(data).hexdigest()}
-    reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
-    print(fname, reg[a.name]["sha256"])
+    print(a.name + ".npz", register(a.name, data))
 
 
 if __name__ == "__main__":

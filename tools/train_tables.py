@@ -6,13 +6,11 @@ The training itself is tricodec/train.py (also `tricodec train` for users' own f
 Train only on training data, never on dev/kodak.
 """
 import argparse
-import hashlib
-import json
 from pathlib import Path
 
-from tricodec.train import train_tables
+from _registry import register
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "tricodec" / "weights"
+from tricodec.train import train_tables
 
 
 def main():
@@ -26,13 +24,7 @@ def main():
     a = p.parse_args()
     data = train_tables(a.data, name=a.name, tables=a.tables, crops=a.crops, iterations=a.iterations, seed=a.seed,
                         progress=lambda it, bits: print(f"iteration {it}: {bits:.4f} bits per symbol", flush=True))
-    fname = a.name + ".npz"
-    (WEIGHTS / fname).write_bytes(data)
-    reg_path = WEIGHTS / "MODELS.json"
-    reg = json.loads(reg_path.read_text())
-    reg[a.name] = {"file": fname, "sha256": hashlib.sha256(data).hexdigest()}
-    reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
-    print(fname, reg[a.name]["sha256"])
+    print(a.name + ".npz", register(a.name, data))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ import numpy as np
 
 from . import context_ref as cr
 from .errors import DecodeError
+from .model_base import NamedWeights
 
 
 @dataclass(frozen=True, eq=False)
-class ContextModel:
+class ContextModel(NamedWeights):
     name: str
     sha256: str
     init_a: np.ndarray         # int32 (3, NC_A, 25): starting cumulatives of table A per plane kind
@@ -33,17 +34,6 @@ class ContextModel:
     rgb_order: tuple
     rgb_refs: tuple
     kind = "context"
-
-    @property
-    def hash_prefix(self) -> bytes:
-        return bytes.fromhex(self.sha256)[:8]
-
-    def plane_layout(self, channels: int):
-        if channels == 1:
-            return (0,), (-1,)
-        if channels == 3:
-            return self.rgb_order, self.rgb_refs
-        raise ValueError("the model codes 1 or 3 channels")
 
     def lane_rows(self, width: int, height: int) -> int:
         """Rows per lane: about ``lane_pixels`` pixels, never more rows than the image has."""

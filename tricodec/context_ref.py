@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from .errors import DecodeError
-from .rans_ref import PREC_TOTAL, RANS_L
+from .rans_ref import PREC_TOTAL, RANS_L, check_counts
 
 N_TOKENS = 24
 Q_ADAPT = PREC_TOTAL - N_TOKENS
@@ -261,7 +261,7 @@ def encode_context_lanes(residuals: np.ndarray, kinds, init_a, init_b, bin_a, bi
         raise ValueError("need a non-empty (P, H, W) residual array and lane_rows >= 1")
     arrays = _arrays(kinds, init_a, init_b, bin_a, bin_b, rate_lut, n_planes)
     n_lanes = lane_geometry(h, lane_rows)
-    stride = MAX_WORDS_PER_SYMBOL * min(lane_rows, h) * n_planes * w + 2
+    stride = max_lane_words(residuals.shape, lane_rows)
     counts = np.empty(n_lanes, dtype=np.uint32)
     words = np.empty(n_lanes * 2 + MAX_WORDS_PER_SYMBOL * residuals.size, dtype=np.uint16)
     pos = 0
@@ -353,12 +353,15 @@ def check_context_lanes(counts: np.ndarray, n_words: int, shape: tuple, lane_row
     n_planes, h, w = shape
     if lane_rows < 1 or counts.shape[0] != lane_geometry(h, lane_rows):
         raise DecodeError("lane table does not match the image size")
-    if counts.shape[0] and int(counts.min()) < 2:
-        raise DecodeError("lane shorter than its final state")
-    if counts.shape[0] and int(counts.max()) > MAX_WORDS_PER_SYMBOL * min(lane_rows, h) * n_planes * w + 2:
-        raise DecodeError("lane longer than any encoder writes")
-    if int(counts.sum(dtype=np.int64)) != n_words:
-        raise DecodeError("lane lengths do not add up to the lane data size")
+    if counts.shape[0]:
+        check_counts(int(counts.min()), int(counts.max()), int(counts.sum(dtype=np.int64)), n_words,
+                     max_lane_words(shape, lane_rows))
+
+
+def max_lane_words(shape: tuple, lane_rows: int) -> int:
+    """The most words an encoder writes for one lane of a (P, H, W) image."""
+    n_planes, h, w = shape
+    return MAX_WORDS_PER_SYMBOL * min(lane_rows, h) * n_planes * w + 2
 
 
 def decode_context_lanes(counts: np.ndarray, words: np.ndarray, shape: tuple, kinds, init_a, init_b, bin_a,

@@ -30,6 +30,7 @@ from numba import njit, prange
 from . import context_ref as cr
 from .context_model import ContextModel
 from .errors import ModelError
+from .model_base import NamedWeights
 from .tables import code_length_bits
 
 WEIGHTS_DIR = "weights"
@@ -38,7 +39,7 @@ DEFAULT_MODEL = "tric-cx1"
 
 
 @dataclass(frozen=True, eq=False)
-class BlockScaleModel:
+class BlockScaleModel(NamedWeights):
     kind = "block-scale"
     name: str
     sha256: str
@@ -51,18 +52,6 @@ class BlockScaleModel:
     @property
     def n_tables(self) -> int:
         return self.cdf.shape[0]
-
-    @property
-    def hash_prefix(self) -> bytes:
-        return bytes.fromhex(self.sha256)[:8]
-
-    def plane_layout(self, channels: int):
-        """(order, refs) of the coded planes for an image with ``channels`` channels (1 or 3)."""
-        if channels == 1:
-            return (0,), (-1,)
-        if channels == 3:
-            return self.rgb_order, self.rgb_refs
-        raise ValueError("the model codes 1 or 3 channels")
 
     @property
     def cost(self) -> np.ndarray:

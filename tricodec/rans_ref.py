@@ -204,9 +204,16 @@ def check_lane_table(counts: np.ndarray, n_words: int, n_symbols: int, lane_size
     """Validate a lane length table against the stream it describes, before any decoding."""
     if n_symbols <= 0 or counts.shape[0] != lane_count(n_symbols, lane_size):
         raise DecodeError("lane table does not match the image size")
-    if counts.shape[0] and int(counts.min()) < 2:
+    if counts.shape[0]:
+        check_counts(int(counts.min()), int(counts.max()), int(counts.sum(dtype=np.int64)), n_words, lane_size + 2)
+
+
+def check_counts(c_min: int, c_max: int, c_sum: int, n_words: int, max_words: int) -> None:
+    """The lane-length rules every decoder applies (twins and kernel wrappers, in this order): each lane
+    holds its 2-word final state and at most ``max_words`` words, and the lanes add up to the data."""
+    if c_min < 2:
         raise DecodeError("lane shorter than its final state")
-    if counts.shape[0] and int(counts.max()) > lane_size + 2:
+    if c_max > max_words:
         raise DecodeError("lane longer than any encoder writes")
-    if int(counts.sum(dtype=np.int64)) != n_words:
+    if c_sum != n_words:
         raise DecodeError("lane lengths do not add up to the lane data size")
