@@ -121,3 +121,11 @@ def _pop(x, f, offset, live, word_ptr, pos, end, bad, RANS_L: tl.constexpr):
     w = tl.load(word_ptr + pos, mask=take, other=0).to(tl.int64) & 0xFFFF
     x = tl.where(take, (x << 16) | w, x)
     return x, pos + take.to(tl.int64), tl.where(need & (take == 0), 1, bad)
+
+
+@triton.jit
+def _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, lane, NC_A: tl.constexpr, NC_B: tl.constexpr,
+                N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr):
+    """Pointers to lane ``lane``'s own tables and use counters."""
+    return (ta_ptr + lane * (N_KINDS * NC_A * (N_TOKENS + 1)), tb_ptr + lane * (N_KINDS * NC_B * (N_TOKENS + 1)),
+            na_ptr + lane * (N_KINDS * NC_A), nb_ptr + lane * (N_KINDS * NC_B))

@@ -29,7 +29,7 @@ from tricodec.context_ref import ACT_MAX, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q
 from tricodec.rans_ref import check_counts
 from tricodec.errors import DecodeError
 
-from ._context_jit import _adapt_both, _contexts, _mixed, _pick, _pop, _rows
+from ._context_jit import _adapt_both, _contexts, _lane_state, _mixed, _pick, _pop, _rows
 from ._host import RANS_L, as_int, need_tensor
 
 TOK = 32            # table row width in the kernel (25 real entries; pinned)
@@ -54,10 +54,7 @@ def _context_decode_kernel(
     end = pos + tl.load(count_ptr + lane).to(tl.int64)
     x = ((tl.load(word_ptr + pos).to(tl.int64) & 0xFFFF) << 16) | (tl.load(word_ptr + pos + 1).to(tl.int64) & 0xFFFF)
     pos = pos + 2
-    ta = ta_ptr + lane * (N_KINDS * NC_A * (N_TOKENS + 1))
-    tb = tb_ptr + lane * (N_KINDS * NC_B * (N_TOKENS + 1))
-    na = na_ptr + lane * (N_KINDS * NC_A)
-    nb = nb_ptr + lane * (N_KINDS * NC_B)
+    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, lane, NC_A, NC_B, N_KINDS, N_TOKENS)
     bad = (lane * 0).to(tl.int32)
     for y in range(y0, y1):
         for p in range(n_planes):

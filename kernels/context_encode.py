@@ -25,7 +25,7 @@ import triton.language as tl
 
 from tricodec.context_ref import ACT_MAX, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT, max_lane_words
 
-from ._context_jit import _adapt_both, _contexts, _mixed, _pick, _rows, _token
+from ._context_jit import _adapt_both, _contexts, _lane_state, _mixed, _pick, _rows, _token
 from ._host import RANS_L, need_tensor
 from .context_decode import check_model, lane_tables
 from .lane_compact import compact_lanes
@@ -48,10 +48,7 @@ def _context_encode_kernel(
     lane = tl.program_id(0).to(tl.int64)
     y0 = (lane * lane_rows).to(tl.int32)
     y1 = tl.minimum(y0 + lane_rows, height)
-    ta = ta_ptr + lane * (N_KINDS * NC_A * (N_TOKENS + 1))
-    tb = tb_ptr + lane * (N_KINDS * NC_B * (N_TOKENS + 1))
-    na = na_ptr + lane * (N_KINDS * NC_A)
-    nb = nb_ptr + lane * (N_KINDS * NC_B)
+    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, lane, NC_A, NC_B, N_KINDS, N_TOKENS)
     sym0 = lane * lane_symbols
     j = sym0
     for y in range(y0, y1):

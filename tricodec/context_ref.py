@@ -142,14 +142,18 @@ def _rate(n_used, kind, ctx, rate_lut):
     return rate_lut[n]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _fresh_state(init_a, init_b):
+    """A lane's working tables (copies of the starting ones) and its per-context use counters."""
+    return (init_a.copy(), init_b.copy(), np.zeros(init_a.shape[:2], np.int32),
+            np.zeros(init_b.shape[:2], np.int32))
+
+
 @njit(cache=True, nogil=True)
 def _model_pass(res, kinds, init_a, init_b, bin_a, bin_b, rate_lut, y0, y1, start, freq, nx, ex):
     """Forward over one lane: each symbol's token (start, freq) and extra bits, adapting as it goes."""
     _, _, w = res.shape
-    ta = init_a.copy()
-    tb = init_b.copy()
-    na = np.zeros(init_a.shape[:2], np.int32)
-    nb = np.zeros(init_b.shape[:2], np.int32)
+    ta, tb, na, nb = _fresh_state(init_a, init_b)
     j = 0
     for y in range(y0, y1):
         for p in range(res.shape[0]):
@@ -307,10 +311,7 @@ def _decode_lanes_nb(counts, offsets, words, kinds, init_a, init_b, bin_a, bin_b
         end = pos + counts[lane]
         x = (np.uint64(words[pos]) << np.uint64(16)) | np.uint64(words[pos + 1])
         pos += 2
-        ta = init_a.copy()
-        tb = init_b.copy()
-        na = np.zeros(init_a.shape[:2], np.int32)
-        nb = np.zeros(init_b.shape[:2], np.int32)
+        ta, tb, na, nb = _fresh_state(init_a, init_b)
         bad = 0
         for y in range(y0, y1):
             for p in range(n_planes):
