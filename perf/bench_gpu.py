@@ -191,36 +191,33 @@ def main(argv=None) -> int:
             planes_t = torch.from_numpy(planes).to(dev)
             counts_t = torch.from_numpy(counts_np.astype(np.int64)).to(dev)
             words_t = torch.from_numpy(words_np).to(dev)
+            # The same stages on both sides: (residuals, lane encoder, lane decoder, scan, inputs, equality).
+            sides = {
+                "cpu": (predictor_ref.compute_residuals, context_ref.encode_context_lanes,
+                        context_ref.decode_context_lanes, predictor_ref.reconstruct,
+                        (planes, kinds_np, ctx_np, counts_np, words_np), np.array_equal),
+                device_name: (predictor_residual.compute_residuals, context_encode.encode_context_lanes,
+                              context_decode.decode_context_lanes, predictor_scan.reconstruct,
+                              (planes_t, kinds_t, ctx_t, counts_t, words_t),
+                              lambda a, b: bool(torch.equal(a.to(b.dtype), b))),
+            }
             for it in range(repeat + 1):
                 for d, tm in stages.items():
                     if not it:  # warm-up into a throw-away timer
                         tm = Timer(tm.sync)
-                    if d == "cpu":
-                        t = time.perf_counter()
-                        r = tm.run("enc residuals", predictor_ref.compute_residuals, planes, refs)
-                        c, wd = tm.run("enc lanes", context_ref.encode_context_lanes, r, kinds_np, *ctx_np, rows)
-                        ok = np.array_equal(c, counts_np) and np.array_equal(wd, words_np)
-                        tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
-                        t = time.perf_counter()
-                        s_ = tm.run("dec lanes", context_ref.decode_context_lanes, counts_np, words_np, (p, h, w),
-                                    kinds_np, *ctx_np, rows)
-                        x = tm.run("dec scan", predictor_ref.reconstruct, s_, refs)
-                        ok2 = np.array_equal(x, planes)
-                        tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
-                    else:
-                        sync()
-                        t = time.perf_counter()
-                        r = tm.run("enc residuals", predictor_residual.compute_residuals, planes_t, refs)
-                        c, wd = tm.run("enc lanes", context_encode.encode_context_lanes, r, kinds_t, *ctx_t, rows)
-                        ok = bool(torch.equal(c.to(torch.int64), counts_t) and torch.equal(wd, words_t))
-                        tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
-                        sync()
-                        t = time.perf_counter()
-                        s_ = tm.run("dec lanes", context_decode.decode_context_lanes, counts_t, words_t, (p, h, w),
-                                    kinds_t, *ctx_t, rows)
-                        x = tm.run("dec scan", predictor_scan.reconstruct, s_, refs)
-                        ok2 = bool(torch.equal(x, planes_t))
-                        tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
+                    residual_fn, enc_fn, dec_fn, scan_fn, (pl, kinds, ctx, counts0, words0), same = sides[d]
+                    tm.sync()
+                    t = time.perf_counter()
+                    r = tm.run("enc residuals", residual_fn, pl, refs)
+                    c, wd = tm.run("enc lanes", enc_fn, r, kinds, *ctx, rows)
+                    ok = same(c, counts0) and same(wd, words0)
+                    tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
+                    tm.sync()
+                    t = time.perf_counter()
+                    s_ = tm.run("dec lanes", dec_fn, counts0, words0, (p, h, w), kinds, *ctx, rows)
+                    x = tm.run("dec scan", scan_fn, s_, refs)
+                    ok2 = same(x, pl)
+                    tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
                     if not ok:
                         failures.append(f"{name}: kernel-view encode on {d} differs from the twin")
                     if not ok2:
