@@ -3,7 +3,7 @@
 One program per lane (a strip of ``lane_rows`` rows); the lane's two adaptive table sets are its own
 copies in global memory, the 25-entry table rows are ``TOK``-wide vectors.  Pseudo-Python::
 
-    for lane in range(n_lanes):                                  # program axis 0
+    for lane in range(n_lanes):                                  # program axis 0, LANES_PER_LAUNCH a launch
         x = words[pos] << 16 | words[pos + 1]; pos += 2
         for y in lane's rows:  for p in planes:  for xx in range(W):
             ca, cb = contexts(out, p, kinds[p], y, xx)           # decoded residuals of this lane only
@@ -42,19 +42,20 @@ def _context_decode_kernel(
     count_ptr, offset_ptr, word_ptr, kind_ptr, ta_ptr, tb_ptr, na_ptr, nb_ptr, bin_a_ptr, bin_b_ptr, rate_ptr,
     out_ptr, status_ptr,
     # sizes
-    n_planes, height, width, lane_rows, n_rate,
+    n_planes, height, width, lane_rows, n_rate, first_lane,
     # meta-parameters
     NC_A: tl.constexpr, NC_B: tl.constexpr, N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr,
     Q_ADAPT: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr, RANS_L: tl.constexpr, TOK: tl.constexpr,
 ):
-    lane = tl.program_id(0).to(tl.int64)
+    slot = tl.program_id(0).to(tl.int64)          # this launch's working-state slot
+    lane = slot + first_lane
     y0 = (lane * lane_rows).to(tl.int32)
     y1 = tl.minimum(y0 + lane_rows, height)
     pos = tl.load(offset_ptr + lane)
     end = pos + tl.load(count_ptr + lane).to(tl.int64)
     x = ((tl.load(word_ptr + pos).to(tl.int64) & 0xFFFF) << 16) | (tl.load(word_ptr + pos + 1).to(tl.int64) & 0xFFFF)
     pos = pos + 2
-    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, lane, NC_A, NC_B, N_KINDS, N_TOKENS)
+    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, slot, NC_A, NC_B, N_KINDS, N_TOKENS)
     bad = (lane * 0).to(tl.int32)
     for y in range(y0, y1):
         for p in range(n_planes):
@@ -86,9 +87,27 @@ def _context_decode_kernel(
     tl.store(status_ptr + lane, bad)
 
 
-def lane_tables(init: torch.Tensor, n_lanes: int) -> torch.Tensor:
-    """Each lane's own working copy of the starting tables: int32 (n_lanes, 3, NC, 25)."""
-    return init.to(torch.int32).unsqueeze(0).repeat(n_lanes, 1, 1, 1).contiguous()
+LANES_PER_LAUNCH = 256   # lanes in flight per launch: bounds the working state (~0.55 MB a lane)
+
+
+class LaneState:
+    """Working tables and use counters for ``slots`` lanes at a time, reset before every launch (a hostile
+    file with thousands of one-row lanes then costs launches, not memory)."""
+
+    def __init__(self, init_a: torch.Tensor, init_b: torch.Tensor, slots: int):
+        self.init_a, self.init_b = init_a, init_b
+        dev = init_a.device
+        self.ta = torch.empty((slots,) + tuple(init_a.shape), dtype=torch.int32, device=dev)
+        self.tb = torch.empty((slots,) + tuple(init_b.shape), dtype=torch.int32, device=dev)
+        self.na = torch.empty((slots, N_KINDS, NC_A), dtype=torch.int32, device=dev)
+        self.nb = torch.empty((slots, N_KINDS, NC_B), dtype=torch.int32, device=dev)
+
+    def reset(self) -> tuple:
+        self.ta.copy_(self.init_a.unsqueeze(0).expand_as(self.ta))
+        self.tb.copy_(self.init_b.unsqueeze(0).expand_as(self.tb))
+        self.na.zero_()
+        self.nb.zero_()
+        return self.ta, self.tb, self.na, self.nb
 
 
 def check_model(kinds, init_a, init_b, bin_a, bin_b, rate_lut, n_planes: int, device) -> list[torch.Tensor]:
@@ -140,13 +159,14 @@ def decode_context_lanes(counts: torch.Tensor, words: torch.Tensor, shape: tuple
     offsets = torch.cumsum(counts, 0) - counts
     out = torch.empty((n_planes, h, w), dtype=torch.uint8, device=dev)
     status = torch.empty(n_lanes, dtype=torch.int32, device=dev)
-    ta, tb = lane_tables(init_a, n_lanes), lane_tables(init_b, n_lanes)
-    na = torch.zeros((n_lanes, N_KINDS, NC_A), dtype=torch.int32, device=dev)
-    nb = torch.zeros((n_lanes, N_KINDS, NC_B), dtype=torch.int32, device=dev)
-    _context_decode_kernel[(n_lanes,)](counts, offsets, words, kinds, ta, tb, na, nb, bin_a, bin_b, rate_lut,
-                                       out, status, n_planes, h, w, lane_rows, rate_lut.shape[0],
-                                       NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT,
-                                       ACT_MAX=ACT_MAX, NB_B=NB_B, RANS_L=RANS_L, TOK=TOK, num_warps=NUM_WARPS)
+    state = LaneState(init_a, init_b, min(n_lanes, LANES_PER_LAUNCH))
+    for first in range(0, n_lanes, LANES_PER_LAUNCH):
+        ta, tb, na, nb = state.reset()
+        _context_decode_kernel[(min(LANES_PER_LAUNCH, n_lanes - first),)](
+            counts, offsets, words, kinds, ta, tb, na, nb, bin_a, bin_b, rate_lut, out, status,
+            n_planes, h, w, lane_rows, rate_lut.shape[0], first,
+            NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT,
+            ACT_MAX=ACT_MAX, NB_B=NB_B, RANS_L=RANS_L, TOK=TOK, num_warps=NUM_WARPS)
     first, n_bad = torch.stack([status.to(torch.int64).argmax(), status.sum(dtype=torch.int64)]).tolist()
     if n_bad:
         raise DecodeError(f"corrupted entropy-coded data in lane {first}")

@@ -2,7 +2,7 @@
 
 One program per lane (a strip of ``lane_rows`` rows), in two passes over its symbols.  Pseudo-Python::
 
-    for lane in range(n_lanes):                                  # program axis 0
+    for lane in range(n_lanes):                                  # program axis 0, in bounded launches
         for j, (y, p, xx) in enumerate(lane's symbols):          # forward: the model adapts
             ca, cb = contexts(residuals, p, kinds[p], y, xx)
             t, n_extra, extra = token(zigzag(residuals[p, y, xx] - 128))
@@ -27,10 +27,11 @@ from tricodec.context_ref import ACT_MAX, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q
 
 from ._context_jit import _adapt_both, _contexts, _lane_state, _mixed, _pick, _rows, _token
 from ._host import RANS_L, need_tensor
-from .context_decode import check_model, lane_tables
+from .context_decode import LANES_PER_LAUNCH, LaneState, check_model
 from .lane_compact import compact_lanes
 
 TOK = 32            # table row width in the kernel (25 real entries; pinned)
+SYMBOLS_PER_LAUNCH = 1 << 24   # bounds the per-symbol scratch of one launch (12 bytes a symbol)
 NUM_WARPS = 1
 
 
@@ -40,16 +41,17 @@ def _context_encode_kernel(
     res_ptr, kind_ptr, ta_ptr, tb_ptr, na_ptr, nb_ptr, bin_a_ptr, bin_b_ptr, rate_ptr,
     start_ptr, freq_ptr, extra_ptr, scratch_ptr, count_ptr,
     # sizes
-    n_planes, height, width, lane_rows, n_rate, lane_symbols, stride_lane,
+    n_planes, height, width, lane_rows, n_rate, lane_symbols, stride_lane, first_lane,
     # meta-parameters
     NC_A: tl.constexpr, NC_B: tl.constexpr, N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr,
     Q_ADAPT: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr, RANS_L: tl.constexpr, TOK: tl.constexpr,
 ):
-    lane = tl.program_id(0).to(tl.int64)
+    slot = tl.program_id(0).to(tl.int64)          # this launch's working-state and scratch slot
+    lane = slot + first_lane
     y0 = (lane * lane_rows).to(tl.int32)
     y1 = tl.minimum(y0 + lane_rows, height)
-    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, lane, NC_A, NC_B, N_KINDS, N_TOKENS)
-    sym0 = lane * lane_symbols
+    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, slot, NC_A, NC_B, N_KINDS, N_TOKENS)
+    sym0 = slot * lane_symbols
     j = sym0
     for y in range(y0, y1):
         for p in range(n_planes):
@@ -67,7 +69,7 @@ def _context_encode_kernel(
                 tl.store(extra_ptr + j, (n_extra << 8) | extra)
                 j = j + 1
                 _adapt_both(row_a, row_b, used_a, used_b, rate_ptr, n_rate, t, Q_ADAPT, N_TOKENS, TOK)
-    top = lane * stride_lane + stride_lane - 1
+    top = slot * stride_lane + stride_lane - 1
     x = (lane * 0 + RANS_L).to(tl.int64)
     m = lane * 0
     n = j - sym0
@@ -91,7 +93,7 @@ def _context_encode_kernel(
         x = ((x // f) << 16) + x % f + tl.load(start_ptr + k).to(tl.int64)
     tl.store(scratch_ptr + top - m, (x & 0xFFFF).to(tl.uint16))
     tl.store(scratch_ptr + top - m - 1, (x >> 16).to(tl.uint16))
-    tl.store(count_ptr + lane, (m + 2).to(tl.int32))
+    tl.store(count_ptr + slot, (m + 2).to(tl.int32))
 
 
 def encode_context_lanes(residuals: torch.Tensor, kinds: torch.Tensor, init_a: torch.Tensor, init_b: torch.Tensor,
@@ -118,19 +120,24 @@ def encode_context_lanes(residuals: torch.Tensor, kinds: torch.Tensor, init_a: t
     n_lanes = -(-h // lane_rows)
     lane_symbols = min(lane_rows, h) * n_planes * w
     stride = max_lane_words((n_planes, h, w), lane_rows)
-    start = torch.empty(n_lanes * lane_symbols, dtype=torch.int32, device=dev)
+    # Lanes go in launches of at most `per` lanes, so the per-symbol scratch stays bounded.
+    per = max(1, min(LANES_PER_LAUNCH, SYMBOLS_PER_LAUNCH // lane_symbols, n_lanes))
+    start = torch.empty(per * lane_symbols, dtype=torch.int32, device=dev)
     freq = torch.empty_like(start)
     extra = torch.empty_like(start)
-    scratch = torch.empty(n_lanes * stride, dtype=torch.uint16, device=dev)
+    scratch = torch.empty(per * stride, dtype=torch.uint16, device=dev)
     counts = torch.empty(n_lanes, dtype=torch.int32, device=dev)
-    ta, tb = lane_tables(init_a, n_lanes), lane_tables(init_b, n_lanes)
-    na = torch.zeros((n_lanes, N_KINDS, NC_A), dtype=torch.int32, device=dev)
-    nb = torch.zeros((n_lanes, N_KINDS, NC_B), dtype=torch.int32, device=dev)
-    _context_encode_kernel[(n_lanes,)](residuals, kinds, ta, tb, na, nb, bin_a, bin_b, rate_lut,
-                                       start, freq, extra, scratch, counts,
-                                       n_planes, h, w, lane_rows, rate_lut.shape[0], lane_symbols, stride,
-                                       NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT,
-                                       ACT_MAX=ACT_MAX, NB_B=NB_B, RANS_L=RANS_L, TOK=TOK, num_warps=NUM_WARPS)
-    ends = torch.cumsum(counts, 0, dtype=torch.int64)
-    total = int(ends[-1].item())
-    return counts, compact_lanes(scratch, counts, ends - counts, total, stride)
+    state = LaneState(init_a, init_b, per)
+    pieces = []
+    for first in range(0, n_lanes, per):
+        g = min(per, n_lanes - first)
+        ta, tb, na, nb = state.reset()
+        _context_encode_kernel[(g,)](residuals, kinds, ta, tb, na, nb, bin_a, bin_b, rate_lut,
+                                     start, freq, extra, scratch, counts[first:],
+                                     n_planes, h, w, lane_rows, rate_lut.shape[0], lane_symbols, stride, first,
+                                     NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT,
+                                     ACT_MAX=ACT_MAX, NB_B=NB_B, RANS_L=RANS_L, TOK=TOK, num_warps=NUM_WARPS)
+        c = counts[first:first + g]
+        ends = torch.cumsum(c, 0, dtype=torch.int64)
+        pieces.append(compact_lanes(scratch[:g * stride], c, ends - c, int(ends[-1].item()), stride))
+    return counts, torch.cat(pieces)

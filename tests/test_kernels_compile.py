@@ -63,14 +63,15 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                         "nb_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "rate_ptr": "*i32",
                         "start_ptr": "*i32", "freq_ptr": "*i32", "extra_ptr": "*i32", "scratch_ptr": "*u16",
                         "count_ptr": "*i32", "n_planes": "i32", "height": "i32", "width": "i32",
-                        "lane_rows": "i32", "n_rate": "i32", "lane_symbols": "i32", "stride_lane": "i32"},
+                        "lane_rows": "i32", "n_rate": "i32", "lane_symbols": "i32", "stride_lane": "i32",
+                        "first_lane": "i32"},
                        _CONTEXT_CONSTS),
     "context_decode": ("_context_decode_kernel",
                        {"count_ptr": "*i64", "offset_ptr": "*i64", "word_ptr": "*u16", "kind_ptr": "*i32",
                         "ta_ptr": "*i32", "tb_ptr": "*i32", "na_ptr": "*i32", "nb_ptr": "*i32",
                         "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "rate_ptr": "*i32", "out_ptr": "*u8",
                         "status_ptr": "*i32", "n_planes": "i32", "height": "i32", "width": "i32",
-                        "lane_rows": "i32", "n_rate": "i32"},
+                        "lane_rows": "i32", "n_rate": "i32", "first_lane": "i32"},
                        _CONTEXT_CONSTS),
 }
 

@@ -45,6 +45,14 @@ def test_kernels_equal_twin(p, h, w, lane_rows):
     _both(_residuals(h, w, p, seed=p * h + w), lane_rows)
 
 
+def test_lanes_in_several_launches(monkeypatch):
+    """Lanes go in launches of a bounded number (state and scratch stay bounded): 5 lanes, 2 a launch."""
+    monkeypatch.setattr(context_decode, "LANES_PER_LAUNCH", 2)
+    monkeypatch.setattr(context_encode, "LANES_PER_LAUNCH", 2)
+    counts, _ = _both(_residuals(5, 4, 3, seed=8), 1)
+    assert counts.shape == (5,)
+
+
 def test_kernels_equal_twin_on_extremes():
     rng = np.random.default_rng(4)
     _both(np.where(rng.random((3, 4, 6)) < 0.5, 0, 255).astype(np.uint8), 2)   # every big token, both signs
