@@ -184,11 +184,32 @@ def test_weights_file_checks():
     assert model_from_bytes(good).name == "tric-cx1"
     with pytest.raises(ModelError, match="sha256"):
         model_from_bytes(good, "0" * 64)
-    config = {"kind": "context", "name": "x", "lane_pixels": 4096, "rgb_order": [1, 0, 2], "rgb_refs": [-1, 0, 0]}
+    config = {"kind": "context", "name": "x", "lane_pixels": 1 << 14, "rgb_order": [1, 0, 2], "rgb_refs": [-1, 0, 0]}
     arrays = dict(zip(("init_a", "init_b", "bin_a", "bin_b", "rate_lut"), MODEL.arrays))
-    assert model_from_bytes(model_to_bytes(config, **arrays)).lane_pixels == 4096
+    assert model_from_bytes(model_to_bytes(config, **arrays)).lane_pixels == 1 << 14
+    with pytest.raises(ModelError, match="lane_pixels"):
+        model_from_bytes(model_to_bytes(dict(config, lane_pixels=100), **arrays))
     broken = dict(arrays, bin_a=np.full(4096, 99, np.int32))
     with pytest.raises(ModelError, match="malformed"):
         model_from_bytes(model_to_bytes(config, **broken))
     with pytest.raises(ModelError, match="malformed"):
         model_from_bytes(model_to_bytes({k: v for k, v in config.items() if k != "lane_pixels"}, **arrays))
+
+
+def test_files_with_lanes_smaller_than_any_encoder_writes_are_refused():
+    """Every lane starts from a fresh copy of the tables: a file of thousands of one-row lanes must be
+    refused from its SIDE section, not decoded for minutes."""
+    import struct
+
+    from tricodec import container
+
+    image = photo_like(40, 600, 3, seed=4)
+    data = tricodec.encode(image)
+    header, sections = container.unpack(data)
+    assert cm.unpack_side(sections[container.SEC_SIDE], 40, 600) == 40
+    assert cm.unpack_side(struct.pack("<I", 28), 40, 600) == 28       # 16800 pixels a lane: allowed
+    with pytest.raises(DecodeError, match="smaller than any encoder"):
+        cm.unpack_side(struct.pack("<I", 27), 40, 600)
+    assert cm.unpack_side(struct.pack("<I", 3), 3, 5) == 3              # a small image: one whole lane
+    with pytest.raises(DecodeError, match="smaller than any encoder"):
+        cm.unpack_side(struct.pack("<I", 1), 3, 5)

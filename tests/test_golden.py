@@ -23,7 +23,7 @@ def test_context_golden_has_several_lanes():
     from tricodec import container, context_model
     data = (GOLDEN / "v1_cx1_wide_4096x70.tric").read_bytes()
     header, sections = container.unpack(data)
-    assert context_model.unpack_side(sections[container.SEC_SIDE], header.height) == 64
+    assert context_model.unpack_side(sections[container.SEC_SIDE], header.height, header.width) == 64
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -102,7 +102,7 @@ def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple
 def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model, backend) -> np.ndarray:
     """Inverse of :func:`encode_planes` -> uint8 (P, H, W)."""
     if model.kind == "context":
-        lane_rows = cm.unpack_side(sections[fmt.SEC_SIDE], h)
+        lane_rows = cm.unpack_side(sections[fmt.SEC_SIDE], h, w)
         counts, words = cm.unpack_lanes(sections[fmt.SEC_LANES], (n_planes, h, w), lane_rows)
         res = backend.decode_context_lanes(backend.upload(counts), backend.upload(words), (n_planes, h, w),
                                            *_context_arrays(model, n_planes, backend), lane_rows)

@@ -55,12 +55,19 @@ def pack_side(lane_rows: int) -> bytes:
     return struct.pack("<I", lane_rows)
 
 
-def unpack_side(payload: memoryview, height: int) -> int:
+# Lanes hold at least this many pixels (or the whole image): every lane starts from a fresh copy of the
+# tables (~0.55 MB), so a file of countless one-row lanes would cost minutes of copying, not bytes.
+MIN_LANE_PIXELS = 1 << 14
+
+
+def unpack_side(payload: memoryview, height: int, width: int) -> int:
     if len(payload) != 4:
         raise DecodeError("side information does not match the model")
     (lane_rows,) = struct.unpack("<I", bytes(payload))
     if not 1 <= lane_rows <= max(1, height):
         raise DecodeError(f"lane of {lane_rows} rows does not fit an image of {height} rows")
+    if lane_rows * width < min(height * width, MIN_LANE_PIXELS):
+        raise DecodeError(f"lanes of {lane_rows} rows are smaller than any encoder writes")
     return lane_rows
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import context_ref as cr
+from . import context_model as cm
 from .context_model import ContextModel
 from .errors import ModelError
 from .model_base import NamedWeights
@@ -134,8 +135,8 @@ def _context_model(config: dict, arrays: dict, name: str, digest: str) -> Contex
                                                   ("init_a", "init_b", "bin_a", "bin_b", "rate_lut"))
         cr.check_model_arrays(np.zeros(1, np.int32), init_a, init_b, bin_a, bin_b, rate_lut, 1)
         lane_pixels = int(config["lane_pixels"])
-        if not 1 <= lane_pixels <= 1 << 30:
-            raise ValueError("lane_pixels out of range")
+        if not cm.MIN_LANE_PIXELS <= lane_pixels <= 1 << 30:
+            raise ValueError(f"lane_pixels must be in [{cm.MIN_LANE_PIXELS}, 2**30]")
         return ContextModel(name=name, sha256=digest, init_a=init_a, init_b=init_b, bin_a=bin_a, bin_b=bin_b,
                             rate_lut=rate_lut, lane_pixels=lane_pixels, rgb_order=tuple(config["rgb_order"]),
                             rgb_refs=tuple(config["rgb_refs"]))
