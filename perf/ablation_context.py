@@ -1,6 +1,7 @@
 """Ablation of the context model: what each component adds, in real coded bytes.
 
     python perf/ablation_context.py [DIR ...]        # default: ../shared/data/kodak and ../shared/data/dev
+    python perf/ablation_context.py --lane-sizes     # size against lane size (parallelism), shipped tables
 
 Every row trains its starting tables on ../shared/data/train (never on the evaluated folders) and codes
 each image's residuals (MED on colour planes G, R-G, B-G) with the production coder (context_ref, the CPU
@@ -10,6 +11,7 @@ mean per image.  The last row is the shipped tric-cx1 through the real encoder (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -44,11 +46,29 @@ def coded_bpsp(model, folder: Path) -> float:
     return float(np.mean(out))
 
 
+def lane_sizes(dirs) -> None:
+    """The cost of smaller lanes (more of them: more parallel decoding) with the shipped tables."""
+    shipped = load_model("tric-cx1")
+    print("| pixels per lane | " + " | ".join(f"{d.name} bpsp | lanes per image" for d in dirs) + " |")
+    print("|---|" + "---|---|" * len(dirs))
+    for log2 in (14, 16, 18, 20):
+        model = dataclasses.replace(shipped, lane_pixels=1 << log2)
+        cells = []
+        for d in dirs:
+            lanes = [-(-read_image(p).size[1] // model.lane_rows(*read_image(p).size)) for p in image_files(d)]
+            cells.append(f"{coded_bpsp(model, d):.4f} | {np.mean(lanes):.0f}")
+        print(f"| 2^{log2} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="*", type=Path, default=[SHARED / "kodak", SHARED / "dev"])
     ap.add_argument("--train", type=Path, default=SHARED / "train")
+    ap.add_argument("--lane-sizes", action="store_true", help="only the lane-size table")
     a = ap.parse_args()
+    if a.lane_sizes:
+        lane_sizes(a.dirs)
+        return 0
     zeros = np.zeros(cr.ACT_MAX + 1, np.int32)
     frozen = np.array([15], np.int32)      # a shift of 15 moves a table by at most one unit in 65512
     bin_a, bin_b = cm.default_bins()
