@@ -147,3 +147,11 @@ def test_torch_tensor_input_and_batch():
     datas = tricodec.encode_batch([torch.from_numpy(arr), arr, Image.fromarray(arr)])
     assert datas[0] == datas[1] == datas[2]
     assert all(np.array_equal(np.asarray(im), arr) for im in tricodec.decode_batch(datas))
+
+
+def test_batches_code_several_images_at_once_in_order():
+    images = [Image.fromarray(photo_like(17 + i, 23 + 2 * i, 3, seed=i)) for i in range(5)]
+    one_by_one = [tricodec.encode(im) for im in images]
+    assert tricodec.encode_batch(images, workers=3) == one_by_one
+    back = tricodec.decode_batch(one_by_one, workers=3)
+    assert all(same_image(a, b) for a, b in zip(back, images))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -14,7 +15,7 @@ from . import banded
 from . import container as fmt
 from . import context_model as cm
 from . import metadata
-from .backend import CPU, get_backend
+from .backend import CPU, get_backend, image_workers
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import decode_fallback, encode_fallback
 from .model import BlockScaleModel, find_model, load_model
@@ -259,17 +260,31 @@ def decode_array(data: bytes, *, device: str = "auto", model=None,
     return image if isinstance(image, np.ndarray) else np.asarray(image)
 
 
-def encode_batch(images, *, device: str = "auto", model=None,
-                 max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> list[bytes]:
-    """Encode several images (any mix of what :func:`encode` accepts); one independent file each."""
+def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
+                 workers: int = 0) -> list[bytes]:
+    """Encode several images (any mix of what :func:`encode` accepts); one independent file each, in order.
+
+    ``workers`` images are coded at once (0: as many as :func:`tricodec.backend.image_workers` says for
+    the device: several on the CPU, where one image keeps only as many cores busy as it has lanes)."""
     m = load_model(model)
-    return [encode(im, device=device, model=m, max_pixels=max_pixels) for im in images]
+    return _map(lambda im: encode(im, device=device, model=m, max_pixels=max_pixels), images, device, workers)
 
 
-def decode_batch(datas, *, device: str = "auto", model=None,
-                 max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> list:
-    """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour)."""
-    return [decode_any(d, device=device, model=model, max_pixels=max_pixels) for d in datas]
+def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
+                 workers: int = 0) -> list:
+    """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour), in
+    order, ``workers`` at once (as in :func:`encode_batch`)."""
+    return _map(lambda d: decode_any(d, device=device, model=model, max_pixels=max_pixels), datas, device,
+                workers)
+
+
+def _map(fn, items, device: str, workers: int) -> list:
+    items = list(items)
+    workers = min(len(items), workers or image_workers(device))
+    if workers <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(workers) as pool:   # the codec releases the GIL in its numba loops
+        return list(pool.map(fn, items))
 
 
 __all__ = ["encode", "decode", "decode_any", "decode_array", "encode_batch", "decode_batch", "read_header",
