@@ -25,11 +25,12 @@ Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
 
 Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in this order:
 
-* model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes);
+* model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes), laid out as the model the
+  header names says: block-scale models as below, context models as in ``context_model.py``;
 * fallback: ``FALLBACK``;
 * optionally, last: ``META`` (ICC profile, EXIF, PNG text ...: see ``metadata.py``).
 
-A *lane stream* (inside ``SIDE`` and as the whole of ``LANES``) is ``lane_log2 (u8) | counts
+For block-scale models, a *lane stream* (inside ``SIDE`` and as the whole of ``LANES``) is ``lane_log2 (u8) | counts
 (u32 x n_lanes) | words (u16 x sum(counts))``; ``n_lanes`` follows from the symbol count, which
 follows from the header, so every length is checked against the bytes present before anything large
 is allocated.  The file ends exactly where its last section ends.
