@@ -87,6 +87,13 @@ def test_context_lanes_cross_decode():
                                                             *map(up, model.arrays), lane_rows)), res)
 
 
+def test_auto_keeps_the_context_model_on_the_cpu():
+    from tricodec.codec import backend_for
+    assert backend_for("auto", tricodec.load_model("tric-cx1")) is get_backend("cpu")
+    assert backend_for("auto", tricodec.load_model("tric-bs2")) is get_backend("auto")
+    assert backend_for("triton", tricodec.load_model("tric-cx1")).name == "triton"
+
+
 def test_backend_switch():
     assert get_backend("cpu").name == "cpu"
     assert get_backend("auto").name == ("cuda" if HAS_CUDA else "cpu")

@@ -126,9 +126,10 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
         image: a ``PIL.Image.Image`` (any mode), or a numpy array or torch tensor (CPU or CUDA, copied to
             the host), channels last: uint8 (H, W), (H, W, 1), (H, W, 3), (H, W, 4), or uint16 (H, W),
             (H, W, 3), (H, W, 4).
-        device: ``"auto"`` (the GPU kernels when torch sees a GPU, else the CPU twins), ``"cpu"``,
-            ``"cuda"`` or ``"triton"`` (the kernels wherever the tensors are; the interpreter without a
-            GPU). Every device writes the same bytes.
+        device: ``"auto"`` (the GPU kernels when torch sees a GPU, else the CPU twins; the context
+            model, the default, always on the CPU: see :func:`backend_for`), ``"cpu"``, ``"cuda"`` or
+            ``"triton"`` (the kernels wherever the tensors are; the interpreter without a GPU). Every
+            device writes the same bytes.
         model: None for the shipped default, a shipped model's name, a weights file path or a loaded model.
         max_pixels: refuse larger images.
 
@@ -138,8 +139,8 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     Raises:
         EncodeError: the image cannot be read or is too large. BackendError, ModelError as named.
     """
-    backend = get_backend(device)
     model = load_model(model)
+    backend = backend_for(device, model)
     image = normalize(image)
     mode, channels, depth, w, h = describe(image)
     if w * h > max_pixels:
@@ -172,6 +173,16 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))] + tail, crc)
 
 
+def backend_for(device: str, model):
+    """The backend that codes with ``model``: ``device``'s, except that ``"auto"`` keeps the context
+    model on the CPU. Its coder runs one GPU program per lane of ~2^18 pixels, sequentially; an image has
+    one or two such lanes, too few for a GPU (no GPU measurement exists yet), while the CPU twin codes
+    them at ~20-40 MB/s. ``device="cuda"`` or ``"triton"`` still runs the kernels."""
+    if device == "auto" and getattr(model, "kind", None) == "context":
+        return CPU
+    return get_backend(device)
+
+
 def _as_fallback(header: fmt.Header) -> fmt.Header:
     header.flags |= fmt.FLAG_FALLBACK
     return header
@@ -193,7 +204,7 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
 
     Files whose header asks for more than ``max_pixels`` pixels or ``max_memory`` bytes of working
     memory are refused before anything is allocated."""
-    backend = get_backend(device)
+    get_backend(device)  # an unknown or unavailable device is an error even for fallback files
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     header, sections = fmt.unpack(data, max_pixels, max_memory)
@@ -216,6 +227,7 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
             m = find_model(header.model_name, header.model_hash, hint)
         except ModelError as e:
             raise DecodeError(str(e)) from None
+        backend = backend_for(device, m)
         order, refs = _layout(m, header.channels)
         arr = np.empty((h, w, header.channels), dtype=np.uint8)
         if backend is CPU and m.kind == "block-scale" and h > banded.band_rows(w, m.block_log2):
