@@ -151,6 +151,8 @@ def decode_context_lanes(counts: torch.Tensor, words: torch.Tensor, shape: tuple
     if words.dtype not in (torch.uint16, torch.int32):
         words = as_int("words", words, torch.int32)
     words = words.contiguous()
+    if n_planes * h * w >= 1 << 31:
+        raise ValueError("at most 2**31 - 1 residuals (the kernel indexes them with int32)")
     n_lanes = counts.shape[0]
     if lane_rows < 1 or n_lanes != -(-h // lane_rows):
         raise DecodeError("lane table does not match the image size")

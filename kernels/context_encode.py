@@ -112,6 +112,8 @@ def encode_context_lanes(residuals: torch.Tensor, kinds: torch.Tensor, init_a: t
     residuals = need_tensor("residuals", residuals, 3)
     if residuals.dtype != torch.uint8 or residuals.numel() == 0 or lane_rows < 1:
         raise ValueError("need a non-empty uint8 (P, H, W) residual tensor and lane_rows >= 1")
+    if residuals.numel() >= 1 << 31:
+        raise ValueError("at most 2**31 - 1 residuals (the kernel indexes them with int32)")
     residuals = residuals.contiguous()
     dev = residuals.device
     n_planes, h, w = residuals.shape
