@@ -129,3 +129,17 @@ def _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, lane, NC_A: tl.constexpr, NC_B: 
     """Pointers to lane ``lane``'s own tables and use counters."""
     return (ta_ptr + lane * (N_KINDS * NC_A * (N_TOKENS + 1)), tb_ptr + lane * (N_KINDS * NC_B * (N_TOKENS + 1)),
             na_ptr + lane * (N_KINDS * NC_A), nb_ptr + lane * (N_KINDS * NC_B))
+
+
+DESC_COLS = 8   # lane descriptor: res_base, kinds_base, n_planes, height, width, y0, y1, unused
+
+
+@triton.jit
+def _lane_desc(desc_ptr, lane, flat_ptr, kind_ptr):
+    """Lane ``lane``'s image and rows from its int64 descriptor -> (pointer to the image's (P, H, W)
+    residuals, pointer to its plane kinds, P, H, W, first row, end row)."""
+    d = desc_ptr + lane * 8
+    res_base = tl.load(d)
+    kinds_base = tl.load(d + 1)
+    return (flat_ptr + res_base, kind_ptr + kinds_base, tl.load(d + 2).to(tl.int32), tl.load(d + 3).to(tl.int32),
+            tl.load(d + 4).to(tl.int32), tl.load(d + 5).to(tl.int32), tl.load(d + 6).to(tl.int32))

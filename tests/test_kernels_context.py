@@ -98,3 +98,33 @@ def test_wrappers_check_arguments():
 @pytest.mark.gpu
 def test_kernels_equal_twin_on_a_photo_size():
     _both(_residuals(512, 768, 3, seed=11), MODEL.lane_rows(768, 512))
+
+
+def test_several_images_in_one_launch(monkeypatch):
+    """Lanes of images of different shapes and plane counts side by side in the same launches (and split
+    over several launches) equal the twin's one-image-at-a-time coding."""
+    monkeypatch.setattr(context_decode, "LANES_PER_LAUNCH", 3)
+    monkeypatch.setattr(context_encode, "LANES_PER_LAUNCH", 3)
+    shapes = [(3, 4, 5, 2), (1, 3, 7, 1), (4, 2, 3, 2), (2, 5, 2, 4)]
+    res = [_residuals(h, w, p, seed=h + p) for p, h, w, _ in shapes]
+    kinds = [cm.plane_kinds(p) for p, _, _, _ in shapes]
+    rows = [lr for *_, lr in shapes]
+    ref = cr.encode_context_lanes_batch(res, kinds, *MODEL.arrays, rows)
+    got = context_encode.encode_context_lanes_batch([_t(r) for r in res], [_t(k) for k in kinds],
+                                                    *map(_t, MODEL.arrays), rows)
+    for (c_ref, w_ref), (c_k, w_k) in zip(ref, got):
+        assert np.array_equal(c_k.cpu().numpy(), c_ref) and np.array_equal(w_k.cpu().numpy(), w_ref)
+    back = context_decode.decode_context_lanes_batch([_t(c.astype(np.int64)) for c, _ in ref], [_t(w) for _, w in ref],
+                                                     [r.shape for r in res], [_t(k) for k in kinds],
+                                                     *map(_t, MODEL.arrays), rows)
+    assert all(np.array_equal(b.cpu().numpy(), r) for b, r in zip(back, res))
+    # A corrupted lane is reported with its image, by both.
+    words = [w.copy() for _, w in ref]
+    words[1][3] ^= 0x0101
+    with pytest.raises(DecodeError) as twin:
+        cr.decode_context_lanes_batch([c for c, _ in ref], words, [r.shape for r in res], kinds, *MODEL.arrays, rows)
+    with pytest.raises(DecodeError) as kernel:
+        context_decode.decode_context_lanes_batch([_t(c.astype(np.int64)) for c, _ in ref], [_t(w) for w in words],
+                                                  [r.shape for r in res], [_t(k) for k in kinds],
+                                                  *map(_t, MODEL.arrays), rows)
+    assert str(twin.value) == str(kernel.value) and str(twin.value).startswith("image 1: ")

@@ -425,3 +425,24 @@ def token_of_residual(residuals: np.ndarray) -> np.ndarray:
     u = np.where(r >= 0, 2 * r, -2 * r - 1)
     n = np.floor(np.log2(np.maximum(u, 1))).astype(np.int32)
     return np.where(u < 16, u, 16 + 2 * (n - 4) + ((u >> np.maximum(n - 1, 0)) & 1))
+
+
+def encode_context_lanes_batch(residuals_list, kinds_list, init_a, init_b, bin_a, bin_b, rate_lut,
+                               lane_rows_list) -> list:
+    """:func:`encode_context_lanes` of several images -> one (counts, words) per image (the twin of the
+    kernels' multi-image launches)."""
+    return [encode_context_lanes(r, k, init_a, init_b, bin_a, bin_b, rate_lut, lr)
+            for r, k, lr in zip(residuals_list, kinds_list, lane_rows_list, strict=True)]
+
+
+def decode_context_lanes_batch(counts_list, words_list, shapes, kinds_list, init_a, init_b, bin_a, bin_b, rate_lut,
+                               lane_rows_list) -> list:
+    """:func:`decode_context_lanes` of several images -> one uint8 (P, H, W) per image."""
+    out = []
+    for i, (c, w, shape, k, lr) in enumerate(zip(counts_list, words_list, shapes, kinds_list, lane_rows_list,
+                                                  strict=True)):
+        try:
+            out.append(decode_context_lanes(c, w, shape, k, init_a, init_b, bin_a, bin_b, rate_lut, lr))
+        except DecodeError as e:
+            raise DecodeError((f"image {i}: " if len(shapes) > 1 else "") + str(e)) from None
+    return out
