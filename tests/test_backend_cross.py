@@ -145,3 +145,19 @@ def test_gpu_codec_equals_cpu_on_dev_images():
 def test_gpu_auto_is_cuda():
     assert get_backend("auto").name == "cuda"
     assert get_backend("triton").name == "triton"
+
+
+def test_batches_on_the_triton_backend_share_launches_and_bytes():
+    """encode_batch/decode_batch on the kernels (lanes of all images in the same launches) write and read
+    exactly what the CPU writes image by image, with fallback and block-scale files mixed in."""
+    images = [_image(5, 7, 3, seed=1), _image(4, 6, 1, seed=2), _image(3, 5, 4, seed=3),
+              Image.new("P", (4, 4)), _image(6, 5, 3, seed=4)]
+    cpu = [tricodec.encode(im, device="cpu") for im in images]
+    assert tricodec.encode_batch(images, device="triton") == cpu
+    mixed = cpu + [tricodec.encode(images[0], device="cpu", model="tric-bs2")]
+    back = tricodec.decode_batch(mixed, device="triton")
+    assert all(same_image(a, b) for a, b in zip(back, images + [images[0]]))
+    bad = bytearray(cpu[4])
+    bad[-3] ^= 0x10
+    with pytest.raises(DecodeError):
+        tricodec.decode_batch(cpu[:2] + [bytes(bad)], device="triton")

@@ -47,6 +47,9 @@ class Backend:
     encode_context_lanes: Callable
     # (counts, words, (P,H,W), kinds, init_a, init_b, bin_a, bin_b, rate_lut, lane_rows) -> residuals
     decode_context_lanes: Callable
+    # the same for several images at once: lists per image in, a list per image out
+    encode_context_batch: Callable
+    decode_context_batch: Callable
 
 
 def _identity(a):
@@ -65,6 +68,8 @@ CPU = Backend(
     decode_lanes=rans_ref.decode_lanes,
     encode_context_lanes=context_ref.encode_context_lanes,
     decode_context_lanes=context_ref.decode_context_lanes,
+    encode_context_batch=context_ref.encode_context_lanes_batch,
+    decode_context_batch=context_ref.decode_context_lanes_batch,
 )
 
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
@@ -129,7 +134,9 @@ def _triton_backend(name: str, device: str) -> Backend:
         encode_lanes=rans_enc.encode_lanes,
         decode_lanes=rans_dec.decode_lanes,
         encode_context_lanes=ctx_enc.encode_context_lanes,
-        decode_context_lanes=ctx_dec.decode_context_lanes)
+        decode_context_lanes=ctx_dec.decode_context_lanes,
+        encode_context_batch=ctx_enc.encode_context_lanes_batch,
+        decode_context_batch=ctx_dec.decode_context_lanes_batch)
 
 
 @lru_cache(maxsize=None)

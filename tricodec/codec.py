@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -83,6 +84,10 @@ def _context_arrays(model: cm.ContextModel, n_planes: int, backend) -> list:
     return [backend.upload(a) for a in (cm.plane_kinds(n_planes),) + model.arrays]
 
 
+def _context_sections(lane_rows: int, counts: np.ndarray, words: np.ndarray) -> list[tuple[int, bytes]]:
+    return [(fmt.SEC_SIDE, cm.pack_side(lane_rows)), (fmt.SEC_LANES, cm.pack_lanes(counts, words))]
+
+
 def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple[int, bytes]]:
     """uint8 (P, H, W) planes in coding order -> [(SEC_SIDE, ...), (SEC_LANES, ...)]."""
     n_planes, h, w = planes.shape
@@ -90,8 +95,7 @@ def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple
     if model.kind == "context":
         lane_rows = model.lane_rows(w, h)
         counts, words = backend.encode_context_lanes(res, *_context_arrays(model, n_planes, backend), lane_rows)
-        return [(fmt.SEC_SIDE, cm.pack_side(lane_rows)),
-                (fmt.SEC_LANES, cm.pack_lanes(backend.download(counts), backend.download(words)))]
+        return _context_sections(lane_rows, backend.download(counts), backend.download(words))
     q = model.choose_side_info(res, backend)
     ids = model.table_ids(q, h, w, backend)
     counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), backend.upload(model.cdf),
@@ -119,6 +123,55 @@ def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, mo
 
 # ---- public API ----
 
+@dataclass
+class _EncodeJob:
+    """One image between :func:`_encode_prepare` and :func:`_encode_finish`."""
+    image: object
+    header: fmt.Header
+    raw: object                  # the pixel bytes (a view of ``arr`` for model modes)
+    tail: list                   # the META section, if any
+    crc: int
+    arr: np.ndarray | None       # uint8 (H, W, C) for model modes, else None (fallback only)
+    order: tuple = ()
+    refs: tuple = ()
+
+    def planes(self) -> np.ndarray:
+        return np.ascontiguousarray(self.arr.transpose(2, 0, 1)[list(self.order)])
+
+
+def _encode_prepare(image, model, max_pixels: int) -> _EncodeJob:
+    image = normalize(image)
+    mode, channels, depth, w, h = describe(image)
+    if w * h > max_pixels:
+        raise EncodeError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
+    is_model_mode = mode in MODEL_MODES
+    arr = np.asarray(image, dtype=np.uint8).reshape(h, w, channels) if is_model_mode else None
+    # For model modes the array holds exactly Pillow's tobytes(): no second copy of a big image.
+    raw = memoryview(arr).cast("B") if is_model_mode else pixel_bytes(image)
+    meta = metadata.collect(image)
+    tail = [(fmt.SEC_META, metadata.pack(meta))] if meta else []
+    crc = content_crc(image, raw if is_model_mode else None)
+    header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode)
+    job = _EncodeJob(image, header, raw, tail, crc, arr)
+    if is_model_mode:
+        job.order, job.refs = _layout(model, channels)
+    return job
+
+
+def _encode_finish(job: _EncodeJob, sections, model) -> bytes:
+    """The model's sections (None: fallback only) -> the file, or a fallback file where that is smaller."""
+    if sections is not None:
+        size = sum(len(p) for _, p in sections)
+        if size < len(job.raw):
+            try_png = 8 * size < TRY_PNG_BELOW_BPSP * len(job.raw)
+            payload = encode_fallback(job.image, try_png=try_png) if try_png else None
+            if payload is None or len(payload) >= size:
+                job.header.model_name, job.header.model_hash = model.name, model.hash_prefix
+                return fmt.pack(job.header, sections + job.tail, job.crc)
+            return fmt.pack(_as_fallback(job.header), [(fmt.SEC_FALLBACK, payload)] + job.tail, job.crc)
+    return fmt.pack(_as_fallback(job.header), [(fmt.SEC_FALLBACK, encode_fallback(job.image))] + job.tail, job.crc)
+
+
 def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> bytes:
     """Encode an image losslessly.
 
@@ -141,36 +194,17 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     """
     model = load_model(model)
     backend = backend_for(device, model)
-    image = normalize(image)
-    mode, channels, depth, w, h = describe(image)
-    if w * h > max_pixels:
-        raise EncodeError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
-    is_model_mode = mode in MODEL_MODES
-    arr = np.asarray(image, dtype=np.uint8).reshape(h, w, channels) if is_model_mode else None
-    # For model modes the array holds exactly Pillow's tobytes(): no second copy of a big image.
-    raw = memoryview(arr).cast("B") if is_model_mode else pixel_bytes(image)
-    meta = metadata.collect(image)
-    tail = [(fmt.SEC_META, metadata.pack(meta))] if meta else []
-    crc = content_crc(image, raw if is_model_mode else None)
-    header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode)
-    if is_model_mode:
-        order, refs = _layout(model, channels)
-        if backend is CPU and model.kind == "block-scale" and h > banded.band_rows(w, model.block_log2):
-            q, counts, words = banded.encode_planes_banded(arr, order, refs, model)
-            sections = [(fmt.SEC_SIDE, _encode_side(q, model)),
-                        (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
-        else:
-            planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
-            sections = encode_planes(planes, refs, model, backend)
-        size = sum(len(p) for _, p in sections)
-        if size < len(raw):
-            try_png = 8 * size < TRY_PNG_BELOW_BPSP * len(raw)
-            payload = encode_fallback(image, try_png=try_png) if try_png else None
-            if payload is None or len(payload) >= size:
-                header.model_name, header.model_hash = model.name, model.hash_prefix
-                return fmt.pack(header, sections + tail, crc)
-            return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, payload)] + tail, crc)
-    return fmt.pack(_as_fallback(header), [(fmt.SEC_FALLBACK, encode_fallback(image))] + tail, crc)
+    job = _encode_prepare(image, model, max_pixels)
+    if job.arr is None:
+        return _encode_finish(job, None, model)
+    h, w = job.arr.shape[:2]
+    if backend is CPU and model.kind == "block-scale" and h > banded.band_rows(w, model.block_log2):
+        q, counts, words = banded.encode_planes_banded(job.arr, job.order, job.refs, model)
+        sections = [(fmt.SEC_SIDE, _encode_side(q, model)),
+                    (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
+    else:
+        sections = encode_planes(job.planes(), job.refs, model, backend)
+    return _encode_finish(job, sections, model)
 
 
 def backend_for(device: str, model):
@@ -198,13 +232,20 @@ def read_metadata(data: bytes) -> dict[str, bytes]:
     return metadata.unpack(sections[fmt.SEC_META]) if fmt.SEC_META in sections else {}
 
 
-def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
-               max_memory: int = fmt.DEFAULT_MAX_MEMORY):
-    """Decode to a PIL image, or to a uint16 (H, W, C) array for 16-bit colour images (modes RGB;16, RGBA;16).
+@dataclass
+class _DecodeJob:
+    """One model-coded file between :func:`_decode_prepare` and :func:`_decode_finish`."""
+    data: object
+    header: fmt.Header
+    sections: dict
+    model: object
+    order: tuple
+    refs: tuple
 
-    Files whose header asks for more than ``max_pixels`` pixels or ``max_memory`` bytes of working
-    memory are refused before anything is allocated."""
-    get_backend(device)  # an unknown or unavailable device is an error even for fallback files
+
+def _decode_prepare(data, model, max_pixels: int, max_memory: int):
+    """Checks everything the header and sections say -> a _DecodeJob for model-coded files, or the
+    finished image for fallback files."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     header, sections = fmt.unpack(data, max_pixels, max_memory)
@@ -219,37 +260,69 @@ def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int
         raise DecodeError("fallback file names a model")
     if header.is_fallback:
         image = decode_fallback(sections[fmt.SEC_FALLBACK], mode, w, h, header.channels)
-    else:
-        if MODEL_MODES.get(mode) != header.channels or header.bit_depth != 8:
-            raise DecodeError(f"mode {mode!r} with {header.channels} channels cannot be model-coded")
-        hint = load_model(model) if model is not None else None
-        try:
-            m = find_model(header.model_name, header.model_hash, hint)
-        except ModelError as e:
-            raise DecodeError(str(e)) from None
-        backend = backend_for(device, m)
-        order, refs = _layout(m, header.channels)
-        arr = np.empty((h, w, header.channels), dtype=np.uint8)
-        if backend is CPU and m.kind == "block-scale" and h > banded.band_rows(w, m.block_log2):
-            bs = 1 << m.block_log2
-            q = _decode_side(sections[fmt.SEC_SIDE], m, (len(order), -(-h // bs), -(-w // bs)))
-            lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], len(order) * h * w)
-            banded.decode_planes_banded(q, counts, words, lane_size, h, w, refs, m, arr, order)
-        else:
-            planes = decode_planes(sections, len(order), h, w, refs, m, backend)
-            arr[:, :, list(order)] = planes.transpose(1, 2, 0)
-            del planes
-        if fmt.file_crc(data, zlib.crc32(arr)) != header.crc32:
+        if fmt.file_crc(data, content_crc(image)) != header.crc32:
+            _check_shape(image, header)
             raise DecodeError("CRC mismatch: the file is corrupted")
-        image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, mode)
+        return _decode_finish_image(image, header, sections)
+    if MODEL_MODES.get(mode) != header.channels or header.bit_depth != 8:
+        raise DecodeError(f"mode {mode!r} with {header.channels} channels cannot be model-coded")
+    hint = load_model(model) if model is not None else None
+    try:
+        m = find_model(header.model_name, header.model_hash, hint)
+    except ModelError as e:
+        raise DecodeError(str(e)) from None
+    order, refs = _layout(m, header.channels)
+    return _DecodeJob(data, header, sections, m, order, refs)
+
+
+def _check_shape(image, header: fmt.Header) -> None:
     got_mode, _, _, got_w, got_h = describe(image)
-    if (got_mode, got_w, got_h) != (mode, w, h):
+    if (got_mode, got_w, got_h) != (header.mode, header.width, header.height):
         raise DecodeError("decoded image does not match the header's mode and size")
-    if header.is_fallback and fmt.file_crc(data, content_crc(image)) != header.crc32:
-        raise DecodeError("CRC mismatch: the file is corrupted")
+
+
+def _decode_finish_image(image, header: fmt.Header, sections: dict):
+    _check_shape(image, header)
     if fmt.SEC_META in sections:
         metadata.apply(image, metadata.unpack(sections[fmt.SEC_META]))
     return image
+
+
+def _decode_finish(job: _DecodeJob, arr: np.ndarray):
+    """uint8 (H, W, C) pixels of a model-coded file -> the checked image."""
+    header = job.header
+    if fmt.file_crc(job.data, zlib.crc32(arr)) != header.crc32:
+        raise DecodeError("CRC mismatch: the file is corrupted")
+    image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, header.mode)
+    return _decode_finish_image(image, header, job.sections)
+
+
+def _decode_job(job: _DecodeJob, backend):
+    h, w, m = job.header.height, job.header.width, job.model
+    arr = np.empty((h, w, job.header.channels), dtype=np.uint8)
+    if backend is CPU and m.kind == "block-scale" and h > banded.band_rows(w, m.block_log2):
+        bs = 1 << m.block_log2
+        q = _decode_side(job.sections[fmt.SEC_SIDE], m, (len(job.order), -(-h // bs), -(-w // bs)))
+        lane_size, counts, words = fmt.unpack_lanes(job.sections[fmt.SEC_LANES], len(job.order) * h * w)
+        banded.decode_planes_banded(q, counts, words, lane_size, h, w, job.refs, m, arr, job.order)
+    else:
+        planes = decode_planes(job.sections, len(job.order), h, w, job.refs, m, backend)
+        arr[:, :, list(job.order)] = planes.transpose(1, 2, 0)
+        del planes
+    return _decode_finish(job, arr)
+
+
+def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
+               max_memory: int = fmt.DEFAULT_MAX_MEMORY):
+    """Decode to a PIL image, or to a uint16 (H, W, C) array for 16-bit colour images (modes RGB;16, RGBA;16).
+
+    Files whose header asks for more than ``max_pixels`` pixels or ``max_memory`` bytes of working
+    memory are refused before anything is allocated."""
+    get_backend(device)  # an unknown or unavailable device is an error even for fallback files
+    job = _decode_prepare(data, model, max_pixels, max_memory)
+    if not isinstance(job, _DecodeJob):
+        return job
+    return _decode_job(job, backend_for(device, job.model))
 
 
 def decode(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -274,20 +347,60 @@ def decode_array(data: bytes, *, device: str = "auto", model=None,
 
 def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
                  workers: int = 0) -> list[bytes]:
-    """Encode several images (any mix of what :func:`encode` accepts); one independent file each, in order.
+    """Encode several images (any mix of what :func:`encode` accepts); one independent file each, in order,
+    the same bytes as :func:`encode` of each.
 
-    ``workers`` images are coded at once (0: as many as :func:`tricodec.backend.image_workers` says for
-    the device: several on the CPU, where one image keeps only as many cores busy as it has lanes)."""
+    On the CPU ``workers`` images are coded at once (0: as many as
+    :func:`tricodec.backend.image_workers` says; one image keeps only as many cores busy as it has
+    lanes). On a GPU backend with a context model, the lanes of all the images go through the same
+    kernel launches."""
     m = load_model(model)
-    return _map(lambda im: encode(im, device=device, model=m, max_pixels=max_pixels), images, device, workers)
+    backend = backend_for(device, m)
+    if backend is CPU or m.kind != "context":
+        return _map(lambda im: encode(im, device=device, model=m, max_pixels=max_pixels), images, device, workers)
+    jobs = [_encode_prepare(im, m, max_pixels) for im in images]
+    coded = [j for j in jobs if j.arr is not None]
+    sections = {}
+    if coded:
+        res = [backend.compute_residuals(backend.upload(j.planes()), j.refs) for j in coded]
+        rows = [m.lane_rows(j.arr.shape[1], j.arr.shape[0]) for j in coded]
+        kinds = [backend.upload(cm.plane_kinds(len(j.order))) for j in coded]
+        lanes = backend.encode_context_batch(res, kinds, *(backend.upload(a) for a in m.arrays), rows)
+        for j, lane_rows, (counts, words) in zip(coded, rows, lanes):
+            sections[id(j)] = _context_sections(lane_rows, backend.download(counts), backend.download(words))
+    return [_encode_finish(j, sections.get(id(j)), m) for j in jobs]
 
 
 def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
                  workers: int = 0) -> list:
     """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour), in
-    order, ``workers`` at once (as in :func:`encode_batch`)."""
-    return _map(lambda d: decode_any(d, device=device, model=model, max_pixels=max_pixels), datas, device,
-                workers)
+    order, ``workers`` at once on the CPU; on a GPU backend the context-model files' lanes go through
+    the same kernel launches (as in :func:`encode_batch`)."""
+    get_backend(device)
+    datas = list(datas)
+    jobs = [_decode_prepare(d, model, max_pixels, fmt.DEFAULT_MAX_MEMORY) for d in datas] \
+        if device != "auto" and get_backend(device) is not CPU else None
+    if jobs is None:
+        return _map(lambda d: decode_any(d, device=device, model=model, max_pixels=max_pixels), datas, device,
+                    workers)
+    backend = get_backend(device)
+    ctx = [j for j in jobs if isinstance(j, _DecodeJob) and j.model.kind == "context"]
+    out = {}
+    for m in {id(j.model): j.model for j in ctx}.values():
+        group = [j for j in ctx if j.model is m]
+        shapes = [(len(j.order), j.header.height, j.header.width) for j in group]
+        rows = [cm.unpack_side(j.sections[fmt.SEC_SIDE], j.header.height, j.header.width) for j in group]
+        lanes = [cm.unpack_lanes(j.sections[fmt.SEC_LANES], sh, r) for j, sh, r in zip(group, shapes, rows)]
+        res = backend.decode_context_batch([backend.upload(c) for c, _ in lanes], [backend.upload(w) for _, w in lanes],
+                                           shapes, [backend.upload(cm.plane_kinds(sh[0])) for sh in shapes],
+                                           *(backend.upload(a) for a in m.arrays), rows)
+        for j, r in zip(group, res):
+            planes = backend.download(backend.reconstruct(r, j.refs))
+            arr = np.empty((j.header.height, j.header.width, j.header.channels), dtype=np.uint8)
+            arr[:, :, list(j.order)] = planes.transpose(1, 2, 0)
+            out[id(j)] = _decode_finish(j, arr)
+    return [out[id(j)] if id(j) in out else j if not isinstance(j, _DecodeJob) else _decode_job(j, backend)
+            for j in jobs]
 
 
 def _map(fn, items, device: str, workers: int) -> list:
