@@ -5,6 +5,8 @@ Two views, both in MB/s of raw pixels (H x W x C bytes per second, aggregated: t
 * ``codec``: the public API, ``tricodec.encode/decode(..., device="cuda")`` against ``device="cpu"``
   (numpy at the Backend boundary: every stage uploads, runs and downloads; the encoder's side-info
   choice runs on the CPU in both);
+* ``batch``: ``tricodec.encode_batch/decode_batch`` of all the images at once (on the GPU the lanes of
+  all images share the kernel launches; on the CPU several images are coded at once);
 * ``kernels``: the coding stages alone, on data already where the backend keeps it (GPU tensors for
   Triton, numpy for the twins), with per-stage times: for a context model (the default) encode =
   residuals + context lanes, decode = context lanes + predictor scan; for a block-scale model encode =
@@ -268,6 +270,26 @@ def main(argv=None) -> int:
                     failures.append(f"{name}: kernel-view decode on {d} differs from the original")
         print(f"  {name}: {w}x{h}x{p}, {len(ref_bytes)} bytes ({8 * len(ref_bytes) / (w * h * p):.3f} bpsp)")
 
+    # ---- batch view: every image in one encode_batch / decode_batch call ----
+    all_images = [im for _, im in images]
+    all_refs = [tricodec.encode(im, device="cpu", model=model) for im in all_images]
+    t_batch = {}
+    for d in ("cpu", device_name):
+        for it in range(repeat + 1):
+            t = time.perf_counter()
+            ok = tricodec.encode_batch(all_images, device=d, model=model) == all_refs
+            dt = time.perf_counter() - t
+            if it:
+                t_batch[(d, "enc")] = t_batch.get((d, "enc"), 0.0) + dt
+            t = time.perf_counter()
+            backs = tricodec.decode_batch(all_refs, device=d, model=model)
+            dt = time.perf_counter() - t
+            ok2 = all(b.tobytes() == im.tobytes() for b, im in zip(backs, all_images))
+            if it:
+                t_batch[(d, "dec")] = t_batch.get((d, "dec"), 0.0) + dt
+            if not (ok and ok2):
+                failures.append(f"batch view on {d}: output differs")
+
     mb = raw_total / 1e6
 
     def rate(seconds):
@@ -277,6 +299,10 @@ def main(argv=None) -> int:
     print(f"  {'device':8s} {'encode':>8s} {'decode':>8s}")
     for d in ("cpu", device_name):
         print(f"  {d:8s} {rate(t_codec[(d, 'enc')])} {rate(t_codec[(d, 'dec')])}")
+    print("\nbatch view (tricodec.encode_batch/decode_batch of all images; GPU: lanes of all images per launch)")
+    print(f"  {'device':8s} {'encode':>8s} {'decode':>8s}")
+    for d in ("cpu", device_name):
+        print(f"  {d:8s} {rate(t_batch[(d, 'enc')])} {rate(t_batch[(d, 'dec')])}")
     print("\nkernels view (coding stages on resident data), MB/s of raw pixels; stage times in ms per image "
           "(median)")
     names = (["enc total", "enc residuals", "enc lanes", "dec total", "dec lanes", "dec scan"] if is_ctx else
