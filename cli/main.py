@@ -506,12 +506,12 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
           name: str = typer.Option("custom", "--name", help="model name stored in every file it encodes (1-8 ASCII)"),
           kind: str = typer.Option("context", "--kind",
                                    help="context: adaptive context model (the default's kind); "
-                                        "block-scale: per-block table choice (the older, faster-to-train kind)"),
+                                        "block-scale: per-block table choice (the older kind: faster, ~5% larger)"),
           base: Optional[str] = typer.Option("tric-cx1", "--base",
                                              help="context kind: fine-tune from this model (name or file); "
                                                   "'none' trains from your images alone"),
           base_weight: float = typer.Option(256.0, "--base-weight", min=0,
-                                            help="how many of your images' symbols per context the base counts as"),
+                                            help="the base model's tables count as this many symbols per context"),
           grain: float = typer.Option(0.0, "--grain", min=0, help="context kind: also count a copy of each image "
                                                                   "with Gaussian grain of this many levels"),
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",

@@ -1,13 +1,17 @@
 """The one encode/decode path. ``encode`` and ``decode`` mirror each other step by step::
 
-    encode: pixels -> planes -> residuals -> side info -> table ids -> lanes -> container
-    decode: container -> side info -> table ids -> lanes -> residuals -> planes (scan) -> pixels, CRC
+    encode: pixels -> planes -> residuals -> [context model: adaptive context lanes
+                                              | block-scale model: side info -> table ids -> rANS lanes] -> container
+    decode: container -> [lanes -> residuals] -> planes (scan) -> pixels, CRC
+
+``encode_batch``/``decode_batch`` run the same steps (``_encode_prepare``/``_encode_finish``,
+``_decode_prepare``/``_decode_finish``) for several images, their lanes in shared launches on a GPU.
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
