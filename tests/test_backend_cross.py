@@ -161,3 +161,18 @@ def test_batches_on_the_triton_backend_share_launches_and_bytes():
     bad[-3] ^= 0x10
     with pytest.raises(DecodeError):
         tricodec.decode_batch(cpu[:2] + [bytes(bad)], device="triton")
+
+
+def test_images_are_coded_side_by_side_only_on_thread_safe_numba_layers(monkeypatch):
+    import numba
+
+    backend_mod._threadsafe_parallel_layer.cache_clear()
+    try:
+        monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
+        assert backend_mod.image_workers("cpu") == 1
+        backend_mod._threadsafe_parallel_layer.cache_clear()
+        monkeypatch.setattr(numba, "threading_layer", lambda: "omp")
+        assert backend_mod.image_workers("cpu") >= 1
+        assert backend_mod.image_workers("triton") == 1
+    finally:
+        backend_mod._threadsafe_parallel_layer.cache_clear()
