@@ -178,3 +178,11 @@ def test_images_are_coded_side_by_side_only_on_thread_safe_numba_layers(monkeypa
         assert backend_mod.image_workers("triton") == 1
     finally:
         backend_mod._threadsafe_parallel_layer.cache_clear()
+
+
+@pytest.mark.gpu
+def test_gpu_batches_at_photo_sizes_write_cpu_bytes():
+    images = [_image(512, 768, 3, seed=s) for s in range(4)] + [_image(300, 451, 1, seed=9)]
+    cpu = [tricodec.encode(im, device="cpu") for im in images]
+    assert tricodec.encode_batch(images, device="cuda") == cpu
+    assert all(same_image(a, b) for a, b in zip(tricodec.decode_batch(cpu, device="cuda"), images))
