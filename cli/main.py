@@ -145,17 +145,21 @@ IN_FLIGHT_BYTES = 64 << 20  # raw pixel bytes coded at once by a directory run (
 
 
 def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json: bool, verb: str,
-                 writes_outputs: bool = True, workers: int = 1, weight=None) -> None:
+                 writes_outputs: bool = True, workers: int = 1, weight=None, compute_batch=None,
+                 batch: int = 1) -> None:
     """Files flow through three stages: ``load`` (reader threads) -> ``compute`` (``workers`` codec
     threads; the codec also runs its lanes in parallel) -> ``store`` (writer threads). At most ``2 * jobs``
     files wait to be computed and to be written, and ``workers`` are computed at once, so memory stays
     flat whatever the number of files; ``weight(item)`` (raw pixel bytes) keeps big images from being
-    coded side by side (at most IN_FLIGHT_BYTES at once, or one image). A failing file is reported and
-    skipped.
+    coded side by side (at most IN_FLIGHT_BYTES at once, or one image). With ``compute_batch`` and
+    ``batch`` > 1 (GPU backends) up to ``batch`` files are coded in one call, their lanes sharing kernel
+    launches; if that call fails, the files are coded one by one so each failure is its own. A failing
+    file is reported and skipped.
 
     load(src) -> item | None (None: nothing to do, counted as skipped)
     compute(src, item) -> (result, raw_bytes, coded_bytes)
     store(src, dst, result) -> None
+    compute_batch(srcs, items) -> [(result, raw_bytes, coded_bytes) or an exception, per item]
     """
     summary = Summary(files=len(pairs))
     t0 = time.perf_counter()
@@ -188,18 +192,39 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
                 if bar:
                     bar.update(task, advance=1)
 
-    def finish(computes: deque, writes: deque, keep: int, room: int = 0) -> None:
-        while len(computes) > keep or (computes and sum(c[3] for c in computes) + room > IN_FLIGHT_BYTES):
-            src, dst, fut, _ = computes.popleft()
+    def one_by_one(group) -> list:
+        out = []
+        for src, _, item in group:
             try:
-                result, raw, coded = fut.result()
+                out.append(compute(src, item))
             except Exception as e:
-                failed(src, e)
-                if bar:
-                    bar.update(task, advance=1)
-                continue
-            writes.append((src, writers.submit(store, src, dst, result), raw, coded))
-            settle(writes, window)
+                out.append(e)
+        return out
+
+    def run_group(group) -> list:
+        if compute_batch is None or len(group) == 1:
+            return one_by_one(group)
+        try:
+            return compute_batch([g[0] for g in group], [g[2] for g in group])
+        except Exception:
+            return one_by_one(group)
+
+    def finish(computes: deque, writes: deque, keep: int, room: int = 0) -> None:
+        while len(computes) > keep or (computes and sum(c[2] for c in computes) + room > IN_FLIGHT_BYTES):
+            group, fut, _ = computes.popleft()
+            for (src, dst, _), r in zip(group, fut.result()):
+                if isinstance(r, BaseException):
+                    failed(src, r)
+                    if bar:
+                        bar.update(task, advance=1)
+                    continue
+                result, raw, coded = r
+                writes.append((src, writers.submit(store, src, dst, result), raw, coded))
+                settle(writes, window)
+
+    def submit(group, size: int) -> None:
+        finish(computes, writes, max(1, workers) - 1, size)
+        computes.append((group, coders.submit(run_group, group), size))
 
     with ThreadPoolExecutor(jobs, thread_name_prefix="read") as readers, \
             ThreadPoolExecutor(max(1, workers), thread_name_prefix="code") as coders, \
@@ -209,6 +234,8 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
         loads: deque = deque()
         computes: deque = deque()
         writes: deque = deque()
+        pending: list = []          # loaded files waiting to fill a batch
+        pending_size = 0
         todo = iter(pairs)
         for pair in todo:
             loads.append((pair, readers.submit(load, pair[0], pair[1])))
@@ -234,9 +261,14 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
                     bar.update(task, advance=1)
                 continue
             size = weight(item) if weight else 0
-            finish(computes, writes, max(1, workers) - 1, size)
-            computes.append((src, dst, coders.submit(compute, src, item), size))
+            pending.append((src, dst, item))
+            pending_size += size
             del item
+            if len(pending) >= max(1, batch) or pending_size >= IN_FLIGHT_BYTES:
+                submit(pending, pending_size)
+                pending, pending_size = [], 0
+        if pending:
+            submit(pending, pending_size)
         finish(computes, writes, 0)
         settle(writes, 0)
         if bar:
@@ -305,6 +337,14 @@ def _elsewhere(op, src: str, dst: str, device, model, force, use_ray, address, q
     return True
 
 
+GPU_BATCH = 16  # files coded per call on a GPU backend (their lanes share the kernel launches)
+
+
+def _gpu_batch(backend) -> int:
+    """Files per codec call: GPU_BATCH on a GPU backend, 1 on the CPU (there images run side by side)."""
+    return 1 if backend is None or backend.name == "cpu" else GPU_BATCH
+
+
 def _image_weight(image) -> int:
     if isinstance(image, np.ndarray):
         return int(image.nbytes)
@@ -371,13 +411,22 @@ def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, 
             raise TricodecError(f"{s}: verification failed, nothing written")
         return data, len(pixel_bytes(image)), len(data)
 
+    def compute_batch(srcs, images):
+        datas = codec.encode_batch(images, device=device, model=m)
+        backs = codec.decode_batch(datas, device=device, model=m) if verify_output else None
+        return [TricodecError(f"{s}: verification failed, nothing written")
+                if backs is not None and not _same_pixels(backs[i], image)
+                else (data, len(pixel_bytes(image)), len(data))
+                for i, (s, image, data) in enumerate(zip(srcs, images, datas))]
+
     def store(s: Path, d: Path, data: bytes):
         _write_out(d, data, force or resume)
 
     pairs = _pairs(src, dst, lambda p: p.suffix.lower() in IMAGE_SUFFIXES, lambda p: p.name + SUFFIX,
                    include, exclude)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
-                 verb="encoded", workers=workers or image_workers(device), weight=_image_weight)
+                 verb="encoded", workers=workers or image_workers(device), weight=_image_weight,
+                 compute_batch=compute_batch, batch=_gpu_batch(codec.backend_for(device, m)))
 
 
 def _decoded_name(p: Path, image) -> str:
@@ -412,6 +461,10 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
         image = codec.decode_any(data, device=device, model=m)
         return image, len(pixel_bytes(image)), len(data)
 
+    def compute_batch(srcs, datas):
+        images = codec.decode_batch(datas, device=device, model=m)
+        return [(image, len(pixel_bytes(image)), len(data)) for image, data in zip(images, datas)]
+
     def store(s: Path, d: Path, image):
         if d == STDIO:
             buf = io.BytesIO()
@@ -424,7 +477,8 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
 
     pairs = _pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: p.name, include, exclude)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
-                 verb="decoded", workers=workers or image_workers(device), weight=_tric_weight)
+                 verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,
+                 compute_batch=compute_batch, batch=_gpu_batch(get_backend(device) if device != "auto" else None))
 
 
 @app.command()

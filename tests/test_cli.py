@@ -310,6 +310,31 @@ def test_pipeline_codes_big_images_one_at_a_time(tmp_path, weight, expect):
     assert peak[0] == expect
 
 
+def test_gpu_backends_code_files_in_batches_with_failures_isolated(tmp_path):
+    """On a GPU backend (here the kernels under the interpreter) files are coded in batches: the same
+    bytes as the CPU, and one corrupted file in a batch fails alone."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, (h, w, c) in enumerate([(5, 6, 3), (4, 7, 1), (3, 5, 3)]):
+        arr = np.random.default_rng(i).integers(90, 110, (h, w, c), dtype=np.uint8)
+        Image.fromarray(arr.squeeze()).save(src / f"{i}.png")
+    for device, out in (("cpu", tmp_path / "cpu"), ("triton", tmp_path / "tri")):
+        r = runner.invoke(app, ["encode", str(src), str(out), "--device", device, "--json"])
+        assert r.exit_code == 0, r.output
+    assert all((tmp_path / "cpu" / f"{i}.png.tric").read_bytes() == (tmp_path / "tri" / f"{i}.png.tric").read_bytes()
+               for i in range(3))
+    bad = bytearray((tmp_path / "tri" / "1.png.tric").read_bytes())
+    bad[-2] ^= 0x40
+    (tmp_path / "tri" / "1.png.tric").write_bytes(bytes(bad))
+    r = runner.invoke(app, ["decode", str(tmp_path / "tri"), str(tmp_path / "back"), "--device", "triton",
+                            "--json"])
+    assert r.exit_code == 1
+    summary = json.loads(r.stdout)
+    assert summary["ok"] == 2 and len(summary["failures"]) == 1 and "1.png.tric" in json.dumps(summary["failures"])
+    for i in (0, 2):
+        assert same_image(Image.open(tmp_path / "back" / f"{i}.png"), Image.open(src / f"{i}.png"))
+
+
 def test_atomic_write_leaves_old_output_or_nothing(tmp_path):
     from tricodec.cli.main import write_atomic
 
