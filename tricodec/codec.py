@@ -398,8 +398,9 @@ def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = f
         res = backend.decode_context_batch([backend.upload(c) for c, _ in lanes], [backend.upload(w) for _, w in lanes],
                                            shapes, [backend.upload(cm.plane_kinds(sh[0])) for sh in shapes],
                                            *(backend.upload(a) for a in m.arrays), rows)
-        for j, r in zip(group, res):
-            planes = backend.download(backend.reconstruct(r, j.refs))
+        scans = [backend.reconstruct(r, j.refs) for j, r in zip(group, res)]  # all queued before the first wait
+        for j, scan in zip(group, scans):
+            planes = backend.download(scan)
             arr = np.empty((j.header.height, j.header.width, j.header.channels), dtype=np.uint8)
             arr[:, :, list(j.order)] = planes.transpose(1, 2, 0)
             out[id(j)] = _decode_finish(j, arr)
