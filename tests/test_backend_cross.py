@@ -165,6 +165,16 @@ def test_batches_on_the_triton_backend_share_launches_and_bytes():
         tricodec.decode_batch(cpu[:2] + [bytes(bad)], device="triton")
 
 
+def test_batches_bigger_than_the_device_budget_go_in_groups(monkeypatch):
+    from tricodec import codec
+    monkeypatch.setattr(codec, "DEVICE_BATCH_BYTES", 150)   # every image or two its own group
+    images = [_image(5, 7, 3, seed=5), _image(4, 6, 3, seed=6), _image(3, 5, 1, seed=7)]
+    cpu = [tricodec.encode(im, device="cpu") for im in images]
+    assert tricodec.encode_batch(images, device="triton") == cpu
+    assert all(same_image(a, b) for a, b in zip(tricodec.decode_batch(cpu, device="triton"), images))
+    assert [len(g) for g in codec._groups([1, 2, 3, 4], lambda j: 60)] == [2, 2]
+
+
 def test_images_are_coded_side_by_side_only_on_thread_safe_numba_layers(monkeypatch):
     import numba
 

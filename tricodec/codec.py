@@ -365,14 +365,48 @@ def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = 
     jobs = [_encode_prepare(im, m, max_pixels) for im in images]
     coded = [j for j in jobs if j.arr is not None]
     sections = {}
-    if coded:
-        res = [backend.compute_residuals(backend.upload(j.planes()), j.refs) for j in coded]
-        rows = [m.lane_rows(j.arr.shape[1], j.arr.shape[0]) for j in coded]
-        kinds = [backend.upload(cm.plane_kinds(len(j.order))) for j in coded]
-        lanes = backend.encode_context_batch(res, kinds, *(backend.upload(a) for a in m.arrays), rows)
-        for j, lane_rows, (counts, words) in zip(coded, rows, lanes):
+    arrays = [backend.upload(a) for a in m.arrays]
+    for group in _groups(coded, lambda j: j.arr.nbytes):
+        res = [backend.compute_residuals(backend.upload(j.planes()), j.refs) for j in group]
+        rows = [m.lane_rows(j.arr.shape[1], j.arr.shape[0]) for j in group]
+        kinds = [backend.upload(cm.plane_kinds(len(j.order))) for j in group]
+        lanes = backend.encode_context_batch(res, kinds, *arrays, rows)
+        for j, lane_rows, (counts, words) in zip(group, rows, lanes):
             sections[id(j)] = _context_sections(lane_rows, backend.download(counts), backend.download(words))
     return [_encode_finish(j, sections.get(id(j)), m) for j in jobs]
+
+
+def _decode_context_group(group: list, m, backend) -> dict:
+    """Context-model files' lanes in shared launches -> {id(job): image}."""
+    shapes = [(len(j.order), j.header.height, j.header.width) for j in group]
+    rows = [cm.unpack_side(j.sections[fmt.SEC_SIDE], j.header.height, j.header.width) for j in group]
+    lanes = [cm.unpack_lanes(j.sections[fmt.SEC_LANES], sh, r) for j, sh, r in zip(group, shapes, rows)]
+    res = backend.decode_context_batch([backend.upload(c) for c, _ in lanes], [backend.upload(w) for _, w in lanes],
+                                       shapes, [backend.upload(cm.plane_kinds(sh[0])) for sh in shapes],
+                                       *(backend.upload(a) for a in m.arrays), rows)
+    scans = [backend.reconstruct(r, j.refs) for j, r in zip(group, res)]  # all queued before the first wait
+    out = {}
+    for j, scan in zip(group, scans):
+        planes = backend.download(scan)
+        arr = np.empty((j.header.height, j.header.width, j.header.channels), dtype=np.uint8)
+        arr[:, :, list(j.order)] = planes.transpose(1, 2, 0)
+        out[id(j)] = _decode_finish(j, arr)
+    return out
+
+
+DEVICE_BATCH_BYTES = 256 << 20  # raw pixel bytes whose residuals sit on the device at once in a batch
+
+
+def _groups(jobs: list, size) -> list:
+    """Consecutive runs of ``jobs`` of at most DEVICE_BATCH_BYTES (a bigger job forms its own run)."""
+    out, run, total = [], [], 0
+    for j in jobs:
+        if run and total + size(j) > DEVICE_BATCH_BYTES:
+            out.append(run)
+            run, total = [], 0
+        run.append(j)
+        total += size(j)
+    return out + [run] if run else out
 
 
 def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
@@ -391,19 +425,9 @@ def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = f
     ctx = [j for j in jobs if isinstance(j, _DecodeJob) and j.model.kind == "context"]
     out = {}
     for m in {id(j.model): j.model for j in ctx}.values():
-        group = [j for j in ctx if j.model is m]
-        shapes = [(len(j.order), j.header.height, j.header.width) for j in group]
-        rows = [cm.unpack_side(j.sections[fmt.SEC_SIDE], j.header.height, j.header.width) for j in group]
-        lanes = [cm.unpack_lanes(j.sections[fmt.SEC_LANES], sh, r) for j, sh, r in zip(group, shapes, rows)]
-        res = backend.decode_context_batch([backend.upload(c) for c, _ in lanes], [backend.upload(w) for _, w in lanes],
-                                           shapes, [backend.upload(cm.plane_kinds(sh[0])) for sh in shapes],
-                                           *(backend.upload(a) for a in m.arrays), rows)
-        scans = [backend.reconstruct(r, j.refs) for j, r in zip(group, res)]  # all queued before the first wait
-        for j, scan in zip(group, scans):
-            planes = backend.download(scan)
-            arr = np.empty((j.header.height, j.header.width, j.header.channels), dtype=np.uint8)
-            arr[:, :, list(j.order)] = planes.transpose(1, 2, 0)
-            out[id(j)] = _decode_finish(j, arr)
+        for group in _groups([j for j in ctx if j.model is m],
+                             lambda j: j.header.width * j.header.height * j.header.channels):
+            out.update(_decode_context_group(group, m, backend))
     return [out[id(j)] if id(j) in out else j if not isinstance(j, _DecodeJob) else _decode_job(j, backend)
             for j in jobs]
 
