@@ -48,14 +48,14 @@ def _context_decode_kernel(
     NC_A: tl.constexpr, NC_B: tl.constexpr, N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr,
     Q_ADAPT: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr, RANS_L: tl.constexpr, TOK: tl.constexpr,
 ):
-    slot = tl.program_id(0).to(tl.int64)          # this launch's working-state slot
-    lane = slot + first_lane
+    state_slot = tl.program_id(0).to(tl.int64)    # this launch's working-state slot
+    lane = state_slot + first_lane
     res_ptr, kinds, n_planes, height, width, y0, y1 = _lane_desc(desc_ptr, lane, out_ptr, kind_ptr)
     pos = tl.load(offset_ptr + lane)
     end = pos + tl.load(count_ptr + lane).to(tl.int64)
     x = ((tl.load(word_ptr + pos).to(tl.int64) & 0xFFFF) << 16) | (tl.load(word_ptr + pos + 1).to(tl.int64) & 0xFFFF)
     pos = pos + 2
-    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, slot, NC_A, NC_B, N_KINDS, N_TOKENS)
+    ta, tb, na, nb = _lane_state(ta_ptr, tb_ptr, na_ptr, nb_ptr, state_slot, NC_A, NC_B, N_KINDS, N_TOKENS)
     bad = (lane * 0).to(tl.int32)
     for y in range(y0, y1):
         for p in range(n_planes):

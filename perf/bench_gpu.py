@@ -154,6 +154,12 @@ def main(argv=None) -> int:
     print(f"images: {len(images)} from {args.folder} ({raw_total / 1e6:.2f} MB raw), repeat {repeat} after 1 warm-up")
 
     failures = []
+
+    def check(name: str, d: str, enc_ok: bool, dec_ok: bool) -> None:
+        if not enc_ok:
+            failures.append(f"{name}: kernel-view encode on {d} differs from the twin")
+        if not dec_ok:
+            failures.append(f"{name}: kernel-view decode on {d} differs from the original")
     t_codec = {("cpu", "enc"): 0.0, ("cpu", "dec"): 0.0, (device_name, "enc"): 0.0, (device_name, "dec"): 0.0}
     stages = {"cpu": Timer(lambda: None), device_name: Timer(sync)}
 
@@ -220,10 +226,7 @@ def main(argv=None) -> int:
                     x = tm.run("dec scan", scan_fn, s_, refs)
                     ok2 = same(x, pl)
                     tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
-                    if not ok:
-                        failures.append(f"{name}: kernel-view encode on {d} differs from the twin")
-                    if not ok2:
-                        failures.append(f"{name}: kernel-view decode on {d} differs from the original")
+                    check(name, d, ok, ok2)
             print(f"  {name}: {w}x{h}x{p}, {len(ref_bytes)} bytes ({8 * len(ref_bytes) / (w * h * p):.3f} bpsp)")
             continue
         q = model.choose_side_info(res_np, CPU)
@@ -264,10 +267,7 @@ def main(argv=None) -> int:
                     x = tm.run("dec scan", predictor_scan.reconstruct, s.reshape(p, h, w), refs)
                     ok2 = bool(torch.equal(x, planes_t))
                     tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
-                if not ok:
-                    failures.append(f"{name}: kernel-view encode on {d} differs from the twin")
-                if not ok2:
-                    failures.append(f"{name}: kernel-view decode on {d} differs from the original")
+                check(name, d, ok, ok2)
         print(f"  {name}: {w}x{h}x{p}, {len(ref_bytes)} bytes ({8 * len(ref_bytes) / (w * h * p):.3f} bpsp)")
 
     # ---- batch view: every image in one encode_batch / decode_batch call ----

@@ -22,3 +22,12 @@ def photo_like(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     big = np.asarray(Image.fromarray(small.squeeze() if channels == 1 else small).resize((w, h), Image.BILINEAR))
     noise = rng.integers(-3, 4, big.shape)
     return np.clip(big.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def photo_residuals(h: int, w: int, planes: int, seed: int = 0) -> np.ndarray:
+    """uint8 (P, H, W) predictor residuals of a photo-like image (colour planes refer to the first, alpha
+    to none), as the codec would code them."""
+    from tricodec.backend import CPU
+
+    arr = np.ascontiguousarray(photo_like(h, w, planes, seed=seed).reshape(h, w, planes).transpose(2, 0, 1))
+    return CPU.compute_residuals(arr, (-1, 0, 0, -1)[:planes])

@@ -11,14 +11,9 @@ from tricodec import context_model as cm
 from tricodec import context_ref as cr
 from tricodec.errors import DecodeError, ModelError
 
-from helpers import photo_like
+from helpers import photo_like, photo_residuals
 
 MODEL = tricodec.load_model("tric-cx1")
-
-
-def _residuals(h, w, p, seed=0):
-    planes = np.ascontiguousarray(photo_like(h, w, p, seed=seed).reshape(h, w, p).transpose(2, 0, 1))
-    return tricodec.backend.CPU.compute_residuals(planes, (-1, 0, 0, -1)[:p])
 
 
 def _roundtrip(res, lane_rows, model=MODEL):
@@ -33,7 +28,7 @@ def _roundtrip(res, lane_rows, model=MODEL):
 @pytest.mark.parametrize("p,h,w,lane_rows", [(1, 1, 1, 1), (3, 1, 1, 1), (3, 5, 7, 2), (4, 9, 13, 4),
                                              (2, 17, 3, 5), (1, 6, 31, 100), (3, 40, 33, 7)])
 def test_roundtrip_shapes_and_lanes(p, h, w, lane_rows):
-    _roundtrip(_residuals(h, w, p, seed=h + w), min(lane_rows, h))
+    _roundtrip(photo_residuals(h, w, p, seed=h + w), min(lane_rows, h))
 
 
 def test_roundtrip_extremes_and_noise():
@@ -45,7 +40,7 @@ def test_roundtrip_extremes_and_noise():
 
 
 def test_huge_roundtrip_many_lanes():
-    res = _residuals(300, 257, 3, seed=9)
+    res = photo_residuals(300, 257, 3, seed=9)
     counts, _ = _roundtrip(res, 7)
     assert counts.shape == (43,)
 
@@ -112,7 +107,7 @@ def test_code_length_matches_an_independent_statement_of_the_model():
     """rANS spends within 0.3% (+ 32 bits of final state per lane) of the model's ideal code length, and
     no less than it: the coder implements the documented model, not a different one that happens to
     round-trip."""
-    res = _residuals(21, 26, 3, seed=5)
+    res = photo_residuals(21, 26, 3, seed=5)
     lane_rows = 8
     counts, words = _roundtrip(res, lane_rows)
     ideal = _reference_bits(res, cm.plane_kinds(3), MODEL, lane_rows)
@@ -123,7 +118,7 @@ def test_code_length_matches_an_independent_statement_of_the_model():
 def test_adaptation_helps_on_an_image_unlike_training():
     """Adaptation is what closes the domain gap: with adaptation disabled (a rate so slow the tables
     never move) a noisy image costs more."""
-    res = _residuals(48, 64, 3, seed=1)
+    res = photo_residuals(48, 64, 3, seed=1)
     res = ((res.astype(np.int16) - 128) * 3 + 128).clip(0, 255).astype(np.uint8)
     kinds = cm.plane_kinds(3)
     adaptive = cr.encode_context_lanes(res, kinds, *MODEL.arrays, 48)[1].size
@@ -135,7 +130,7 @@ def test_adaptation_helps_on_an_image_unlike_training():
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "extra", "counts"])
 def test_corrupted_lanes_are_detected(damage):
-    res = _residuals(12, 20, 3, seed=2)
+    res = photo_residuals(12, 20, 3, seed=2)
     kinds = cm.plane_kinds(3)
     counts, words = cr.encode_context_lanes(res, kinds, *MODEL.arrays, 4)
     counts, words = counts.copy(), words.copy()
@@ -158,7 +153,7 @@ def test_corrupted_lanes_are_detected(damage):
 
 
 def test_lane_table_checks():
-    res = _residuals(6, 5, 1)
+    res = photo_residuals(6, 5, 1)
     kinds = cm.plane_kinds(1)
     counts, words = cr.encode_context_lanes(res, kinds, *MODEL.arrays, 2)
     for bad_counts, msg in [(counts[:-1], "image size"), (np.array([1, 2, 2], np.uint32), "shorter"),
@@ -169,7 +164,7 @@ def test_lane_table_checks():
 
 def test_model_arrays_are_checked():
     kinds = cm.plane_kinds(3)
-    res = _residuals(4, 4, 3)
+    res = photo_residuals(4, 4, 3)
     bad = MODEL.init_a.copy()
     bad[0, 0, 5] = bad[0, 0, 4] - 1
     with pytest.raises(ValueError, match="without decreasing"):

@@ -13,7 +13,7 @@ from tricodec import context_ref as cr
 from tricodec.errors import DecodeError
 from tricodec.kernels import context_decode, context_encode
 
-from helpers import photo_like
+from helpers import photo_residuals
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 MODEL = tricodec.load_model("tric-cx1")
@@ -21,11 +21,6 @@ MODEL = tricodec.load_model("tric-cx1")
 
 def _t(a):
     return torch.from_numpy(np.ascontiguousarray(a)).to(DEV)
-
-
-def _residuals(h, w, p, seed=0):
-    planes = np.ascontiguousarray(photo_like(h, w, p, seed=seed).reshape(h, w, p).transpose(2, 0, 1))
-    return tricodec.backend.CPU.compute_residuals(planes, (-1, 0, 0, -1)[:p])
 
 
 def _both(res, lane_rows):
@@ -42,14 +37,14 @@ def _both(res, lane_rows):
 @pytest.mark.parametrize("p,h,w,lane_rows", [(1, 1, 1, 1), (3, 1, 1, 1), (3, 5, 7, 2), (4, 3, 5, 1),
                                              (2, 4, 3, 4), (1, 7, 2, 3)])
 def test_kernels_equal_twin(p, h, w, lane_rows):
-    _both(_residuals(h, w, p, seed=p * h + w), lane_rows)
+    _both(photo_residuals(h, w, p, seed=p * h + w), lane_rows)
 
 
 def test_lanes_in_several_launches(monkeypatch):
     """Lanes go in launches of a bounded number (state and scratch stay bounded): 5 lanes, 2 a launch."""
     monkeypatch.setattr(context_decode, "LANES_PER_LAUNCH", 2)
     monkeypatch.setattr(context_encode, "LANES_PER_LAUNCH", 2)
-    counts, _ = _both(_residuals(5, 4, 3, seed=8), 1)
+    counts, _ = _both(photo_residuals(5, 4, 3, seed=8), 1)
     assert counts.shape == (5,)
 
 
@@ -60,7 +55,7 @@ def test_kernels_equal_twin_on_extremes():
 
 
 def test_decode_kernel_reports_the_twins_corrupted_lane():
-    res = _residuals(4, 5, 3, seed=1)
+    res = photo_residuals(4, 5, 3, seed=1)
     kinds = cm.plane_kinds(3)
     counts, words = cr.encode_context_lanes(res, kinds, *MODEL.arrays, 2)
     words = words.copy()
@@ -74,7 +69,7 @@ def test_decode_kernel_reports_the_twins_corrupted_lane():
 
 
 def test_decode_kernel_checks_the_lane_table_like_the_twin():
-    res = _residuals(4, 3, 1)
+    res = photo_residuals(4, 3, 1)
     kinds = cm.plane_kinds(1)
     counts, words = cr.encode_context_lanes(res, kinds, *MODEL.arrays, 2)
     for bad in (counts[:1], np.array([1, counts.sum() - 1]), np.array([2, 10 ** 5])):
@@ -87,7 +82,7 @@ def test_decode_kernel_checks_the_lane_table_like_the_twin():
 
 
 def test_wrappers_check_arguments():
-    res = _residuals(2, 2, 3)
+    res = photo_residuals(2, 2, 3)
     with pytest.raises(ValueError, match="uint8"):
         context_encode.encode_context_lanes(_t(res.astype(np.int32)), _t(cm.plane_kinds(3)),
                                             *map(_t, MODEL.arrays), 1)
@@ -97,7 +92,7 @@ def test_wrappers_check_arguments():
 
 @pytest.mark.gpu
 def test_kernels_equal_twin_on_a_photo_size():
-    _both(_residuals(512, 768, 3, seed=11), MODEL.lane_rows(768, 512))
+    _both(photo_residuals(512, 768, 3, seed=11), MODEL.lane_rows(768, 512))
 
 
 def test_several_images_in_one_launch(monkeypatch):
@@ -106,7 +101,7 @@ def test_several_images_in_one_launch(monkeypatch):
     monkeypatch.setattr(context_decode, "LANES_PER_LAUNCH", 3)
     monkeypatch.setattr(context_encode, "LANES_PER_LAUNCH", 3)
     shapes = [(3, 4, 5, 2), (1, 3, 7, 1), (4, 2, 3, 2), (2, 5, 2, 4)]
-    res = [_residuals(h, w, p, seed=h + p) for p, h, w, _ in shapes]
+    res = [photo_residuals(h, w, p, seed=h + p) for p, h, w, _ in shapes]
     kinds = [cm.plane_kinds(p) for p, _, _, _ in shapes]
     rows = [lr for *_, lr in shapes]
     ref = cr.encode_context_lanes_batch(res, kinds, *MODEL.arrays, rows)

@@ -414,14 +414,12 @@ def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = f
     """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour), in
     order, ``workers`` at once on the CPU; on a GPU backend the context-model files' lanes go through
     the same kernel launches (as in :func:`encode_batch`)."""
-    get_backend(device)
+    backend = get_backend(device)
     datas = list(datas)
-    jobs = [_decode_prepare(d, model, max_pixels, fmt.DEFAULT_MAX_MEMORY) for d in datas] \
-        if device != "auto" and get_backend(device) is not CPU else None
-    if jobs is None:
+    if device == "auto" or backend is CPU:   # "auto" keeps context-model files on the CPU (backend_for)
         return _map(lambda d: decode_any(d, device=device, model=model, max_pixels=max_pixels), datas, device,
                     workers)
-    backend = get_backend(device)
+    jobs = [_decode_prepare(d, model, max_pixels, fmt.DEFAULT_MAX_MEMORY) for d in datas]
     ctx = [j for j in jobs if isinstance(j, _DecodeJob) and j.model.kind == "context"]
     out = {}
     for m in {id(j.model): j.model for j in ctx}.values():

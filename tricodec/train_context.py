@@ -112,8 +112,10 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
     if used == 0:
         raise ValueError(f"no RGB or grey images in {data}")
     prior_a = prior_b = 0.0
+    tuned = ""
     if base is not None and base_weight > 0:
         b = load_model(base)
+        tuned = f", fine-tuned from {b.name} (weight {base_weight})"
         if b.kind != "context":
             raise ValueError("fine-tuning starts from a context model")
         prior_a = np.diff(b.init_a, axis=-1) / cr.Q_ADAPT * base_weight
@@ -121,7 +123,7 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
     config = {"kind": "context", "name": name, "lane_pixels": lane_pixels, "rgb_order": RGB_ORDER,
               "rgb_refs": RGB_REFS,
               "training": f"token counts of {used} images of {Path(data).name}/ (grain {grain}, seed {seed})"
-                          + (f", fine-tuned from {b.name} (weight {base_weight})" if base is not None and base_weight > 0 else "")}
+                          + tuned}
     # uint16 holds every table entry (<= Q_ADAPT) and every bin: half the size of int32 weights
     return model_to_bytes(config, init_a=cm.tables_from_counts(hist_a + prior_a).astype(np.uint16),
                           init_b=cm.tables_from_counts(hist_b + prior_b).astype(np.uint16),
