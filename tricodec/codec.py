@@ -117,8 +117,8 @@ def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, mo
                                            *_context_arrays(model, n_planes, backend), lane_rows)
         return backend.download(backend.reconstruct(res, refs))
     bs = 1 << model.block_log2
+    lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], n_planes * h * w)  # checked first: cheap
     q = _decode_side(sections[fmt.SEC_SIDE], model, (n_planes, -(-h // bs), -(-w // bs)))
-    lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], n_planes * h * w)
     ids = model.table_ids(backend.upload(q), h, w, backend)
     res = backend.decode_lanes(backend.upload(counts), backend.upload(words), ids.reshape(-1),
                                backend.upload(model.cdf), lane_size)
@@ -306,8 +306,8 @@ def _decode_job(job: _DecodeJob, backend):
     arr = np.empty((h, w, job.header.channels), dtype=np.uint8)
     if backend is CPU and m.kind == "block-scale" and h > banded.band_rows(w, m.block_log2):
         bs = 1 << m.block_log2
-        q = _decode_side(job.sections[fmt.SEC_SIDE], m, (len(job.order), -(-h // bs), -(-w // bs)))
         lane_size, counts, words = fmt.unpack_lanes(job.sections[fmt.SEC_LANES], len(job.order) * h * w)
+        q = _decode_side(job.sections[fmt.SEC_SIDE], m, (len(job.order), -(-h // bs), -(-w // bs)))
         banded.decode_planes_banded(q, counts, words, lane_size, h, w, job.refs, m, arr, job.order)
     else:
         planes = decode_planes(job.sections, len(job.order), h, w, job.refs, m, backend)
