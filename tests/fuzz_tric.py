@@ -1504,8 +1504,35 @@ def run_encode_case(file_bytes: bytes, suffix: str, workdir: str | None = None,
 # Sandboxed execution: spawn-ed workers, RLIMIT_AS, per-case timeout, RSS check, crash detection
 # ============================================================================================
 
+def _status_kb(field: str) -> int | None:
+    """A ``/proc/self/status`` field in kB (None where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _reset_peak() -> None:
+    """Restart this process's peak RSS at its current RSS (Linux >= 4.0: "5" to clear_refs resets VmHWM),
+    so that each case is measured alone, not with the peak of the cases before it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # then VmHWM is the worker's peak since it started: still its own
+
+
 def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This worker's own peak RSS. Not ``ru_maxrss``: Linux carries that over fork and exec, so a spawned
+    worker reported its parent's peak (the test process, ~1 GB on a loaded run) as its own."""
+    hwm = _status_kb("VmHWM")
+    if hwm is not None:
+        return hwm / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # no /proc (not Linux)
 
 
 def _worker_main(conn, mem_limit: int, threads: int, workdir: str, warmup: bytes | None, quiet: bool) -> None:
@@ -1539,6 +1566,7 @@ def _worker_main(conn, mem_limit: int, threads: int, workdir: str, warmup: bytes
         if msg is None:
             return
         kind, data, extra, origin = msg
+        _reset_peak()
         if kind == "decode":
             out = run_case(data, extra, origin, workdir=workdir)
         elif kind == "encode":

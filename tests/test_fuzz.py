@@ -8,10 +8,12 @@ one in-process.
 """
 from __future__ import annotations
 
+import resource
 import struct
 import time
 import zlib
 
+import numpy as np
 import pytest
 
 import fuzz_tric as fz
@@ -111,6 +113,28 @@ def test_sandbox_reports_hang_crash_and_memory():
     assert got["oom"].failed and "MemoryError" in got["oom"].error
     assert got["rss"].failed and got["rss"].kind == "memory"
     assert got["raise"].failed and "ValueError" in got["raise"].error
+
+
+def test_sandbox_measures_each_case_by_the_worker_alone(corpus):
+    """A spawned worker's ``ru_maxrss`` starts at its parent's peak (Linux keeps it over fork and exec), so
+    the huge-header tests below failed about one run in two ("peak RSS 1041 MB, limit 1024") when the test
+    process had grown. Here the parent's peak is pushed above the limit first; a tiny decode must still
+    measure under it, and a case after a 256 MiB one must be measured alone."""
+    if fz._status_kb("VmHWM") is None:
+        pytest.skip("no /proc/self/status on this system")
+    limit = 600
+    big = np.ones(700 << 20, dtype=np.uint8)  # every page written: the parent's peak is now >= 700 MB
+    del big
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 > limit
+    tiny = corpus[0]
+    cases = [fz.Case("decode", 0, 0, "tiny", tiny.data, expect_digest=tiny.digest),
+             fz.Case("selftest", 0, 1, "rss", b""),
+             fz.Case("decode", 0, 2, "tiny again", tiny.data, expect_digest=tiny.digest)]
+    with fz.WorkerPool(jobs=1, timeout=10.0, rss_limit_mb=limit) as pool:
+        outs = [out for _, out in pool.run(cases)]
+    assert outs[0].status == "ok" and outs[0].maxrss_mb < limit, (outs[0].status, outs[0].error)
+    assert outs[1].status == "ok" and outs[1].maxrss_mb > outs[0].maxrss_mb + 200
+    assert outs[2].status == "ok" and outs[2].maxrss_mb < outs[0].maxrss_mb + 100
 
 
 # ---- the short seeded run ----
@@ -215,10 +239,17 @@ def test_fallback_palette_cannot_change_the_mode(corpus):
     assert not out.failed, out.error
 
 
+def _decode_in_worker(data: bytes, desc: str):
+    """(outcome, MB its worker's peak RSS grew above the worker's own after warm-up) of one decode case."""
+    with fz.WorkerPool(jobs=1, timeout=10.0, rss_limit_mb=1024) as pool:
+        (case, out), = pool.run([fz.Case("decode", 0, 0, desc, data)])
+        return out, out.maxrss_mb - pool.workers[0].base_rss
+
+
 def test_huge_header_with_valid_side_is_refused_cheaply(corpus):
     """8 KB: a 16384x8192 RGBA header, a valid SIDE stream for it and a 9-byte LANES section, which cannot
     fit the header (found by the fuzzer: the decoder built the P*H*W int32 table ids, 2.7 GB and 7 s,
-    before checking it)."""
+    before checking it; later it still decoded the 8M side symbols, ~200 MB and 1.5 s, before LANES)."""
     base = next(s for s in corpus if s.name == "rgba_photo_23x19_bs2")
     w, h, mode, ch = fz.BIG_DIMS[0]
     assert (mode, ch) == ("RGBA", 4)
@@ -230,9 +261,9 @@ def test_huge_header_with_valid_side_is_refused_cheaply(corpus):
     data = bytes(head) + bytes([fz.SEC_SIDE]) + struct.pack("<I", len(side)) + side \
         + bytes([fz.SEC_LANES]) + struct.pack("<I", len(lanes)) + lanes
     assert len(data) < 16384
-    with fz.WorkerPool(jobs=1, timeout=10.0, rss_limit_mb=1024) as pool:
-        (case, out), = pool.run([fz.Case("decode", 0, 0, "crafted big header", data)])
+    out, grew = _decode_in_worker(data, "crafted big header")
     assert out.status == "DecodeError", f"{out.kind}: {out.error} ({out.seconds:.1f} s, {out.maxrss_mb:.0f} MB)"
+    assert grew < 64, f"the refusal touched {grew:.0f} MB (it decoded SIDE before checking LANES)"
 
 
 def test_huge_header_with_valid_context_side_is_refused_cheaply(corpus):
@@ -248,9 +279,9 @@ def test_huge_header_with_valid_context_side_is_refused_cheaply(corpus):
     lanes = struct.pack("<I", 2) + b"\0" * 4
     data = bytes(head) + bytes([fz.SEC_SIDE]) + struct.pack("<I", len(side)) + side \
         + bytes([fz.SEC_LANES]) + struct.pack("<I", len(lanes)) + lanes
-    with fz.WorkerPool(jobs=1, timeout=10.0, rss_limit_mb=1024) as pool:
-        (case, out), = pool.run([fz.Case("decode", 0, 0, "crafted big context header", data)])
+    out, grew = _decode_in_worker(data, "crafted big context header")
     assert out.status == "DecodeError", f"{out.kind}: {out.error} ({out.seconds:.1f} s, {out.maxrss_mb:.0f} MB)"
+    assert grew < 64, f"the refusal touched {grew:.0f} MB"
 
 
 def test_read_image_refuses_a_huge_16bit_png_cheaply(images, tmp_path):

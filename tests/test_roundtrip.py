@@ -1,5 +1,7 @@
 """Every image round-trips to identical pixels and mode."""
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -130,9 +132,36 @@ def test_shared_photos(path):
     header, sections = container.unpack(data)
     if header.is_fallback:
         return
-    lanes = sections[container.SEC_LANES]
+    assert 8 * lane_count(header, sections) < 0.005 * len(data)  # per-lane overhead: final state + length
+
+
+def lane_count(header, sections) -> int:
+    """Lanes of a model-coded file, read as its model lays them out (context_model.py, container.py)."""
+    side, lanes = sections[container.SEC_SIDE], sections[container.SEC_LANES]
+    if header.model_name.startswith("tric-cx"):  # SIDE = lane_rows (u32); LANES = counts (u32 x n_lanes) | words
+        lane_rows = struct.unpack("<I", bytes(side))[0]
+        n_lanes = -(-header.height // lane_rows)
+        counts = struct.unpack_from(f"<{n_lanes}I", lanes, 0)
+        assert 4 * n_lanes + 2 * sum(counts) == len(lanes)
+        return n_lanes
+    # block-scale: LANES = lane_log2 (u8) | counts (u32 x n_lanes) | words, n_lanes from the symbol count
     n_lanes = -(-header.width * header.height * header.channels // (1 << lanes[0]))
-    assert 8 * n_lanes < 0.005 * len(data)  # per-lane overhead: final state + length entry
+    counts = struct.unpack_from(f"<{n_lanes}I", lanes, 1)
+    assert 1 + 4 * n_lanes + 2 * sum(counts) == len(lanes)
+    return n_lanes
+
+
+@pytest.mark.parametrize("model,h,w", [("tric-cx1", 700, 400), ("tric-bs2", 90, 100)])
+def test_lane_count_reads_each_layout(model, h, w):
+    """The lane reader above, on files made here (the shared photos may be absent): a context-model file
+    of 700x400 pixels has ceil(700 / lane_rows) lanes, a block-scale one ceil(samples / lane size)."""
+    from tricodec.model import load_model
+    m = load_model(model)
+    data = tricodec.encode(photo_like(h, w, 3, seed=1), device="cpu", model=m)
+    header, sections = container.unpack(data)
+    assert not header.is_fallback and header.model_name == model
+    expected = -(-h // m.lane_rows(w, h)) if m.kind == "context" else -(-h * w * 3 // (1 << m.lane_log2))
+    assert lane_count(header, sections) == expected > 1
 
 
 def test_shared_photos_present_or_skipped():
