@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from . import context_ref as cr
 from . import context_model as cm
+from . import model_id
 from .context_model import ContextModel
 from .errors import ModelError
 from .model_base import NamedWeights
@@ -145,20 +146,35 @@ def _context_model(config: dict, arrays: dict, name: str, digest: str) -> Contex
 
 
 def model_from_bytes(data: bytes, expected_sha256: str | None = None) -> "BlockScaleModel | ContextModel":
-    digest = _sha256(data)
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise ModelError(f"weights sha256 {digest[:16]}... does not match the recorded {expected_sha256[:16]}...")
+    """A model from a weights file's bytes. ``expected_sha256``: its content digest (or, for files
+    registered before content identities, its zip's sha256); anything else is refused."""
+    zip_digest = _sha256(data)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             config = json.loads(str(z["config"]))
             arrays = {k: np.asarray(z[k]) for k in z.files if k != "config"}
+        content = model_id.content_digest(config, arrays) if isinstance(config, dict) else ""
     except Exception as e:  # any malformed file is one clear error
         raise ModelError(f"not a tricodec weights file: {e}") from None
     if not isinstance(config, dict):
         raise ModelError("not a tricodec weights file: config is not an object")
+    if expected_sha256 is not None and expected_sha256 not in (content, zip_digest):
+        raise ModelError(f"weights sha256 {content[:16]}... (content) does not match the recorded "
+                         f"{expected_sha256[:16]}...")
     name = str(config.get("name", ""))
     if not name.isascii() or not 0 < len(name) <= 8:
         raise ModelError("model name must be 1-8 ASCII characters")
+    identity = model_id.identify(name, content, zip_digest, _registry())
+    return _with_identity(_model_from_parts(config, arrays, name, identity.record), identity)
+
+
+def _with_identity(model, identity: "model_id.Identity"):
+    object.__setattr__(model, "_identity", identity)  # frozen dataclasses: set once, at load
+    return model
+
+
+def _model_from_parts(config: dict, arrays: dict, name: str, digest: str) -> "BlockScaleModel | ContextModel":
+    """The model of a parsed weights file; ``digest``: the hex digest files written with it record."""
     if config.get("kind") == "context":
         return _context_model(config, arrays, name, digest)
     if config.get("kind") != "block-scale":
@@ -201,7 +217,7 @@ def _load_registered(name: str) -> "BlockScaleModel | ContextModel":
         raise ModelError(f"no shipped model named {name!r} (shipped: {', '.join(sorted(reg))})")
     entry = reg[name]
     data = resources.files(__package__).joinpath(WEIGHTS_DIR, entry["file"]).read_bytes()
-    return model_from_bytes(data, entry["sha256"])
+    return model_from_bytes(data, entry["content_sha256"])
 
 
 def load_model(model: "str | Path | BlockScaleModel | ContextModel | None" = None
@@ -227,6 +243,6 @@ def find_model(name: str, hash_prefix: bytes, hint=None) -> "BlockScaleModel | C
     if name in _registry():
         candidates.append(_load_registered(name))
     for m in candidates:
-        if m.name == name and m.hash_prefix == hash_prefix:
+        if m.name == name and m.accepts(hash_prefix):
             return m
     raise ModelError(f"file needs model {name!r} with weights sha256 {hash_prefix.hex()}..., which is not loaded")
