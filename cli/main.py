@@ -20,6 +20,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 import typer
+from PIL import Image
 
 from tricodec import codec
 from tricodec.backend import DEVICES, get_backend, image_workers
@@ -74,8 +75,10 @@ def _check_device(device: str) -> None:
 
 
 def write_atomic(path: Path, write: Callable[[Path], None], force: bool) -> None:
-    """Write through a temporary file in the target folder and rename it into place."""
-    if path.exists() and not force:
+    """Write through a temporary file in the target folder, then move it into place in one step: without
+    ``force`` an exclusive create (``os.link`` fails if the name exists), so two writers of one name
+    cannot both succeed and an existing file is never replaced; with ``force`` a rename."""
+    if path.exists() and not force:   # cheap early refusal; the real guard is the exclusive create below
         raise FileExistsError(f"{path} exists (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -85,10 +88,28 @@ def write_atomic(path: Path, write: Callable[[Path], None], force: bool) -> None
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
+        if force:
+            os.replace(tmp, path)
+        else:
+            _create_exclusive(Path(tmp), path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _create_exclusive(tmp: Path, path: Path) -> None:
+    """Give ``tmp``'s content the name ``path`` only if no file has that name; FileExistsError otherwise."""
+    try:
+        os.link(tmp, path)   # atomic: fails with EEXIST when the name is taken, even by a racing writer
+        return
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists (use --force to overwrite)") from None
+    except OSError:
+        pass                 # a file system without hard links: reserve the name, then rename onto it
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists (use --force to overwrite)") from None
+    os.replace(tmp, path)
 
 
 def _matches(rel: str, include: Optional[List[str]], exclude: Optional[List[str]]) -> bool:
@@ -429,10 +450,45 @@ def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, 
                  compute_batch=compute_batch, batch=_gpu_batch(codec.backend_for(device, m)))
 
 
-def _decoded_name(p: Path, image) -> str:
-    stem = p.name[:-len(SUFFIX)] if p.name.endswith(SUFFIX) else p.name
-    base = Path(stem)
-    return (base.stem if base.suffix.lower() in IMAGE_SUFFIXES else stem) + output_suffix(image)
+def _header_mode(path: Path) -> Optional[str]:
+    """The image mode a .tric file's header names (bytes 18-26, see tricodec/container.py), or None when
+    the file is no .tric (its decode then fails and writes nothing)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+        if len(head) < 26 or head[:4] != b"TRIC":
+            return None
+        return head[18:26].rstrip(b"\0").decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _decoded_name(name: str, mode: Optional[str]) -> str:
+    """Output name of a decoded file: the source's name without ``.tric``, plus the output format's
+    suffix unless it already ends with one of that format (``a.jpg.tric`` -> ``a.jpg.png``, ``a.png.tric``
+    -> ``a.png``, ``a.tif.tric`` holding CMYK -> ``a.tif``). Keeping the full name keeps distinct sources
+    apart; the one clash it allows (``x.tric`` and ``x.png.tric``) is refused by :func:`_clashes`."""
+    stem = name[:-len(SUFFIX)] if name.endswith(SUFFIX) and len(name) > len(SUFFIX) else name
+    suffix = output_suffix(mode or "RGB")
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is not None and Image.registered_extensions().get(Path(stem).suffix.lower()) == fmt:
+        return stem
+    return stem + suffix
+
+
+def _clashes(pairs) -> dict:
+    """{source: why} for every source whose output name another source of the run also gets: writing
+    both would lose one, so each of them fails instead (no arbitrary winner)."""
+    by_output: dict = {}
+    for s, d in pairs:
+        if d != STDIO:
+            by_output.setdefault(os.path.normcase(os.path.abspath(d)), (d, []))[1].append(s)
+    out = {}
+    for d, srcs in by_output.values():
+        for s in srcs if len(srcs) > 1 else ():
+            others = ", ".join(str(o) for o in srcs if o != s)
+            out[s] = f"{s}: output {d} would also be written from {others}; decode it alone to another name"
+    return out
 
 
 @app.command()
@@ -443,7 +499,8 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
            exclude: Optional[List[str]] = ExcludeOpt,
            model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need"),
            use_ray: bool = RayOpt, address: Optional[str] = AddressOpt):
-    """Decode .tric files. Images are written as PNG (TIFF for modes PNG cannot hold)."""
+    """Decode .tric files. Images are written as PNG (TIFF for modes PNG cannot hold), named after their
+    source: a.jpg.tric -> a.jpg.png, a.png.tric -> a.png; two sources never share an output."""
     _check_device(device)
     if _elsewhere("decode", src, dst, device, model, force, use_ray, address, quiet, as_json):
         return
@@ -452,9 +509,10 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
         m = load_model(model) if model is not None else None
     except TricodecError as e:
         _usage(str(e))
-    dir_mode = src.is_dir() or (dst != STDIO and (dst.is_dir() or str(dst).endswith(os.sep)))
 
     def load(s: Path, d: Path):
+        if s in clashes:
+            raise FileExistsError(clashes[s])
         return _read_stdin() if s == STDIO else s.read_bytes()
 
     def compute(s: Path, data: bytes):
@@ -471,11 +529,11 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
             write_image(image, buf, output_suffix(image))
             _write_out(d, buf.getvalue(), force)
             return
-        if dir_mode:
-            d = d.with_name(_decoded_name(s, image))
         write_atomic(d, lambda p: write_image(image, p, d.suffix), force)
 
-    pairs = _pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: p.name, include, exclude)
+    pairs = _pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: _decoded_name(p.name, _header_mode(p)),
+                   include, exclude)
+    clashes = _clashes(pairs)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,
                  compute_batch=compute_batch, batch=_gpu_batch(get_backend(device) if device != "auto" else None))
@@ -510,16 +568,21 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
 def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
            originals: Optional[Path] = typer.Argument(None, help="original image or folder to compare pixels with"),
            device: str = DeviceOpt, jobs: int = JobsOpt, workers: int = WorkersOpt, quiet: bool = QuietOpt,
-           as_json: bool = JsonOpt):
+           as_json: bool = JsonOpt,
+           model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need")):
     """Decode and check CRCs; with ORIGINALS also compare pixels and mode with the originals."""
     _check_device(device)
+    try:
+        m = load_model(model) if model is not None else None
+    except TricodecError as e:
+        _usage(str(e))
 
     def load(s: Path, orig: Path):
         return s.read_bytes(), (read_image(orig) if originals is not None else None)
 
     def compute(s: Path, item):
         data, ref = item
-        image = codec.decode_any(data, device=device)
+        image = codec.decode_any(data, device=device, model=m)
         if ref is not None and not _same_pixels(ref, image):
             raise TricodecError(f"{s}: pixels differ from the original")
         return None, len(pixel_bytes(image)), len(data)

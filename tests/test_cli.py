@@ -37,7 +37,7 @@ def test_encode_decode_verify_tree(photos, tmp_path):
     r = runner.invoke(app, ["decode", str(packed), str(restored)])
     assert r.exit_code == 0, r.output
     for orig, out in [("a.png", "a.png"), ("sub/b.png", "sub/b.png"), ("sub/c.tiff", "sub/c.tiff"),
-                      ("d.bmp", "d.png")]:
+                      ("d.bmp", "d.bmp.png")]:
         assert same_image(Image.open(photos / orig), Image.open(restored / out)), orig
     r = runner.invoke(app, ["verify", str(packed), str(photos)])
     assert r.exit_code == 0, r.output

@@ -188,8 +188,10 @@ def _read_png16(path: Path) -> np.ndarray:
 
 
 def output_suffix(image) -> str:
-    """The format a decoded image is written in by default: PNG when it holds the mode, else TIFF."""
-    if isinstance(image, np.ndarray) or image.mode in PNG_MODES:
+    """The format a decoded image (or an image mode, e.g. from a header) is written in by default: PNG
+    when it holds the mode, else TIFF. The deep pseudo-modes are written as 16-bit PNG."""
+    mode = image if isinstance(image, str) else None if isinstance(image, np.ndarray) else image.mode
+    if mode is None or mode in PNG_MODES or mode in DEEP_MODES:
         return ".png"
     return ".tiff"
 
