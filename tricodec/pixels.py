@@ -6,6 +6,8 @@ with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"``.
 """
 from __future__ import annotations
 
+import io
+import os
 import struct
 import warnings
 import zlib
@@ -15,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .container import DEFAULT_MAX_PIXELS
-from .errors import EncodeError, WriteError
+from .errors import EncodeError, TricodecError, WriteError
 from .metadata import save_kwargs
 
 DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
@@ -49,17 +51,17 @@ def from_array(arr: np.ndarray):
     raise EncodeError(f"unsupported array: dtype {arr.dtype}, shape {arr.shape} (use uint8 or uint16)")
 
 
-def normalize(image):
+def normalize(image, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Accept a PIL image, a numpy array or a torch tensor; return a loaded PIL image or a deep uint16
-    array."""
+    array. A PIL image whose file holds more bits than Pillow keeps (16-bit colour PNG, TIFF, PPM) is
+    read again at full depth from its file; what cannot be kept whole is refused with EncodeError."""
     if isinstance(image, Image.Image):
         try:
-            image.load()
-        except Exception as e:
-            raise EncodeError(f"cannot load image: {e}") from None
-        if getattr(image, "n_frames", 1) > 1:
-            raise EncodeError("multi-frame images are not supported (only one frame would be kept)")
-        return image
+            return _normalize_pil(image, max_pixels)
+        except TricodecError:
+            raise
+        except Exception as e:  # Pillow raises anything on hostile files (ValueError, OSError, SyntaxError ...)
+            raise EncodeError(f"cannot load image ({_what(e)})") from None
     if isinstance(image, np.ndarray):
         return from_array(image)
     if type(image).__module__.startswith("torch") and hasattr(image, "detach"):
@@ -67,6 +69,112 @@ def normalize(image):
         return from_array(image.detach().cpu().numpy())
     raise EncodeError(f"cannot encode a {type(image).__name__}: pass a PIL image, a numpy array or a "
                       "torch tensor")
+
+
+def _what(e: BaseException) -> str:
+    """An exception as one short line."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:200]}"
+
+
+def _normalize_pil(image: Image.Image, max_pixels: int):
+    _refuse_several(image)        # before anything is decoded: n_frames may parse hostile layer tables
+    bits = _bits_pillow_drops(image)
+    if bits:
+        if image.width * image.height > max_pixels:
+            raise EncodeError(f"image of {image.width}x{image.height} exceeds the limit of {max_pixels} pixels")
+        return _read_full_depth(image, bits)
+    image.load()
+    return image
+
+
+def _refuse_several(image: Image.Image) -> None:
+    """Frames and icon sizes: Pillow shows one, encoding it alone would silently drop the others."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise EncodeError(f"multi-frame image ({frames} frames): only the first would be kept, and "
+                          "frames are not supported yet")
+    sizes = 1
+    if image.format == "ICO":
+        sizes = len(image.ico.entry)
+    elif image.format == "ICNS":
+        sizes = len(image.info.get("sizes", ()))
+    if sizes > 1:
+        raise EncodeError(f"multi-size {image.format} icon ({sizes} sizes): only the largest would be kept, "
+                          "and icons of several sizes are not supported yet")
+
+
+def _tile_rawmode(tile) -> str:
+    args = tile.args
+    if isinstance(args, str):
+        return args
+    if isinstance(args, tuple) and args and isinstance(args[0], str):
+        return args[0]
+    return ""
+
+
+def _bits_pillow_drops(image: Image.Image) -> int:
+    """Bits per sample of the image's file when Pillow's image would not hold them exactly (16-bit
+    samples in an 8-bit mode, a PNM maxval Pillow rescales), else 0. Read from the tile Pillow plans to
+    decode, so it works before ``load``; TIFF also from its BitsPerSample tag (kept after ``load``)."""
+    try:
+        mode_bits = mode_layout(image.mode)[1]
+    except ValueError:
+        return 0
+    if image.format == "PPM":  # Pillow keeps maxval 255 (and 1, PBM); 16-bit grey becomes 32-bit I
+        maxval = _pnm_maxval_of_tile(image)
+        if maxval not in (None, 1, 255):
+            return max(8, maxval.bit_length())
+    bits = 0
+    for tile in image.tile:
+        base, _, spec = _tile_rawmode(tile).partition(";")
+        if tile.codec_name == "SGI16" or spec in ("16B", "16L", "16N") or (spec == "16" and base in ("L", "LA")):
+            bits = 16
+    if image.format == "TIFF":
+        tag = image.tag_v2.get(258)  # BitsPerSample
+        if tag is not None:
+            bits = max([bits] + [int(b) for b in np.atleast_1d(tag)])
+    return bits if bits > mode_bits else 0
+
+
+def _pnm_maxval_of_tile(image: Image.Image) -> int | None:
+    for tile in image.tile:
+        args = tile.args
+        if tile.codec_name in ("ppm", "ppm_plain") and isinstance(args, tuple) and len(args) > 1:
+            return int(args[1])
+        if _tile_rawmode(tile).partition(";")[2] in ("16B", "16L", "16"):
+            return 65535
+    return None
+
+
+def _read_full_depth(image: Image.Image, bits: int):
+    """Read the image's file again with a reader that keeps every bit, or refuse."""
+    what = f"{bits}-bit {image.format} image ({image.mode} in Pillow)"
+    reader = _FULL_DEPTH_READERS.get(image.format)
+    if reader is None:
+        raise EncodeError(f"{what}: Pillow would truncate it to 8 bits and tricodec has no full-depth "
+                          f"reader for {image.format}")
+    data = _source_bytes(image)
+    if data is None:
+        raise EncodeError(f"{what}: Pillow holds only 8 bits of it and its file cannot be read again "
+                          "(open it from a path or a seekable file)")
+    return reader(data)
+
+
+def _source_bytes(image: Image.Image) -> bytes | None:
+    """The bytes of the file a PIL image was opened from (its path, or its file object), or None."""
+    name = getattr(image, "filename", "")
+    if isinstance(name, (str, Path)) and name and os.path.isfile(name):
+        with open(name, "rb") as f:
+            return f.read()
+    fp = getattr(image, "fp", None)
+    if fp is not None and hasattr(fp, "seek") and not getattr(fp, "closed", False):
+        pos = fp.tell()
+        fp.seek(0)
+        data = fp.read()
+        fp.seek(pos)
+        return data
+    return None
 
 
 def mode_layout(mode: str) -> tuple[int, int]:
@@ -115,76 +223,164 @@ def content_crc(image, pixels=None) -> int:
     return zlib.crc32(pmode.encode("ascii") + pal, crc) if pal else crc
 
 
-def _png_ihdr(path: Path) -> tuple[int, int, int, int] | None:
-    """(width, height, bit depth, colour type) of a PNG file, or None."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        return struct.unpack(">IIBB", head[16:26])
-    return None
-
-
-def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise EncodeError(f"{path}: image of {width}x{height} exceeds the limit of {max_pixels} pixels")
+        raise EncodeError(f"image of {width}x{height} exceeds the limit of {max_pixels} pixels")
 
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """Read an image file without losing bits; raise EncodeError (one line) when that is impossible.
-    Images above ``max_pixels`` are refused from their header, before their pixels are read."""
+    """Read an image file without losing bits; raise EncodeError (one line, naming the file) when that is
+    impossible. Images above ``max_pixels`` are refused from their header, before their pixels are read."""
     path = Path(path)
     try:
-        ihdr = _png_ihdr(path)
-        if ihdr is not None and ihdr[2] == 16 and ihdr[3] in (2, 6):
-            _check_size(path, ihdr[0], ihdr[1], max_pixels)
-            # zlib cannot expand data more than ~1032x: a file claiming more pixels is corrupt, and
-            # reading it anyway would let a 1 KB file take gigabytes.
-            if ihdr[0] * ihdr[1] * 8 > 1100 * path.stat().st_size + (1 << 20):
-                raise EncodeError(f"{path}: corrupt PNG (its size cannot hold {ihdr[0]}x{ihdr[1]} pixels)")
-            return _read_png16(path)
         with warnings.catch_warnings():  # Pillow's bomb warning: our own limit is checked just below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
-        _check_size(path, im.width, im.height, max_pixels)
-        fmt = im.format
-        if fmt == "TIFF" and im.mode in ("RGB", "RGBA", "CMYK"):
-            bits = im.tag_v2.get(258)
-            if bits is not None and max(np.atleast_1d(bits)) > 8:
-                raise EncodeError(f"{path}: {max(np.atleast_1d(bits))}-bit colour TIFF is not supported "
-                                  "(Pillow would truncate it to 8 bits)")
-        if fmt == "PPM" and im.mode == "RGB" and _pnm_maxval(path) > 255:
-            raise EncodeError(f"{path}: 16-bit PPM is not supported (Pillow would truncate it to 8 bits)")
-        return normalize(im)
-    except EncodeError:
-        raise
+        _check_size(im.width, im.height, max_pixels)
+        return normalize(im, max_pixels)  # the API's own path: the same refusals, the same full-depth reads
+    except EncodeError as e:
+        raise EncodeError(f"{path}: {e}") from None
     except Exception as e:
-        raise EncodeError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+        raise EncodeError(f"{path}: cannot read image ({_what(e)})") from None
 
 
-def _pnm_maxval(path: Path) -> int:
-    with open(path, "rb") as f:
-        head = f.read(256)
-    tokens = []
-    for line in head.split(b"\n"):
-        tokens += line.split(b"#")[0].split()
-        if len(tokens) >= 4:
-            break
-    try:
-        return int(tokens[3])
-    except (IndexError, ValueError):
-        return 255
+# ---- full-depth readers: file bytes -> uint16 (H, W, 3|4) array or I;16 image, or EncodeError ----
 
+def _read_png16(data: bytes):
+    """16-bit colour PNG at full depth (pypng). Raw samples: pypng's asDirect() would rescale them to the
+    sBIT chunk's depth and turn a tRNS colour into an alpha channel."""
+    import png
 
-def _read_png16(path: Path) -> np.ndarray:
-    import png  # pypng: reads 16-bit colour PNG at full depth, which Pillow cannot
-
-    reader = png.Reader(filename=str(path))
-    width, height, rows, info = reader.asDirect()
+    if len(data) < 33 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise EncodeError("corrupt PNG (no IHDR)")
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    # zlib cannot expand data more than ~1032x: a file claiming more pixels is corrupt, and reading it
+    # anyway would let a 1 KB file take gigabytes.
+    if width * height * 8 > 1100 * len(data) + (1 << 20):
+        raise EncodeError(f"corrupt PNG (its size cannot hold {width}x{height} pixels)")
+    if depth != 16 or colour not in (2, 6):
+        kind = "grey+alpha" if colour == 4 else f"colour type {colour}"
+        raise EncodeError(f"{depth}-bit {kind} PNG is not supported (tricodec has no {depth}-bit mode for it, "
+                          "and converting it would change its samples)")
+    kept = [name for chunk, name in _PNG_METADATA.items() if chunk in _png_chunk_types(data)]
+    if kept:
+        raise EncodeError(f"16-bit colour PNG with {', '.join(kept)}: tricodec keeps no metadata for 16-bit "
+                          "colour images yet")
+    w, h, rows, info = png.Reader(bytes=data).read()
     planes = info["planes"]
-    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
-    if planes not in (3, 4):  # asDirect expands palettes/grey+alpha; only colour reaches here
-        raise EncodeError(f"{path}: unexpected 16-bit PNG layout with {planes} planes")
-    return arr
+    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
+    return np.ascontiguousarray(arr)
+
+
+# PNG chunks whose content tricodec keeps for 8-bit images (metadata.py): with a 16-bit colour image they
+# would be lost, so such files are refused.
+_PNG_METADATA = {b"tRNS": "transparency", b"iCCP": "an ICC profile", b"eXIf": "EXIF",
+                 b"tEXt": "text", b"zTXt": "text", b"iTXt": "text"}
+
+
+def _png_chunk_types(data: bytes) -> set[bytes]:
+    types, pos = set(), 8
+    while pos + 8 <= len(data):
+        length, typ = struct.unpack_from(">I4s", data, pos)
+        types.add(typ)
+        pos += 12 + length
+    return types
+
+
+def _read_tiff16(data: bytes):
+    """16-bit RGB / RGBA TIFF at full depth (tifffile; imagecodecs for LZW, PackBits, JPEG ...)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            _check_tiff16(page)
+            arr = page.asarray()
+            if page.axes.startswith("S"):  # planar configuration: one plane per sample
+                arr = arr.transpose(1, 2, 0)
+    except TricodecError:
+        raise
+    except Exception as e:  # tifffile: TiffFileError, ValueError, KeyError (a codec needs imagecodecs) ...
+        raise EncodeError(f"cannot read 16-bit TIFF ({_what(e)})") from None
+    return np.ascontiguousarray(arr, dtype=np.uint16)
+
+
+_TIFF_METADATA = {34675: "an ICC profile", 700: "XMP", 34665: "EXIF"}  # tags kept for 8-bit TIFF
+
+
+def _check_tiff16(page) -> None:
+    """Only what the deep modes RGB;16 / RGBA;16 hold exactly: unsigned 16-bit RGB, alpha unassociated."""
+    bits, spp = page.bitspersample, page.samplesperpixel
+    extra = tuple(int(x) for x in page.extrasamples)
+    photometric = getattr(page.photometric, "name", page.photometric)
+    if photometric != "RGB" or bits != 16 or int(page.sampleformat) != 1:
+        raise EncodeError(f"{bits}-bit {photometric} TIFF is not supported (tricodec keeps 16-bit "
+                          "unsigned RGB and RGBA at full depth; Pillow would truncate this one)")
+    if not (spp == 3 and not extra) and not (spp == 4 and extra == (2,)):
+        raise EncodeError(f"16-bit RGB TIFF with {spp} samples (extra samples {extra}) is not supported "
+                          "(only RGB, or RGB with unassociated alpha)")
+    kept = [name for tag, name in _TIFF_METADATA.items() if tag in page.tags]
+    if kept:
+        raise EncodeError(f"16-bit colour TIFF with {', '.join(kept)}: tricodec keeps no metadata for 16-bit "
+                          "colour images yet")
+
+
+def _read_pnm16(data: bytes):
+    """16-bit PGM / PPM (maxval 65535, big-endian samples; binary P5/P6 or plain P2/P3) at full depth:
+    PPM -> uint16 (H, W, 3), PGM -> an I;16 image. Other maxvals are refused: Pillow rescales them."""
+    magic, width, height, maxval, start = _pnm_header(data)
+    if maxval != 65535:
+        raise EncodeError(f"PNM with maxval {maxval} is not supported (Pillow would rescale its samples; "
+                          "maxval 255 and 65535 are kept exactly)")
+    channels = 3 if magic in (b"P3", b"P6") else 1
+    n = width * height * channels
+    if magic in (b"P5", b"P6"):
+        if len(data) - start < 2 * n:
+            raise EncodeError(f"truncated PNM: {width}x{height} needs {2 * n} bytes of samples")
+        samples = np.frombuffer(data, dtype=">u2", count=n, offset=start).astype(np.uint16)
+    else:
+        tokens = data[start:].split()
+        if len(tokens) < n:
+            raise EncodeError(f"truncated PNM: {width}x{height} needs {n} samples")
+        samples = np.array(tokens[:n], dtype=np.int64)
+        if samples.min() < 0 or samples.max() > maxval:
+            raise EncodeError(f"corrupt PNM: a sample is outside 0..{maxval}")
+        samples = samples.astype(np.uint16)
+    if channels == 1:
+        return Image.fromarray(samples.reshape(height, width))  # uint16 -> I;16
+    return samples.reshape(height, width, 3)
+
+
+def _pnm_header(data: bytes) -> tuple[bytes, int, int, int, int]:
+    """(magic, width, height, maxval, offset of the first sample) of a P2/P3/P5/P6 file."""
+    magic = data[:2]
+    if magic not in (b"P2", b"P3", b"P5", b"P6"):
+        raise EncodeError(f"not a greymap or pixmap PNM (magic {magic!r})")
+    fields, pos = [], 2
+    while len(fields) < 3:
+        while pos < len(data) and data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":  # a comment runs to the end of its line
+            end = data.find(b"\n", pos)
+            pos = len(data) if end < 0 else end + 1
+            continue
+        end = pos
+        while end < len(data) and data[end:end + 1].isdigit():
+            end += 1
+        if end == pos or end - pos > 9:
+            raise EncodeError("corrupt PNM header")
+        fields.append(int(data[pos:end]))
+        pos = end
+    if pos >= len(data) or not data[pos:pos + 1].isspace():
+        raise EncodeError("corrupt PNM header")
+    width, height, maxval = fields
+    if width < 1 or height < 1 or not 1 <= maxval <= 65535:
+        raise EncodeError(f"corrupt PNM header ({width}x{height}, maxval {maxval})")
+    return magic, width, height, maxval, pos + 1
+
+
+# Formats whose deep files Pillow truncates or rescales, and that tricodec can read whole (others: refused).
+_FULL_DEPTH_READERS = {"PNG": _read_png16, "TIFF": _read_tiff16, "PPM": _read_pnm16}
 
 
 def output_suffix(image) -> str:

@@ -1,0 +1,569 @@
+"""Conformance run over a third-party image corpus: does every file round-trip, or is it refused with a
+typed error? Nothing may be lost silently.
+
+    python perf/conformance.py DIR [--cli] [--json OUT] [--timeout S]
+
+For every file under DIR that Pillow (or tricodec's reader) can open:
+
+* API: ``tricodec.pixels.read_image`` (the reader the CLI uses) -> ``tricodec.encode`` -> ``tricodec.decode_any``;
+* CLI (``--cli``): ``tricodec encode`` / ``tricodec decode`` on a copy in a temporary folder (one folder
+  run over the files whose suffix the CLI takes, one single-file run for each other file), then the
+  decoded file is compared with the source.
+
+Each file is classified:
+
+* ``ok``: round-tripped: identical pixels, mode, size and bit depth as an independent reading of the
+  source (Pillow; pypng's raw samples for 16-bit PNG, so nothing Pillow or tricodec's reader drops
+  hides); CLI also: the ICC profile, EXIF and XMP of the source are in the decoded file, unchanged;
+* ``refused``: a typed tricodec error (``TricodecError``) with its one-line message (grouped by message);
+* ``LOST``: anything else: pixels, mode, depth, frames or metadata differ, an untyped exception, a crash
+  or a hang. Each LOST entry has a class (what was lost) and a detail.
+
+The API checks run in a worker process (a crash or hang of one file is recorded as LOST and the worker is
+restarted). Prints a summary table; ``--json`` writes every file's result.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------------------------------------------------
+# Independent reading of a file: what a lossless round trip has to give back.
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    out, pos = [], 8
+    while pos + 8 <= len(data):
+        n, = struct.unpack(">I", data[pos:pos + 4])
+        out.append(data[pos + 4:pos + 8])
+        pos += 12 + n
+    return out
+
+
+def _stated_depth(path: Path, im) -> int:
+    """Bits per sample the file itself states, where Pillow may read fewer (0: not known / not deeper)."""
+    fmt = im.format
+    try:
+        if fmt == "TIFF":
+            bits = im.tag_v2.get(258)
+            return int(max(np.atleast_1d(bits))) if bits is not None else 0
+        if fmt in ("PPM", "PNM"):
+            head = path.read_bytes()[:256]
+            toks = []
+            for line in head.split(b"\n"):
+                toks += line.split(b"#")[0].split()
+                if len(toks) >= 4:
+                    break
+            if toks and toks[0] in (b"P2", b"P3", b"P5", b"P6") and len(toks) >= 4:
+                return 16 if int(toks[3]) > 255 else 8
+        if fmt == "PSD":
+            head = path.read_bytes()[:26]
+            return struct.unpack(">H", head[22:24])[0] if len(head) >= 24 else 0
+        if fmt == "SGI":
+            head = path.read_bytes()[:4]
+            return 16 if len(head) >= 4 and head[3] == 2 else 8
+    except Exception:
+        return 0
+    return 0
+
+
+def _mode_depth(mode: str) -> int:
+    if mode == "1":
+        return 1
+    if mode.startswith("I;16") or mode in ("RGB;16", "RGBA;16"):
+        return 16
+    if mode in ("I", "F"):
+        return 32
+    return 8
+
+
+def _frames(im) -> int:
+    n = getattr(im, "n_frames", 1) or 1
+    sizes = im.info.get("sizes")
+    if im.format in ("ICO", "ICNS", "CUR") and sizes:
+        n = max(n, len(sizes))
+    return n
+
+
+def _meta(im) -> dict[str, bytes]:
+    """ICC profile, EXIF and XMP of an opened image, normalised for comparison."""
+    out = {}
+    info = im.info
+    icc = info.get("icc_profile")
+    if icc:
+        out["icc"] = bytes(icc)
+    exif = info.get("exif")
+    if exif:
+        exif = bytes(exif)
+        out["exif"] = exif[6:] if exif.startswith(b"Exif\0\0") else exif
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    if not xmp and im.format == "TIFF":
+        xmp = im.tag_v2.get(700)
+    if xmp:
+        xmp = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+        out["xmp"] = xmp.strip(b"\0 \r\n\t")
+    return out
+
+
+class Reading:
+    """An independent reading of an image file at full depth."""
+
+    def __init__(self, path: Path):
+        from PIL import Image
+
+        self.path = path
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(path)
+            self.format = im.format
+            self.frames = _frames(im)
+            self.meta = _meta(im)
+            self.stated = _stated_depth(path, im)
+            self.error = None
+            self.array = None
+            self.png16 = None
+            data = path.read_bytes()[:1 << 16] if im.format == "PNG" else b""
+            self.sbit = im.format == "PNG" and b"sBIT" in _png_chunks(path.read_bytes())
+            if im.format == "PNG" and len(data) >= 26 and data[24] == 16:
+                self.png16 = data[25]  # colour type
+            try:
+                im.load()
+            except Exception as e:  # Pillow opened it but cannot decode it: tricodec must refuse it
+                self.error = f"{type(e).__name__}: {e}"
+                self.mode, self.size = im.mode, im.size
+                return
+            self.mode, self.size = im.mode, im.size
+            self.image = im
+            if self.png16 is not None:
+                import png
+
+                w, h, rows, info = png.Reader(bytes=path.read_bytes()).read()
+                self.array = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, -1)
+                self.depth = 16
+            else:
+                self.depth = _mode_depth(im.mode)
+
+    def truncated_by_pillow(self) -> bool:
+        """The file states more bits per sample than Pillow's image holds (so no 8-bit mode is the truth)."""
+        return self.png16 is None and self.stated > self.depth
+
+
+def samples(image) -> np.ndarray:
+    """An image's samples as an (H, W, C) array at full depth (PIL image or tricodec's deep array)."""
+    if isinstance(image, np.ndarray):
+        return image.reshape(image.shape[0], image.shape[1], -1)
+    a = np.asarray(image)
+    return a.reshape(image.height, image.width, -1)
+
+
+def _mode_family(mode: str) -> str:
+    """Modes that differ only in the byte order of their samples (I;16, I;16B, I;16L) hold the same image."""
+    return "I;16" if mode.startswith("I;16") and mode[4:] in ("", "B", "L") else mode
+
+
+def same_samples(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same shape, same kind and size of sample, same values (bit for bit, whatever the byte order)."""
+    if a.shape != b.shape or a.dtype.kind != b.dtype.kind or a.dtype.itemsize != b.dtype.itemsize:
+        return False
+    le = a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype
+    return np.ascontiguousarray(a, le).tobytes() == np.ascontiguousarray(b, le).tobytes()
+
+
+def compare_to_reading(ref: Reading, image) -> tuple[str, str] | None:
+    """(LOST class, detail) when ``image`` (a tricodec-read or decoded image) is not the file's content."""
+    if ref.frames > 1:
+        return (f"frames: a {ref.format} of {ref.frames} frames/sizes coded as one image",
+                f"{ref.frames} frames")
+    if ref.truncated_by_pillow():
+        return (f"depth: {ref.stated}-bit {ref.format} read at {ref.depth} bits",
+                f"file states {ref.stated} bits per sample, image mode {ref.mode}")
+    mode = image.mode if not isinstance(image, np.ndarray) else ("RGB;16" if image.shape[2] == 3 else "RGBA;16")
+    size = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else image.size
+    if size != ref.size:
+        return "size differs", f"{size} != {ref.size}"
+    if ref.png16 is not None:
+        got = samples(image)
+        kind = {0: "grey", 2: "RGB", 4: "grey+alpha", 6: "RGBA"}.get(ref.png16, str(ref.png16))
+        if _mode_depth(mode) != 16:
+            return (f"depth: 16-bit {kind} PNG read at {_mode_depth(mode)} bits",
+                    f"colour type {ref.png16}, got mode {mode}")
+        if got.shape != ref.array.shape or not np.array_equal(got.astype(np.uint16), ref.array):
+            why = " (file has sBIT)" if ref.sbit else ""
+            return f"pixels: 16-bit {kind} PNG samples altered{why}", f"mode {mode}, shape {got.shape}"
+        return None
+    if _mode_family(mode) != _mode_family(ref.mode):
+        return f"mode: {ref.mode} became {mode}", f"{ref.format} {ref.mode} -> {mode}"
+    if not same_samples(samples(image), samples(ref.image)):
+        return "pixels differ", f"mode {mode}"
+    if mode in ("P", "PA"):
+        pal_a = ref.image.convert("RGBA").tobytes()
+        pal_b = image.convert("RGBA").tobytes()
+        if pal_a != pal_b:
+            return "palette or transparency differs", f"mode {mode}"
+    return None
+
+
+def same_decoded(a, b) -> bool:
+    """tricodec's decode gave back exactly what was encoded."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype \
+            and np.array_equal(a, b)
+    if a.mode != b.mode or a.size != b.size or a.tobytes() != b.tobytes():
+        return False
+    return a.mode not in ("P", "PA") or a.getpalette() == b.getpalette()
+
+
+def _one_line(msg: str, path: Path | None = None) -> str:
+    msg = str(msg).strip().splitlines()[0] if str(msg).strip() else ""
+    if path is not None:
+        msg = msg.replace(str(path), "FILE")
+    return msg
+
+
+def reason_key(msg: str) -> str:
+    """Grouping key of a refusal message: no file names, numbers as N."""
+    msg = re.sub(r"^.*?FILE:?\s*", "", msg) if "FILE" in msg else re.sub(r"^\S+/\S+:\s*", "", msg)
+    msg = re.sub(r"/\S+", "PATH", msg)
+    return re.sub(r"\d+", "N", msg)[:160]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# API path (runs in the worker process)
+
+
+def check_api(path: Path) -> dict:
+    import tricodec
+    from PIL import Image
+    from tricodec.pixels import read_image
+
+    not_image = False
+    try:
+        ref = Reading(path)
+    except Image.UnidentifiedImageError:
+        ref, not_image = None, True
+    except Exception:  # an image Pillow cannot open (too large, broken header ...): tricodec must refuse it
+        ref = None
+    try:
+        image = read_image(path)
+    except tricodec.TricodecError as e:
+        if not_image:
+            return {"status": "skip", "detail": "not an image (neither Pillow nor tricodec opens it)"}
+        return {"status": "refused", "reason": _one_line(e, path), "stage": "read"}
+    except Exception as e:
+        return {"status": "LOST", "class": f"untyped exception in read_image: {type(e).__name__}",
+                "detail": _one_line(f"{type(e).__name__}: {e}", path)}
+    if ref is None:
+        return {"status": "LOST", "class": "tricodec reads a file Pillow cannot open (unchecked)",
+                "detail": ""}
+    if ref.error is not None:
+        return {"status": "LOST", "class": "tricodec read a file Pillow cannot decode",
+                "detail": ref.error}
+    lost = compare_to_reading(ref, image)
+    if lost:
+        return {"status": "LOST", "class": "read: " + lost[0], "detail": lost[1]}
+    try:
+        data = tricodec.encode(image, device="cpu")
+    except tricodec.TricodecError as e:
+        return {"status": "refused", "reason": _one_line(e, path), "stage": "encode"}
+    except Exception as e:
+        return {"status": "LOST", "class": f"untyped exception in encode: {type(e).__name__}",
+                "detail": _one_line(f"{type(e).__name__}: {e}", path)}
+    try:
+        from tricodec.codec import decode_any
+        back = decode_any(data, device="cpu")
+    except tricodec.TricodecError as e:
+        return {"status": "LOST", "class": "decode refuses what encode wrote", "detail": _one_line(e, path)}
+    except Exception as e:
+        return {"status": "LOST", "class": f"untyped exception in decode: {type(e).__name__}",
+                "detail": _one_line(f"{type(e).__name__}: {e}", path)}
+    if not same_decoded(back, image):
+        return {"status": "LOST", "class": "decode differs from what was encoded", "detail": ""}
+    mode = back.mode if not isinstance(back, np.ndarray) else ("RGB;16" if back.shape[2] == 3 else "RGBA;16")
+    return {"status": "ok", "mode": mode, "bytes": len(data)}
+
+
+def worker_main() -> None:
+    """Read paths from stdin, write one JSON result per line."""
+    for line in sys.stdin:
+        path = Path(line.rstrip("\n"))
+        try:
+            result = check_api(path)
+        except BaseException as e:  # noqa: BLE001 - everything is a finding here
+            result = {"status": "LOST", "class": f"untyped exception: {type(e).__name__}",
+                      "detail": _one_line(f"{type(e).__name__}: {e}")}
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
+def run_api(files: list[Path], timeout: float, progress) -> dict[str, dict]:
+    """API results by path, files checked in a worker process restarted after a crash or a hang."""
+    import selectors
+
+    results: dict[str, dict] = {}
+    todo = list(files)
+    while todo:
+        proc = subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while todo:
+            path = todo[0]
+            proc.stdin.write(str(path) + "\n")
+            proc.stdin.flush()
+            line = ""
+            if sel.select(timeout):
+                line = proc.stdout.readline()
+            todo.pop(0)
+            if line:
+                results[str(path)] = json.loads(line)
+                progress(path, results[str(path)])
+                continue
+            alive = proc.poll() is None
+            if alive:
+                proc.kill()
+            proc.wait()
+            results[str(path)] = {"status": "LOST", "class": "hang" if alive else "crash",
+                                  "detail": f"no answer within {timeout:.0f} s" if alive
+                                  else f"worker died (exit {proc.returncode})"}
+            progress(path, results[str(path)])
+            break
+        else:
+            proc.stdin.close()
+            proc.wait()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CLI path
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("tricodec")
+    return [exe] if exe else [sys.executable, "-c", "from tricodec.cli.main import app; app()"]
+
+
+def _run_cli(args: list[str], timeout: float) -> tuple[int, dict | None, str]:
+    try:
+        p = subprocess.run(_cli() + args + ["--json", "--force"], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, None, "timeout"
+    summary = None
+    for line in reversed(p.stdout.splitlines()):
+        try:
+            summary = json.loads(line)
+            break
+        except ValueError:
+            continue
+    return p.returncode, summary, p.stderr
+
+
+def _failures(summary: dict | None) -> dict[str, str]:
+    return {str(Path(f["file"]).resolve()): f["error"] for f in (summary or {}).get("failures", [])}
+
+
+def _decoded_output(out_dir: Path, name: str) -> Path | None:
+    """The file ``tricodec decode`` wrote for a source called ``name`` (``name`` or ``name.<suffix>``)."""
+    if not out_dir.is_dir():
+        return None
+    cands = [p for p in out_dir.iterdir() if p.name == name or (p.name.startswith(name + ".") and
+                                                                 not p.name.endswith(".tric"))]
+    return sorted(cands, key=lambda p: len(p.name))[0] if cands else None
+
+
+def _classify_failure(msg: str, path: Path, stage: str) -> dict:
+    one = _one_line(msg, path)
+    if "internal error" in one or "Traceback" in msg:
+        return {"status": "LOST", "class": f"CLI {stage}: untyped error", "detail": one}
+    return {"status": "refused", "reason": one, "stage": stage}
+
+
+def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, dec_fail: dict,
+                   enc_rc: int, dec_rc: int) -> dict:
+    key = str(src.resolve())
+    if key in enc_fail:
+        return _classify_failure(enc_fail[key], src, "encode")
+    if not tric.exists():
+        return {"status": "LOST", "class": "CLI encode: no .tric written and no failure reported",
+                "detail": f"exit {enc_rc}"}
+    tkey = str(tric.resolve())
+    if tkey in dec_fail:
+        msg = dec_fail[tkey]
+        r = _classify_failure(msg, tric, "decode")
+        if r["status"] == "refused":  # encoded, but no image comes back: the user cannot restore it
+            r = {"status": "LOST", "class": "CLI decode refuses a file the CLI encoded", "detail": r["reason"]}
+        return r
+    dec = _decoded_output(out / rel.parent, rel.name)
+    if dec is None:
+        return {"status": "LOST", "class": "CLI decode: no output file and no failure reported",
+                "detail": f"exit {dec_rc}"}
+    try:
+        ref = Reading(src)
+        got = Reading(dec)
+    except Exception as e:
+        return {"status": "LOST", "class": "CLI decode wrote a file that cannot be read back",
+                "detail": _one_line(f"{type(e).__name__}: {e}")}
+    if got.error is not None:
+        return {"status": "LOST", "class": "CLI decode wrote a file that cannot be read back", "detail": got.error}
+    if ref.error is not None:
+        return {"status": "LOST", "class": "CLI encoded a file Pillow cannot decode", "detail": ref.error}
+    image = got.image if got.png16 is None else _deep(got)
+    lost = compare_to_reading(ref, image)
+    if lost:
+        return {"status": "LOST", "class": "CLI: " + lost[0], "detail": lost[1] + f" (output {dec.name})"}
+    for k in ("icc", "exif", "xmp"):
+        if k in ref.meta and k not in got.meta:
+            return {"status": "LOST", "class": f"CLI metadata: {k.upper()} dropped ({ref.format} -> "
+                    f"{got.format})", "detail": f"output {dec.name}"}
+        if k in ref.meta and got.meta[k] != ref.meta[k]:
+            return {"status": "LOST", "class": f"CLI metadata: {k.upper()} altered ({ref.format} -> "
+                    f"{got.format})", "detail": f"output {dec.name}"}
+    return {"status": "ok", "output": dec.name}
+
+
+def _deep(reading: Reading):
+    """A 16-bit PNG's raw samples as the image to compare: uint16 array, or I;16 for grey."""
+    from PIL import Image
+
+    a = reading.array
+    if a.shape[2] == 1:
+        return Image.fromarray(a[:, :, 0].astype("<u2"))
+    if a.shape[2] == 2:
+        return a  # no Pillow mode holds 16-bit grey+alpha: compared as samples
+    return a
+
+
+def run_cli(files: list[Path], root: Path, timeout: float, cli_suffixes: set) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tric-conf-") as tmp:
+        tmp = Path(tmp)
+        src_root, packed, restored = tmp / "src", tmp / "packed", tmp / "restored"
+        walked, singles = [], []
+        for f in files:
+            rel = f.relative_to(root)
+            (src_root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, src_root / rel)
+            (walked if f.suffix.lower() in cli_suffixes else singles).append(rel)
+        enc_rc, enc_sum, _ = _run_cli(["encode", str(src_root), str(packed)], timeout * max(1, len(walked)))
+        enc_fail = _failures(enc_sum)
+        single_rc = {}
+        for rel in singles:  # the folder walk skips these suffixes: one single-file encode each
+            tric = packed / (str(rel) + ".tric")
+            tric.parent.mkdir(parents=True, exist_ok=True)
+            rc, summary, err = _run_cli(["encode", str(src_root / rel), str(tric)], timeout)
+            enc_fail.update(_failures(summary))
+            if rc == -1 or (summary is None and rc != 0):
+                single_rc[rel] = {"status": "LOST", "class": "CLI encode: " + ("hang" if rc == -1 else "crash"),
+                                  "detail": _one_line(err[-300:]) if rc != -1 else "timeout"}
+        dec_rc, dec_sum, _ = _run_cli(["decode", str(packed), str(restored)], timeout * max(1, len(files)))
+        dec_fail = _failures(dec_sum)
+        for rel in walked + singles:
+            r = single_rc.get(rel) or check_cli_file(src_root / rel, rel, packed / (str(rel) + ".tric"), restored,
+                                                     enc_fail, dec_fail, enc_rc, dec_rc)
+            r["run"] = "folder" if rel in walked else "single-file encode (suffix not taken by a folder run)"
+            results[str(root / rel)] = r
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report
+
+
+def summarise(results: dict[str, dict], title: str) -> str:
+    counted = {p: r for p, r in results.items() if r["status"] != "skip"}
+    by = collections.Counter(r["status"] for r in counted.values())
+    lines = [f"== {title}: {len(counted)} images: round-tripped {by['ok']}, refused {by['refused']}, "
+             f"LOST {by['LOST']} (not images, skipped: {len(results) - len(counted)})"]
+    reasons = collections.Counter(reason_key(r["reason"]) for r in counted.values() if r["status"] == "refused")
+    if reasons:
+        lines.append("-- refused, top reasons:")
+        lines += [f"  {n:4d}  {k}" for k, n in reasons.most_common(15)]
+        if len(reasons) > 15:
+            lines.append(f"  ({len(reasons) - 15} more reasons, {sum(n for _, n in reasons.most_common()[15:])} files)")
+    lost = lost_classes(results)
+    if lost:
+        lines.append("-- LOST, by class:")
+        for cls, items in lost:
+            lines.append(f"  {len(items):4d}  {cls}")
+            for p, detail in items:
+                lines.append(f"          {p}" + (f"  [{detail}]" if detail else ""))
+    return "\n".join(lines)
+
+
+def lost_classes(results: dict[str, dict]) -> list[tuple[str, list[tuple[str, str]]]]:
+    groups: dict[str, list] = collections.defaultdict(list)
+    for p, r in sorted(results.items()):
+        if r["status"] == "LOST":
+            groups[r["class"]].append((p, r.get("detail", "")))
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def main(argv=None) -> int:
+    if argv is None and sys.argv[1:2] == ["--worker"]:
+        worker_main()
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", type=Path)
+    ap.add_argument("--cli", action="store_true", help="also round-trip through the tricodec CLI")
+    ap.add_argument("--no-api", action="store_true", help="only the CLI path")
+    ap.add_argument("--json", type=Path, help="write every file's result here")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per file before it counts as a hang")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    root = a.dir.resolve()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    t0 = time.time()
+    out = {"dir": str(root), "files": len(files)}
+    text = []
+
+    def progress(path, r):
+        if not a.quiet:
+            print(f"[{time.time() - t0:7.1f}s] {r['status']:7s} {path.relative_to(root)}"
+                  + (f"  {r.get('reason') or r.get('class')}" if r["status"] != "ok" else ""), file=sys.stderr)
+
+    api = {}
+    if not a.no_api:
+        api = run_api(files, a.timeout, progress)
+        out["api"] = api
+        text.append(summarise(api, "API (read_image -> encode -> decode_any)"))
+    if a.cli:
+        from tricodec.pixels import IMAGE_SUFFIXES
+
+        images = [f for f in files if api.get(str(f), {}).get("status") != "skip"] if api else files
+        if not api:
+            from PIL import Image
+            keep = []
+            for f in files:
+                try:
+                    Image.open(f).close()
+                    keep.append(f)
+                except Exception:
+                    pass
+            images = keep
+        cli = run_cli(images, root, a.timeout, set(IMAGE_SUFFIXES))
+        out["cli"] = cli
+        text.append(summarise(cli, "CLI (tricodec encode / tricodec decode, files compared)"))
+    out["seconds"] = round(time.time() - t0, 1)
+    print("\n\n".join(text))
+    print(f"\n{len(files)} files under {root}, {out['seconds']} s")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
