@@ -102,12 +102,12 @@ def test_16bit_png_read_at_full_depth(tmp_path):
     assert np.array_equal(back, arr)
 
 
-def test_16bit_ppm_is_refused_not_truncated(tmp_path):
+def test_16bit_ppm_read_at_full_depth_not_truncated(tmp_path):
     path = tmp_path / "deep.ppm"
-    arr = np.full((4, 5, 3), 4000, dtype=">u2")
+    arr = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 1001 + 3).astype(">u2")
     path.write_bytes(b"P6\n5 4\n65535\n" + arr.tobytes())
-    with pytest.raises(tricodec.EncodeError, match="16-bit"):
-        read_image(path)
+    image = read_image(path)
+    assert isinstance(image, np.ndarray) and image.dtype == np.uint16 and np.array_equal(image, arr)
 
 
 def test_multiframe_refused(tmp_path):

@@ -126,7 +126,7 @@ def _bits_pillow_drops(image: Image.Image) -> int:
         if maxval not in (None, 1, 255):
             return max(8, maxval.bit_length())
     bits = 0
-    for tile in image.tile:
+    for tile in getattr(image, "tile", ()):
         base, _, spec = _tile_rawmode(tile).partition(";")
         if tile.codec_name == "SGI16" or spec in ("16B", "16L", "16N") or (spec == "16" and base in ("L", "LA")):
             bits = 16
@@ -138,7 +138,7 @@ def _bits_pillow_drops(image: Image.Image) -> int:
 
 
 def _pnm_maxval_of_tile(image: Image.Image) -> int | None:
-    for tile in image.tile:
+    for tile in getattr(image, "tile", ()):
         args = tile.args
         if tile.codec_name in ("ppm", "ppm_plain") and isinstance(args, tuple) and len(args) > 1:
             return int(args[1])
