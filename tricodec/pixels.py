@@ -18,7 +18,7 @@ from PIL import Image
 
 from .container import DEFAULT_MAX_PIXELS
 from .errors import EncodeError, TricodecError, WriteError
-from .metadata import save_kwargs
+from .metadata import png_extra_chunks, save_kwargs
 
 DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
 TRIC_SUFFIX = ".tric"
@@ -412,8 +412,36 @@ def write_image(image, path, suffix: str | None = None) -> None:
             writer.write(path, image.reshape(h, w * c).tolist())
         return
     fmt = Image.registered_extensions().get(suffix, "PNG")
+    kwargs = save_kwargs(image, fmt)   # WriteError when fmt cannot hold the kept metadata
+    extra = png_extra_chunks(image) if fmt == "PNG" else []
+    # Pillow's writers also read options from image.info (a TIFF's "compression" would re-encode it as
+    # JPEG): they get only the kept metadata, as the arguments above, never the info dict itself.
+    info, image.info = image.info, {}
     try:
-        image.save(path, format=fmt, **save_kwargs(image, fmt))
+        if extra:
+            buf = io.BytesIO()
+            image.save(buf, format=fmt, **kwargs)
+            _write_bytes(path, _insert_png_chunks(buf.getvalue(), extra))
+        else:
+            image.save(path, format=fmt, **kwargs)
     except Exception as e:  # Pillow raises many types here (OSError, ValueError, SyntaxError ...)
         raise WriteError(f"cannot write a {image.mode} image as {fmt} ({type(e).__name__}: {e})") from None
+    finally:
+        image.info = info
+
+
+def _write_bytes(path, data: bytes) -> None:
+    if isinstance(path, Path):
+        path.write_bytes(data)
+    else:
+        path.write(data)
+
+
+def _insert_png_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG file with ``chunks`` (type, data) added just before its first IDAT chunk."""
+    pos = 8
+    while png[pos + 4:pos + 8] != b"IDAT":
+        pos += 12 + struct.unpack(">I", png[pos:pos + 4])[0]
+    new = b"".join(struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d)) for t, d in chunks)
+    return png[:pos] + new + png[pos:]
 
