@@ -359,7 +359,11 @@ def _tiff_kwargs(meta: dict) -> dict:
         # TIFF has no EXIF block: its tags go into the file's own directory, and XMP is tag 700
         exif = Image.Exif()
         if "exif" in meta:
-            exif.load(meta["exif"])
+            try:
+                exif.load(meta["exif"])
+            except Exception as e:  # Pillow's EXIF parser raises SyntaxError, struct.error ...
+                raise WriteError(f"TIFF cannot hold the image's EXIF: it is no TIFF directory "
+                                 f"({type(e).__name__}: {e}); write it as PNG") from None
         if "xmp" in meta:
             exif[700] = meta["xmp"]
         kw["exif"] = exif
