@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import itertools
 import json
 import os
 import sys
 import tempfile
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -118,19 +120,59 @@ def _matches(rel: str, include: Optional[List[str]], exclude: Optional[List[str]
     return not (exclude and any(fnmatch.fnmatch(rel, g) for g in exclude))
 
 
-def _pairs(src: Path, dst: Path, is_input, out_name, include=None, exclude=None) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file to a file (or into an existing folder), or a tree mirrored."""
+def _pairs(src: Path, dst: Path, why_not, out_name, include=None, exclude=None):
+    """([(input, output)], [(ignored file, reason)]): a file to a file (or into an existing folder), or a
+    tree mirrored. ``why_not(path)`` says why a file of a folder is no input (None: it is one); files left
+    out by --include/--exclude are not listed, every other file of the tree is either an input or ignored."""
     if src == STDIO:
-        return [(src, dst)]
+        return [(src, dst)], []
     if not src.exists():
         _usage(f"{src} does not exist")
     if src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.is_file() and is_input(p)
-                       and _matches(p.relative_to(src).as_posix(), include, exclude))
-        return [(p, dst / p.relative_to(src).parent / out_name(p)) for p in files]
+        pairs, ignored = [], []
+        for p in sorted(p for p in src.rglob("*") if p.is_file()
+                        and _matches(p.relative_to(src).as_posix(), include, exclude)):
+            reason = why_not(p)
+            if reason is None:
+                pairs.append((p, dst / p.relative_to(src).parent / out_name(p)))
+            else:
+                ignored.append((p, reason))
+        return pairs, ignored
     if dst != STDIO and (dst.is_dir() or str(dst).endswith(os.sep)):
-        return [(src, dst / out_name(src))]
-    return [(src, dst)]
+        return [(src, dst / out_name(src))], []
+    return [(src, dst)], []
+
+
+def _readable_suffixes() -> set[str]:
+    """Suffixes of the formats Pillow can open (not write-only ones such as .pdf, nor stubs that need a
+    handler installed, such as .h5), plus those of tricodec's own full-depth readers; never .tric."""
+    from PIL import ImageFile
+
+    def opens(fmt: str) -> bool:
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        return factory is not None and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
+
+    return ({ext for ext, fmt in Image.registered_extensions().items() if opens(fmt)} | IMAGE_SUFFIXES) - {SUFFIX}
+
+
+def _not_an_image(path: Path, suffixes: set[str]) -> Optional[str]:
+    """Why a file of a folder is not encoded (None: it is). A known suffix is enough (a file that then
+    cannot be read is a failure, not a skip); any other file is tried with Pillow, which reads its header."""
+    if path.name.endswith(SUFFIX):
+        return "already a .tric file"
+    if path.suffix.lower() in suffixes:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path):
+                return None
+    except Exception as e:  # Pillow raises many types for what it cannot identify
+        return f"not an image Pillow can open ({type(e).__name__})"
+
+
+def _not_tric(path: Path) -> Optional[str]:
+    return None if path.name.endswith(SUFFIX) else "not a .tric file"
 
 
 @dataclass
@@ -142,10 +184,12 @@ class Summary:
     raw_bytes: int = 0       # pixel bytes (H x W x C x bytes per sample)
     coded_bytes: int = 0     # .tric bytes
     seconds: float = 0.0
+    ignored: list = field(default_factory=list)   # (file, reason): files of the tree that are no input
 
     def as_dict(self) -> dict:
         return {"files": self.files, "ok": self.ok, "skipped": self.skipped, "failed": len(self.failed),
-                "failures": [{"file": f, "error": m} for f, m in self.failed], "raw_bytes": self.raw_bytes,
+                "failures": [{"file": f, "error": m} for f, m in self.failed],
+                "ignored": [{"file": f, "reason": r} for f, r in self.ignored], "raw_bytes": self.raw_bytes,
                 "coded_bytes": self.coded_bytes,
                 "ratio": round(self.raw_bytes / self.coded_bytes, 4) if self.coded_bytes else None,
                 "mb_per_s": round(self.raw_bytes / 1e6 / self.seconds, 3) if self.seconds else None,
@@ -167,7 +211,7 @@ IN_FLIGHT_BYTES = 64 << 20  # raw pixel bytes coded at once by a directory run (
 
 def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json: bool, verb: str,
                  writes_outputs: bool = True, workers: int = 1, weight=None, compute_batch=None,
-                 batch: int = 1) -> None:
+                 batch: int = 1, ignored=()) -> None:
     """Files flow through three stages: ``load`` (reader threads) -> ``compute`` (``workers`` codec
     threads; the codec also runs its lanes in parallel) -> ``store`` (writer threads). At most ``2 * jobs``
     files wait to be computed and to be written, and ``workers`` are computed at once, so memory stays
@@ -175,129 +219,166 @@ def run_pipeline(pairs, load, compute, store, *, jobs: int, quiet: bool, as_json
     coded side by side (at most IN_FLIGHT_BYTES at once, or one image). With ``compute_batch`` and
     ``batch`` > 1 (GPU backends) up to ``batch`` files are coded in one call, their lanes sharing kernel
     launches; if that call fails, the files are coded one by one so each failure is its own. A failing
-    file is reported and skipped.
+    file is reported and skipped. ``ignored``: (file, reason) of the files the walk left out, reported.
 
-    load(src) -> item | None (None: nothing to do, counted as skipped)
+    load(src, dst) -> item | None (None: nothing to do, counted as skipped)
     compute(src, item) -> (result, raw_bytes, coded_bytes)
     store(src, dst, result) -> None
     compute_batch(srcs, items) -> [(result, raw_bytes, coded_bytes) or an exception, per item]
     """
-    summary = Summary(files=len(pairs))
-    t0 = time.perf_counter()
-    window = 2 * jobs
-    bar = _progress(len(pairs), quiet, verb)
-    task = bar.add_task(verb, total=len(pairs), rate="") if bar else None
+    stages = _Stages(load, compute, store, compute_batch, weight)
+    run = _Pipeline(stages, len(pairs), jobs=jobs, workers=max(1, workers), batch=max(1, batch),
+                    writes_outputs=writes_outputs, quiet=quiet, verb=verb)
+    run.summary.ignored = [(str(f), r) for f, r in ignored]
+    run.run(pairs)
+    _report(run.summary, verb, quiet, as_json)
+    if run.summary.failed:
+        raise typer.Exit(1)
 
-    def failed(src, e: BaseException) -> None:
+
+@dataclass
+class _Stages:
+    """The caller's work, one function per stage (see run_pipeline)."""
+    load: Callable
+    compute: Callable
+    store: Callable
+    compute_batch: Optional[Callable]
+    weight: Optional[Callable]
+
+
+class _Pipeline:
+    """One run of run_pipeline: reads are submitted ahead in a window, loaded files are grouped into
+    batches, batches go to the coders, results to the writers; every file ends in ``summary`` as ok,
+    skipped or failed, in the order of ``pairs``."""
+
+    def __init__(self, stages: _Stages, total: int, *, jobs: int, workers: int, batch: int,
+                 writes_outputs: bool, quiet: bool, verb: str):
+        self.stages, self.jobs, self.workers, self.batch = stages, jobs, workers, batch
+        self.writes_outputs = writes_outputs
+        self.window = 2 * jobs
+        self.summary = Summary(files=total)
+        self.bar = _progress(total, quiet, verb)
+        self.task = self.bar.add_task(verb, total=total, rate="") if self.bar else None
+        self.computes: deque = deque()   # (group of (src, dst, item), future of its results, raw bytes)
+        self.writes: deque = deque()     # (src, future of its store, raw bytes, coded bytes)
+        self.t0 = time.perf_counter()
+
+    # ---- the summary and the progress bar ----
+
+    def advance(self) -> None:
+        if self.bar:
+            rate = self.summary.raw_bytes / 1e6 / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, advance=1, rate=f"{rate:.1f} MB/s")
+
+    def failed(self, src, e: BaseException) -> None:
         msg = str(e) if isinstance(e, (TricodecError, OSError)) else f"internal error ({type(e).__name__}: {e})"
         msg = msg if msg.startswith(str(src)) else f"{src}: {msg}"
-        summary.failed.append((str(src), msg))
-        if bar:
-            bar.console.print(f"error: {msg}", style="red", markup=False, highlight=False)
+        self.summary.failed.append((str(src), msg))
+        if self.bar:
+            self.bar.console.print(f"error: {msg}", style="red", markup=False, highlight=False)
         else:
             _fail(msg)
+        self.advance()
 
-    def settle(writes: deque, keep: int) -> None:
-        while len(writes) > keep:
-            src, fut, raw, coded = writes.popleft()
+    # ---- stage 3: writes, settled in order ----
+
+    def settle(self, keep: int) -> None:
+        """Wait for the oldest writes until at most ``keep`` are in flight."""
+        while len(self.writes) > keep:
+            src, fut, raw, coded = self.writes.popleft()
             try:
                 fut.result()
-                summary.ok += 1
-                summary.raw_bytes += raw
-                summary.coded_bytes += coded
-                if bar:
-                    rate = summary.raw_bytes / 1e6 / max(time.perf_counter() - t0, 1e-9)
-                    bar.update(task, advance=1, rate=f"{rate:.1f} MB/s")
             except Exception as e:
-                failed(src, e)
-                if bar:
-                    bar.update(task, advance=1)
+                self.failed(src, e)
+                continue
+            self.summary.ok += 1
+            self.summary.raw_bytes += raw
+            self.summary.coded_bytes += coded
+            self.advance()
 
-    def one_by_one(group) -> list:
+    # ---- stage 2: coding ----
+
+    def code_group(self, group) -> list:
+        """Results of a group of loaded files: one batch call, or one call per file (also when the batch
+        call fails, so that each failure is the file's own)."""
+        if self.stages.compute_batch is not None and len(group) > 1:
+            try:
+                return self.stages.compute_batch([g[0] for g in group], [g[2] for g in group])
+            except Exception:
+                pass
         out = []
         for src, _, item in group:
             try:
-                out.append(compute(src, item))
+                out.append(self.stages.compute(src, item))
             except Exception as e:
                 out.append(e)
         return out
 
-    def run_group(group) -> list:
-        if compute_batch is None or len(group) == 1:
-            return one_by_one(group)
-        try:
-            return compute_batch([g[0] for g in group], [g[2] for g in group])
-        except Exception:
-            return one_by_one(group)
-
-    def finish(computes: deque, writes: deque, keep: int, room: int = 0) -> None:
-        while len(computes) > keep or (computes and sum(c[2] for c in computes) + room > IN_FLIGHT_BYTES):
-            group, fut, _ = computes.popleft()
+    def finish(self, keep: int, room: int = 0) -> None:
+        """Hand finished groups to the writers until at most ``keep`` are coding and, with ``room`` more
+        bytes to come, at most IN_FLIGHT_BYTES of raw pixels are in flight (one group always may)."""
+        while len(self.computes) > keep or (self.computes and
+                                            sum(c[2] for c in self.computes) + room > IN_FLIGHT_BYTES):
+            group, fut, _ = self.computes.popleft()
             for (src, dst, _), r in zip(group, fut.result()):
                 if isinstance(r, BaseException):
-                    failed(src, r)
-                    if bar:
-                        bar.update(task, advance=1)
+                    self.failed(src, r)
                     continue
                 result, raw, coded = r
-                writes.append((src, writers.submit(store, src, dst, result), raw, coded))
-                settle(writes, window)
+                self.writes.append((src, self.writers.submit(self.stages.store, src, dst, result), raw, coded))
+                self.settle(self.window)
 
-    def submit(group, size: int) -> None:
-        finish(computes, writes, max(1, workers) - 1, size)
-        computes.append((group, coders.submit(run_group, group), size))
+    def submit(self, group, size: int) -> None:
+        self.finish(self.workers - 1, size)
+        self.computes.append((group, self.coders.submit(self.code_group, group), size))
 
-    with ThreadPoolExecutor(jobs, thread_name_prefix="read") as readers, \
-            ThreadPoolExecutor(max(1, workers), thread_name_prefix="code") as coders, \
-            ThreadPoolExecutor(jobs, thread_name_prefix="write") as writers:
-        if bar:
-            bar.start()
-        loads: deque = deque()
-        computes: deque = deque()
-        writes: deque = deque()
-        pending: list = []          # loaded files waiting to fill a batch
-        pending_size = 0
-        todo = iter(pairs)
-        for pair in todo:
-            loads.append((pair, readers.submit(load, pair[0], pair[1])))
-            if len(loads) >= window:
-                break
-        while loads:
-            (src, dst), fut = loads.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                loads.append((nxt, readers.submit(load, nxt[0], nxt[1])))
-            try:
-                if writes_outputs and src != STDIO and dst != STDIO and dst.resolve() == src.resolve():
-                    raise FileExistsError("output would overwrite the source")
-                item = fut.result()
+    # ---- stage 1: reads, in order, a window ahead ----
+
+    def loaded(self, src, dst, fut):
+        """The loaded item of a file, or None when it is skipped or failed (counted either way)."""
+        try:
+            if self.writes_outputs and src != STDIO and dst != STDIO and dst.resolve() == src.resolve():
+                raise FileExistsError("output would overwrite the source")
+            item = fut.result()
+        except Exception as e:
+            self.failed(src, e)
+            return None
+        if item is None:
+            self.summary.skipped += 1
+            self.advance()
+        return item
+
+    def run(self, pairs) -> None:
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="read") as readers, \
+                ThreadPoolExecutor(self.workers, thread_name_prefix="code") as self.coders, \
+                ThreadPoolExecutor(self.jobs, thread_name_prefix="write") as self.writers:
+            if self.bar:
+                self.bar.start()
+            todo = iter(pairs)
+            loads = deque((pair, readers.submit(self.stages.load, *pair))
+                          for pair in itertools.islice(todo, self.window))
+            pending, pending_size = [], 0   # loaded files waiting to fill a batch
+            while loads:
+                (src, dst), fut = loads.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    loads.append((nxt, readers.submit(self.stages.load, *nxt)))
+                item = self.loaded(src, dst, fut)
                 if item is None:
-                    summary.skipped += 1
-                    if bar:
-                        bar.update(task, advance=1)
                     continue
-            except Exception as e:
-                failed(src, e)
-                if bar:
-                    bar.update(task, advance=1)
-                continue
-            size = weight(item) if weight else 0
-            pending.append((src, dst, item))
-            pending_size += size
-            del item
-            if len(pending) >= max(1, batch) or pending_size >= IN_FLIGHT_BYTES:
-                submit(pending, pending_size)
-                pending, pending_size = [], 0
-        if pending:
-            submit(pending, pending_size)
-        finish(computes, writes, 0)
-        settle(writes, 0)
-        if bar:
-            bar.stop()
-    summary.seconds = time.perf_counter() - t0
-    _report(summary, verb, quiet, as_json)
-    if summary.failed:
-        raise typer.Exit(1)
+                pending.append((src, dst, item))
+                pending_size += self.stages.weight(item) if self.stages.weight else 0
+                del item, fut
+                if len(pending) >= self.batch or pending_size >= IN_FLIGHT_BYTES:
+                    self.submit(pending, pending_size)
+                    pending, pending_size = [], 0
+            if pending:
+                self.submit(pending, pending_size)
+            self.finish(0)
+            self.settle(0)
+            if self.bar:
+                self.bar.stop()
+        self.summary.seconds = time.perf_counter() - self.t0
 
 
 def _report(summary: Summary, verb: str, quiet: bool, as_json: bool) -> None:
@@ -310,7 +391,19 @@ def _report(summary: Summary, verb: str, quiet: bool, as_json: bool) -> None:
         skipped = f", {summary.skipped} skipped" if summary.skipped else ""
         typer.echo(f"{verb} {summary.ok}/{summary.files} files{skipped}, {summary.raw_bytes} pixel bytes <-> "
                    f"{summary.coded_bytes} coded bytes{ratio} in {summary.seconds:.2f} s{speed}; "
-                   f"{len(summary.failed)} failed", err=True)
+                   f"{len(summary.failed)} failed{_ignored_line(summary.ignored)}", err=True)
+
+
+IGNORED_SHOWN = 10  # ignored files named in the text summary (--json lists them all)
+
+
+def _ignored_line(ignored: list) -> str:
+    """'; N ignored: file (reason), ...' for the text summary; every file and reason is in --json."""
+    if not ignored:
+        return ""
+    shown = ", ".join(f"{f} ({r})" for f, r in ignored[:IGNORED_SHOWN])
+    more = f", and {len(ignored) - IGNORED_SHOWN} more (--json lists them)" if len(ignored) > IGNORED_SHOWN else ""
+    return f"; {len(ignored)} ignored: {shown}{more}"
 
 
 def _read_stdin() -> bytes:
@@ -443,11 +536,12 @@ def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, 
     def store(s: Path, d: Path, data: bytes):
         _write_out(d, data, force or resume)
 
-    pairs = _pairs(src, dst, lambda p: p.suffix.lower() in IMAGE_SUFFIXES, lambda p: p.name + SUFFIX,
-                   include, exclude)
+    suffixes = _readable_suffixes()
+    pairs, ignored = _pairs(src, dst, lambda p: _not_an_image(p, suffixes), lambda p: p.name + SUFFIX,
+                            include, exclude)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="encoded", workers=workers or image_workers(device), weight=_image_weight,
-                 compute_batch=compute_batch, batch=_gpu_batch(codec.backend_for(device, m)))
+                 compute_batch=compute_batch, batch=_gpu_batch(codec.backend_for(device, m)), ignored=ignored)
 
 
 def _header_mode(path: Path) -> Optional[str]:
@@ -531,12 +625,12 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
             return
         write_atomic(d, lambda p: write_image(image, p, d.suffix), force)
 
-    pairs = _pairs(src, dst, lambda p: p.name.endswith(SUFFIX), lambda p: _decoded_name(p.name, _header_mode(p)),
-                   include, exclude)
+    pairs, ignored = _pairs(src, dst, _not_tric, lambda p: _decoded_name(p.name, _header_mode(p)), include, exclude)
     clashes = _clashes(pairs)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,
-                 compute_batch=compute_batch, batch=_gpu_batch(get_backend(device) if device != "auto" else None))
+                 compute_batch=compute_batch, batch=_gpu_batch(get_backend(device) if device != "auto" else None),
+                 ignored=ignored)
 
 
 @app.command()
@@ -592,12 +686,12 @@ def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
 
     if originals is not None and not originals.exists():
         _usage(f"{originals} does not exist")
-    pairs = _pairs(src, originals if originals is not None else src, lambda p: p.name.endswith(SUFFIX), orig_name)
+    pairs, ignored = _pairs(src, originals if originals is not None else src, _not_tric, orig_name)
     if originals is None:
         pairs = [(s, s) for s, _ in pairs]
     run_pipeline(pairs, load, compute, lambda s, d, r: None, jobs=jobs, quiet=quiet, as_json=as_json,
                  verb="verified", writes_outputs=False, workers=workers or image_workers(device),
-                 weight=lambda item: _tric_weight(item[0]))
+                 weight=lambda item: _tric_weight(item[0]), ignored=ignored)
 
 
 @app.command()
