@@ -90,3 +90,12 @@ def test_verify_reads_files_of_a_trained_model(tmp_path):
     assert r.exit_code == 1 and "mine" in r.output
     r = runner.invoke(app, ["verify", str(tmp_path / "packed"), str(photos), "--model", str(weights)])
     assert r.exit_code == 0, r.output
+
+
+def test_lossy_output_format_is_refused(tmp_path):
+    _packed(tmp_path, {"a.png.tric": _pixels(0)})
+    for name in ("a.jpg", "a.webp"):
+        r = runner.invoke(app, ["decode", str(tmp_path / "a.png.tric"), str(tmp_path / name)])
+        assert r.exit_code == 1 and "exactly" in r.output and not (tmp_path / name).exists(), name
+    r = runner.invoke(app, ["decode", str(tmp_path / "a.png.tric"), str(tmp_path / "a.bmp")])
+    assert r.exit_code == 0 and np.array_equal(np.asarray(Image.open(tmp_path / "a.bmp")), _pixels(0))

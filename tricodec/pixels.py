@@ -418,16 +418,32 @@ def write_image(image, path, suffix: str | None = None) -> None:
     # JPEG): they get only the kept metadata, as the arguments above, never the info dict itself.
     info, image.info = image.info, {}
     try:
-        if extra:
-            buf = io.BytesIO()
-            image.save(buf, format=fmt, **kwargs)
-            _write_bytes(path, _insert_png_chunks(buf.getvalue(), extra))
-        else:
+        if fmt == "PNG" and not extra:
             image.save(path, format=fmt, **kwargs)
+            return
+        buf = io.BytesIO()
+        image.save(buf, format=fmt, **kwargs)
+        data = _insert_png_chunks(buf.getvalue(), extra) if extra else buf.getvalue()
+        if fmt != "PNG":
+            _check_reads_back(image, data, fmt)
+        _write_bytes(path, data)
+    except WriteError:
+        raise
     except Exception as e:  # Pillow raises many types here (OSError, ValueError, SyntaxError ...)
         raise WriteError(f"cannot write a {image.mode} image as {fmt} ({type(e).__name__}: {e})") from None
     finally:
         image.info = info
+
+
+def _check_reads_back(image, data: bytes, fmt: str) -> None:
+    """Refuse a written file that does not read back as the image: Pillow's JPEG and WebP writers are
+    lossy by default, and some writers change a mode (the PNG writer keeps every mode of PNG_MODES)."""
+    back = Image.open(io.BytesIO(data))
+    back.load()
+    if back.mode != image.mode or back.size != image.size or back.tobytes() != image.tobytes() \
+            or palette(back) != palette(image):
+        raise WriteError(f"{fmt} would not keep this {image.mode} image exactly (it reads back as "
+                         f"{back.mode}{'' if back.mode != image.mode else ' with other pixels'}); write it as PNG or TIFF")
 
 
 def _write_bytes(path, data: bytes) -> None:
