@@ -38,7 +38,7 @@ _PILLOW_KEYS = {"icc_profile", "exif", "xmp", "transparency", "dpi", "aspect", "
                 "chromaticity", "srgb", "compression", "loop", "duration", "disposal", "blend", "background",
                 "interlace", "default_image", "bbox", "progressive", "progression", "quality", "optimize",
                 "jfif", "jfif_version", "jfif_unit", "jfif_density", "adobe", "adobe_transform", "comment",
-                "extension", "version", "transparency", "mode"}
+                "extension", "version", "mode"}
 
 
 def collect(image) -> dict[str, bytes]:
