@@ -28,8 +28,8 @@ from tricodec import codec
 from tricodec.backend import DEVICES, get_backend, image_workers
 from tricodec.errors import EncodeError, TricodecError
 from tricodec.model import load_model
-from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, describe, normalize, output_suffix, pixel_bytes,
-                             read_image, write_image)
+from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, decoded_name, describe, normalize, output_suffix,
+                             pixel_bytes, read_image, write_image)
 
 EXAMPLES = """
 Examples:
@@ -557,22 +557,10 @@ def _header_mode(path: Path) -> Optional[str]:
         return None
 
 
-def _decoded_name(name: str, mode: Optional[str]) -> str:
-    """Output name of a decoded file: the source's name without ``.tric``, plus the output format's
-    suffix unless it already ends with one of that format (``a.jpg.tric`` -> ``a.jpg.png``, ``a.png.tric``
-    -> ``a.png``, ``a.tif.tric`` holding CMYK -> ``a.tif``). Keeping the full name keeps distinct sources
-    apart; the one clash it allows (``x.tric`` and ``x.png.tric``) is refused by :func:`_clashes`."""
-    stem = name[:-len(SUFFIX)] if name.endswith(SUFFIX) and len(name) > len(SUFFIX) else name
-    suffix = output_suffix(mode or "RGB")
-    fmt = Image.registered_extensions().get(suffix)
-    if fmt is not None and Image.registered_extensions().get(Path(stem).suffix.lower()) == fmt:
-        return stem
-    return stem + suffix
-
-
 def _clashes(pairs) -> dict:
-    """{source: why} for every source whose output name another source of the run also gets: writing
-    both would lose one, so each of them fails instead (no arbitrary winner)."""
+    """{source: why} for every source whose output name another source of the run also gets (the one
+    clash ``decoded_name`` allows: ``x.tric`` and ``x.png.tric``): writing both would lose one, so each
+    of them fails instead (no arbitrary winner)."""
     by_output: dict = {}
     for s, d in pairs:
         if d != STDIO:
@@ -625,7 +613,7 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
             return
         write_atomic(d, lambda p: write_image(image, p, d.suffix), force)
 
-    pairs, ignored = _pairs(src, dst, _not_tric, lambda p: _decoded_name(p.name, _header_mode(p)), include, exclude)
+    pairs, ignored = _pairs(src, dst, _not_tric, lambda p: decoded_name(p.name, _header_mode(p)), include, exclude)
     clashes = _clashes(pairs)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,

@@ -392,6 +392,20 @@ def output_suffix(image) -> str:
     return ".tiff"
 
 
+def decoded_name(name: str, mode: str | None) -> str:
+    """Output name of a decoded file whose header names ``mode`` (None: unknown, PNG assumed): the
+    source's name without ``.tric``, plus the output format's suffix unless it already ends with one of
+    that format (``a.jpg.tric`` -> ``a.jpg.png``, ``a.png.tric`` -> ``a.png``, ``a.tif.tric`` holding CMYK
+    -> ``a.tif``). Keeping the full name keeps distinct sources apart; the one clash left (``x.tric`` and
+    ``x.png.tric``) is for the caller to refuse."""
+    stem = name[:-len(TRIC_SUFFIX)] if name.endswith(TRIC_SUFFIX) and len(name) > len(TRIC_SUFFIX) else name
+    suffix = output_suffix(mode or "RGB")
+    formats = Image.registered_extensions()
+    if formats.get(Path(stem).suffix.lower()) == formats[suffix]:
+        return stem
+    return stem + suffix
+
+
 def write_image(image, path, suffix: str | None = None) -> None:
     """Write a decoded image to a path or a binary file object, in the format ``suffix`` (default: the
     path's) names; PNG when it names none; deep arrays always as 16-bit PNG."""
