@@ -149,18 +149,37 @@ class Reading:
                 return
             self.mode, self.size = im.mode, im.size
             self.image = im
+            self.depth = _mode_depth(im.mode)
             if self.png16 is not None:
                 import png
 
                 w, h, rows, info = png.Reader(bytes=path.read_bytes()).read()
                 self.array = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, -1)
                 self.depth = 16
-            else:
-                self.depth = _mode_depth(im.mode)
+            elif im.format == "TIFF" and self.stated > self.depth:
+                self.array = _tiff_samples(path)  # None when tifffile cannot read it either
+                if self.array is not None:
+                    self.depth = self.array.dtype.itemsize * 8
 
     def truncated_by_pillow(self) -> bool:
-        """The file states more bits per sample than Pillow's image holds (so no 8-bit mode is the truth)."""
-        return self.png16 is None and self.stated > self.depth
+        """The file states more bits per sample than Pillow's image holds, and no other reader gave the
+        samples: nothing can confirm a round trip."""
+        return self.array is None and self.stated > self.depth
+
+
+def _tiff_samples(path: Path) -> np.ndarray | None:
+    """First page of a TIFF at full depth, (H, W, C), by tifffile (not Pillow); None if it cannot."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            a, axes = page.asarray(), page.axes
+        if axes.startswith("S") and a.ndim == 3:
+            a = np.moveaxis(a, 0, -1)
+        return a.reshape(a.shape[0], a.shape[1], -1)
+    except Exception:
+        return None
 
 
 def samples(image) -> np.ndarray:
@@ -169,6 +188,13 @@ def samples(image) -> np.ndarray:
         return image.reshape(image.shape[0], image.shape[1], -1)
     a = np.asarray(image)
     return a.reshape(image.height, image.width, -1)
+
+
+def _mode(image) -> str:
+    if not isinstance(image, np.ndarray):
+        return image.mode
+    c = image.shape[2] if image.ndim == 3 else 1
+    return {3: "RGB;16", 4: "RGBA;16"}.get(c, f"{c}x{image.dtype.itemsize * 8}-bit samples")
 
 
 def _mode_family(mode: str) -> str:
@@ -184,28 +210,36 @@ def same_samples(a: np.ndarray, b: np.ndarray) -> bool:
     return np.ascontiguousarray(a, le).tobytes() == np.ascontiguousarray(b, le).tobytes()
 
 
-def compare_to_reading(ref: Reading, image) -> tuple[str, str] | None:
-    """(LOST class, detail) when ``image`` (a tricodec-read or decoded image) is not the file's content."""
+def compare_to_reading(ref: Reading, image, file_level: bool = False) -> tuple[str, str] | None:
+    """(LOST class, detail) when ``image`` (a tricodec-read or decoded image) is not the file's content.
+    ``file_level``: ``image`` was read back from a decoded file, whose format may hold the samples in
+    another Pillow mode of the same values (a 16-bit PGM is mode I in Pillow, its PNG is I;16)."""
     if ref.frames > 1:
         return (f"frames: a {ref.format} of {ref.frames} frames/sizes coded as one image",
                 f"{ref.frames} frames")
     if ref.truncated_by_pillow():
         return (f"depth: {ref.stated}-bit {ref.format} read at {ref.depth} bits",
                 f"file states {ref.stated} bits per sample, image mode {ref.mode}")
-    mode = image.mode if not isinstance(image, np.ndarray) else ("RGB;16" if image.shape[2] == 3 else "RGBA;16")
+    mode = _mode(image)
     size = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else image.size
     if size != ref.size:
         return "size differs", f"{size} != {ref.size}"
-    if ref.png16 is not None:
+    if ref.array is not None:  # 16-bit PNG (pypng) or deep TIFF (tifffile): Pillow's image is not the truth
         got = samples(image)
-        kind = {0: "grey", 2: "RGB", 4: "grey+alpha", 6: "RGBA"}.get(ref.png16, str(ref.png16))
-        if _mode_depth(mode) != 16:
-            return (f"depth: 16-bit {kind} PNG read at {_mode_depth(mode)} bits",
-                    f"colour type {ref.png16}, got mode {mode}")
-        if got.shape != ref.array.shape or not np.array_equal(got.astype(np.uint16), ref.array):
+        deep = ref.array.dtype.itemsize * 8
+        if ref.png16 is not None:
+            kind = {0: "grey", 2: "RGB", 4: "grey+alpha", 6: "RGBA"}.get(ref.png16, str(ref.png16)) + " PNG"
+        else:
+            kind = f"{ref.array.shape[2]}-sample TIFF"
+        if _mode_depth(mode) < deep:
+            return f"depth: {deep}-bit {kind} read at {_mode_depth(mode)} bits", f"got mode {mode}"
+        if got.shape != ref.array.shape or not np.array_equal(got.astype(np.int64), ref.array.astype(np.int64)):
             why = " (file has sBIT)" if ref.sbit else ""
-            return f"pixels: 16-bit {kind} PNG samples altered{why}", f"mode {mode}, shape {got.shape}"
+            return f"pixels: {deep}-bit {kind} samples altered{why}", f"mode {mode}, shape {got.shape}"
         return None
+    if file_level and {_mode_family(mode), _mode_family(ref.mode)} <= {"I", "I;16"}:
+        if np.array_equal(samples(image).astype(np.int64), samples(ref.image).astype(np.int64)):
+            return None
     if _mode_family(mode) != _mode_family(ref.mode):
         return f"mode: {ref.mode} became {mode}", f"{ref.format} {ref.mode} -> {mode}"
     if not same_samples(samples(image), samples(ref.image)):
@@ -273,7 +307,7 @@ def check_api(path: Path) -> dict:
     if ref.error is not None:
         return {"status": "LOST", "class": "tricodec read a file Pillow cannot decode",
                 "detail": ref.error}
-    lost = compare_to_reading(ref, image)
+    lost = compare_to_reading(ref, image, file_level=True)  # the reader may pick another mode of equal samples
     if lost:
         return {"status": "LOST", "class": "read: " + lost[0], "detail": lost[1]}
     try:
@@ -293,8 +327,7 @@ def check_api(path: Path) -> dict:
                 "detail": _one_line(f"{type(e).__name__}: {e}", path)}
     if not same_decoded(back, image):
         return {"status": "LOST", "class": "decode differs from what was encoded", "detail": ""}
-    mode = back.mode if not isinstance(back, np.ndarray) else ("RGB;16" if back.shape[2] == 3 else "RGBA;16")
-    return {"status": "ok", "mode": mode, "bytes": len(data)}
+    return {"status": "ok", "mode": _mode(back), "bytes": len(data)}
 
 
 def worker_main() -> None:
@@ -404,7 +437,9 @@ def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, 
     if tkey in dec_fail:
         msg = dec_fail[tkey]
         r = _classify_failure(msg, tric, "decode")
-        if r["status"] == "refused":  # encoded, but no image comes back: the user cannot restore it
+        if r["status"] == "refused" and "would also be written from" not in msg:
+            # encoded, but no image comes back: the user cannot restore it (a name clash between two
+            # outputs is a refusal by design: each file decodes alone to another name)
             r = {"status": "LOST", "class": "CLI decode refuses a file the CLI encoded", "detail": r["reason"]}
         return r
     dec = _decoded_output(out / rel.parent, rel.name)
@@ -421,8 +456,8 @@ def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, 
         return {"status": "LOST", "class": "CLI decode wrote a file that cannot be read back", "detail": got.error}
     if ref.error is not None:
         return {"status": "LOST", "class": "CLI encoded a file Pillow cannot decode", "detail": ref.error}
-    image = got.image if got.png16 is None else _deep(got)
-    lost = compare_to_reading(ref, image)
+    image = got.image if got.array is None else _deep(got)
+    lost = compare_to_reading(ref, image, file_level=True)
     if lost:
         return {"status": "LOST", "class": "CLI: " + lost[0], "detail": lost[1] + f" (output {dec.name})"}
     for k in ("icc", "exif", "xmp"):
@@ -436,45 +471,43 @@ def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, 
 
 
 def _deep(reading: Reading):
-    """A 16-bit PNG's raw samples as the image to compare: uint16 array, or I;16 for grey."""
+    """A 16-bit file's raw samples as the image to compare: I;16 for grey, else the (H, W, C) array."""
     from PIL import Image
 
     a = reading.array
-    if a.shape[2] == 1:
-        return Image.fromarray(a[:, :, 0].astype("<u2"))
-    if a.shape[2] == 2:
-        return a  # no Pillow mode holds 16-bit grey+alpha: compared as samples
-    return a
+    return Image.fromarray(a[:, :, 0].astype("<u2")) if a.shape[2] == 1 else a
 
 
-def run_cli(files: list[Path], root: Path, timeout: float, cli_suffixes: set) -> dict[str, dict]:
+def run_cli(files: list[Path], root: Path, timeout: float) -> dict[str, dict]:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="tric-conf-") as tmp:
         tmp = Path(tmp)
         src_root, packed, restored = tmp / "src", tmp / "packed", tmp / "restored"
-        walked, singles = [], []
         for f in files:
             rel = f.relative_to(root)
             (src_root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, src_root / rel)
-            (walked if f.suffix.lower() in cli_suffixes else singles).append(rel)
-        enc_rc, enc_sum, _ = _run_cli(["encode", str(src_root), str(packed)], timeout * max(1, len(walked)))
+        rels = [f.relative_to(root) for f in files]
+        enc_rc, enc_sum, _ = _run_cli(["encode", str(src_root), str(packed)], timeout * max(1, len(rels)))
         enc_fail = _failures(enc_sum)
+        singles = {rel for rel in rels
+                   if not (packed / (str(rel) + ".tric")).exists() and str((src_root / rel).resolve()) not in enc_fail}
         single_rc = {}
-        for rel in singles:  # the folder walk skips these suffixes: one single-file encode each
+        for rel in sorted(singles):  # the folder walk did not take them: one single-file encode each
             tric = packed / (str(rel) + ".tric")
             tric.parent.mkdir(parents=True, exist_ok=True)
             rc, summary, err = _run_cli(["encode", str(src_root / rel), str(tric)], timeout)
             enc_fail.update(_failures(summary))
             if rc == -1 or (summary is None and rc != 0):
+                tail = [ln for ln in err.splitlines() if ln.strip()]
                 single_rc[rel] = {"status": "LOST", "class": "CLI encode: " + ("hang" if rc == -1 else "crash"),
-                                  "detail": _one_line(err[-300:]) if rc != -1 else "timeout"}
-        dec_rc, dec_sum, _ = _run_cli(["decode", str(packed), str(restored)], timeout * max(1, len(files)))
+                                  "detail": "timeout" if rc == -1 else _one_line(tail[-1] if tail else f"exit {rc}")}
+        dec_rc, dec_sum, _ = _run_cli(["decode", str(packed), str(restored)], timeout * max(1, len(rels)))
         dec_fail = _failures(dec_sum)
-        for rel in walked + singles:
+        for rel in rels:
             r = single_rc.get(rel) or check_cli_file(src_root / rel, rel, packed / (str(rel) + ".tric"), restored,
                                                      enc_fail, dec_fail, enc_rc, dec_rc)
-            r["run"] = "folder" if rel in walked else "single-file encode (suffix not taken by a folder run)"
+            r["run"] = "single-file encode (the folder walk skipped it)" if rel in singles else "folder"
             results[str(root / rel)] = r
     return results
 
@@ -541,8 +574,6 @@ def main(argv=None) -> int:
         out["api"] = api
         text.append(summarise(api, "API (read_image -> encode -> decode_any)"))
     if a.cli:
-        from tricodec.pixels import IMAGE_SUFFIXES
-
         images = [f for f in files if api.get(str(f), {}).get("status") != "skip"] if api else files
         if not api:
             from PIL import Image
@@ -554,7 +585,7 @@ def main(argv=None) -> int:
                 except Exception:
                     pass
             images = keep
-        cli = run_cli(images, root, a.timeout, set(IMAGE_SUFFIXES))
+        cli = run_cli(images, root, a.timeout)
         out["cli"] = cli
         text.append(summarise(cli, "CLI (tricodec encode / tricodec decode, files compared)"))
     out["seconds"] = round(time.time() - t0, 1)
