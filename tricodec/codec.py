@@ -22,7 +22,7 @@ from . import context_model as cm
 from . import metadata
 from .backend import CPU, get_backend, image_workers
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
-from .fallback import decode_fallback, encode_fallback
+from .fallback import choose_fallback, decode_fallback
 from .model import BlockScaleModel, find_model, load_model
 from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
 from .rans_ref import PREC_TOTAL
@@ -30,8 +30,6 @@ from .tables import freqs_to_cdf, quantize_counts
 
 # Modes the model codes, with their planes' channel counts.
 MODEL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-# Below this many bits per sample from the model, a PNG fallback is also tried (graphics, not photos).
-TRY_PNG_BELOW_BPSP = 2.0
 
 
 def _layout(model, channels: int) -> tuple[tuple, tuple]:
@@ -163,17 +161,13 @@ def _encode_prepare(image, model, max_pixels: int) -> _EncodeJob:
 
 
 def _encode_finish(job: _EncodeJob, sections, model) -> bytes:
-    """The model's sections (None: fallback only) -> the file, or a fallback file where that is smaller."""
-    if sections is not None:
-        size = sum(len(p) for _, p in sections)
-        if size < len(job.raw):
-            try_png = 8 * size < TRY_PNG_BELOW_BPSP * len(job.raw)
-            payload = encode_fallback(job.image, try_png=try_png) if try_png else None
-            if payload is None or len(payload) >= size:
-                job.header.model_name, job.header.model_hash = model.name, model.hash_prefix
-                return fmt.pack(job.header, sections + job.tail, job.crc)
-            return fmt.pack(_as_fallback(job.header), [(fmt.SEC_FALLBACK, payload)] + job.tail, job.crc)
-    return fmt.pack(_as_fallback(job.header), [(fmt.SEC_FALLBACK, encode_fallback(job.image))] + job.tail, job.crc)
+    """The model's sections (None: fallback only) -> the file, or a fallback file where that is smaller
+    (which fallbacks are tried, at what cost: ``fallback.choose_fallback``)."""
+    payload = choose_fallback(job.image, None if sections is None else sum(len(p) for _, p in sections), job.raw)
+    if payload is None:
+        job.header.model_name, job.header.model_hash = model.name, model.hash_prefix
+        return fmt.pack(job.header, sections + job.tail, job.crc)
+    return fmt.pack(_as_fallback(job.header), [(fmt.SEC_FALLBACK, payload)] + job.tail, job.crc)
 
 
 def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> bytes:
