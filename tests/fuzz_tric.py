@@ -428,13 +428,18 @@ def build_image_corpus() -> list[ImageSeed]:
         ("rgba", ".bmp", _save(rgba, "BMP")),
         ("rgb", ".ppm", _save(rgb, "PPM")),
         ("l", ".pgm", _save(gray, "PPM")),
+        # 16-bit PNM: read at full depth by tricodec's own parser (Pillow truncates or widens them)
+        ("rgb16", ".ppm", b"P6\n# deep\n12 10\n65535\n" + deep.astype(">u2").tobytes()),
+        ("l16", ".pgm", b"P5 12 10 65535\n" + deep[:, :, 0].astype(">u2").tobytes()),
+        ("rgb16_plain", ".ppm", b"P3\n12 10\n65535\n" + " ".join(map(str, deep.ravel())).encode() + b"\n"),
     ]
-    try:  # a 16-bit colour TIFF (refused by read_image with EncodeError)
+    try:  # 16-bit colour TIFF, read at full depth with tifffile (LZW: with imagecodecs)
         import tifffile
-        buf = io.BytesIO()
-        tifffile.imwrite(buf, deep, photometric="rgb")
-        files.append(("rgb16", ".tif", buf.getvalue()))
-    except Exception:  # pragma: no cover - tifffile is optional
+        for name, kw in (("rgb16", {}), ("rgb16_lzw", {"compression": "lzw"})):
+            buf = io.BytesIO()
+            tifffile.imwrite(buf, deep, photometric="rgb", **kw)
+            files.append((name, ".tif", buf.getvalue()))
+    except Exception:  # pragma: no cover - tifffile/imagecodecs are dependencies, but never stop the corpus
         pass
     return [ImageSeed(f"{n}{s}", s, d) for n, s, d in files]
 
