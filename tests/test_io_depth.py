@@ -66,11 +66,22 @@ def tiff16(arr: np.ndarray, **kw) -> bytes:
     return buf.getvalue()
 
 
-def sgi16(arr: np.ndarray) -> bytes:
-    """A verbatim (uncompressed) 16-bit SGI image: 512-byte header, planes bottom row first."""
+def sgi16(arr: np.ndarray, rle: bool = False) -> bytes:
+    """A 16-bit SGI image: 512-byte header, planes bottom row first; verbatim, or RLE rows of literal runs
+    of at most 100 items (with offset and length tables)."""
     h, w, c = arr.shape
-    head = struct.pack(">hBBHHHH", 474, 0, 2, 3, w, h, c).ljust(512, b"\0")
-    return head + b"".join(arr[::-1, :, z].astype(">u2").tobytes() for z in range(c))
+    head = struct.pack(">hBBHHHH", 474, int(rle), 2, 3 if c > 1 else 2, w, h, c).ljust(512, b"\0")
+    if not rle:
+        return head + b"".join(arr[::-1, :, z].astype(">u2").tobytes() for z in range(c))
+    rows = []
+    for z in range(c):
+        for y in range(h):
+            row = arr[h - 1 - y, :, z].tolist()
+            items = sum(([0x80 | len(row[k:k + 100])] + row[k:k + 100] for k in range(0, w, 100)), []) + [0]
+            rows.append(np.array(items, ">u2").tobytes())
+    starts = 512 + 8 * len(rows) + np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]])
+    return head + np.asarray(starts, ">u4").tobytes() + np.asarray([len(r) for r in rows], ">u4").tobytes() \
+        + b"".join(rows)
 
 
 def psd_with_negative_layer() -> bytes:
@@ -123,9 +134,11 @@ def refused_both_ways(path, match: str) -> None:
      RGB16),
     ("rgb16.ppm", lambda: b"P6\n# a comment\n7 5\n65535\n" + RGB16.astype(">u2").tobytes(), RGB16),
     ("rgb16_plain.ppm", lambda: b"P3 7 5 65535\n" + " ".join(map(str, RGB16.ravel())).encode(), RGB16),
+    ("rgb16.sgi", lambda: sgi16(RGB16), RGB16),
+    ("rgba16_rle.sgi", lambda: sgi16(np.tile(RGBA16, (1, 40, 1)), rle=True), np.tile(RGBA16, (1, 40, 1))),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_16bit_colour_read_at_full_depth(tmp_path, name, data, expected):
-    """Pillow truncates each of these to 8 bits (TIFF and PPM used to be refused)."""
+    """Pillow truncates each of these to 8 bits (TIFF and PPM used to be refused, SGI truncated)."""
     read, api = both_ways(write(tmp_path, name, data()))
     assert isinstance(read, np.ndarray) and read.dtype == np.uint16 and np.array_equal(read, expected)
     assert api.dtype == np.uint16 and np.array_equal(api, expected)
@@ -147,6 +160,14 @@ def test_16bit_png_with_sbit_keeps_its_samples(tmp_path):
     assert np.array_equal(read, arr) and np.array_equal(api, arr)
 
 
+def test_16bit_grey_sgi_is_16bit_grey(tmp_path):
+    """Pillow reads it as 8-bit L; tricodec as I;16, every sample kept, verbatim or RLE."""
+    grey = RGB16[:, :, :1]
+    for rle in (False, True):
+        image = read_image(write(tmp_path, f"g{int(rle)}.sgi", sgi16(grey, rle=rle)))
+        assert image.mode == "I;16" and np.array_equal(np.asarray(image), grey[:, :, 0])
+
+
 def test_16bit_pgm_is_16bit_grey(tmp_path):
     """Pillow opens it as 32-bit mode I (another depth); tricodec reads it as I;16, every sample kept."""
     grey = RGB16[:, :, 0]
@@ -161,7 +182,8 @@ def test_16bit_pgm_is_16bit_grey(tmp_path):
     ("la16.png", lambda: png16(RGB16[:, :, :2], greyscale=True), "grey\\+alpha"),
     ("trns16.png", lambda: png16(RGB16, extra=[(b"tRNS", struct.pack(">3H", *RGB16[0, 0]))]), "transparency"),
     ("icc16.png", lambda: png16(RGB16, extra=[(b"iCCP", b"p\0\0" + zlib.compress(b"x" * 40))]), "ICC"),
-    ("rgb16.sgi", lambda: sgi16(RGB16), "16-bit SGI"),
+    ("la16.sgi", lambda: sgi16(RGB16[:, :, :2]), "SGI"),  # Pillow refuses it already
+    ("bad_rle16.sgi", lambda: sgi16(RGB16, rle=True)[:-3], "corrupt SGI"),
     ("cmyk16.tif", lambda: tiff16(RGBA16, photometric="separated"), "16-bit SEPARATED TIFF"),
     ("assoc16.tif", lambda: tiff16(RGBA16, photometric="rgb", extrasamples=["assocalpha"]), "extra samples"),
     ("icc16.tif", lambda: tiff16(RGB16, photometric="rgb", iccprofile=b"\0" * 128), "ICC"),
@@ -171,7 +193,7 @@ def test_16bit_pgm_is_16bit_grey(tmp_path):
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_deep_files_that_cannot_be_kept_are_refused(tmp_path, name, data, match):
     """Each of these used to be converted (grey+alpha to RGBA, tRNS to an alpha channel), truncated to
-    8 bits (SGI, CMYK TIFF) or rescaled (PGM maxval), silently."""
+    8 bits (SGI, CMYK TIFF) or rescaled (PGM maxval), silently; a corrupt one is refused, not guessed."""
     refused_both_ways(write(tmp_path, name, data()), match)
 
 

@@ -379,8 +379,71 @@ def _pnm_header(data: bytes) -> tuple[bytes, int, int, int, int]:
     return magic, width, height, maxval, pos + 1
 
 
+def _read_sgi16(data: bytes):
+    """16-bit SGI (verbatim or RLE; 1, 3 or 4 channels) at full depth: an I;16 image or uint16 (H, W, 3|4)."""
+    if len(data) < 512:
+        raise EncodeError("truncated SGI header")
+    magic, rle, bpc, _, width, height, channels = struct.unpack_from(">hBBHHHH", data, 0)
+    colormap = struct.unpack_from(">I", data, 104)[0]
+    if magic != 474 or bpc != 2 or rle not in (0, 1) or width < 1 or height < 1:
+        raise EncodeError("corrupt 16-bit SGI header")
+    if channels not in (1, 3, 4) or colormap != 0:
+        raise EncodeError(f"16-bit SGI with {channels} channels (colormap {colormap}) is not supported "
+                          "(tricodec keeps 16-bit grey, RGB and RGBA)")
+    n = width * height * channels
+    if rle:
+        planes = _sgi_rle_rows(data, width, height, channels)
+    else:
+        if len(data) - 512 < 2 * n:
+            raise EncodeError(f"truncated SGI: {width}x{height}x{channels} needs {2 * n} bytes of samples")
+        planes = np.frombuffer(data, dtype=">u2", count=n, offset=512).reshape(channels, height, width)
+    arr = np.ascontiguousarray(planes[:, ::-1].transpose(1, 2, 0), dtype=np.uint16)  # rows stored bottom first
+    return Image.fromarray(arr[:, :, 0]) if channels == 1 else arr
+
+
+def _sgi_rle_rows(data: bytes, width: int, height: int, channels: int) -> np.ndarray:
+    """Decode SGI RLE rows of 16-bit items: (count | 0x80) then count literal items, or count then one item
+    repeated count times; a zero count ends the row. Every row must fill exactly ``width`` samples."""
+    rows = height * channels
+    if len(data) < 512 + 8 * rows:
+        raise EncodeError("truncated SGI offset tables")
+    starts = np.frombuffer(data, dtype=">u4", count=rows, offset=512)
+    lengths = np.frombuffer(data, dtype=">u4", count=rows, offset=512 + 4 * rows)
+    if int((starts.astype(np.int64) + lengths).max()) > len(data):
+        raise EncodeError("corrupt SGI: a row runs past the end of the file")
+    if rows * width > 2 * len(data) * 127:  # each 2-byte item expands to at most 127 samples
+        raise EncodeError(f"corrupt SGI: its size cannot hold {width}x{height}x{channels} samples")
+    out = np.empty((channels, height, width), np.uint16)
+    for index in range(rows):
+        items = np.frombuffer(data, dtype=">u2", count=int(lengths[index]) // 2, offset=int(starts[index]))
+        out[index // height, index % height] = _sgi_rle_row(items, width)
+    return out
+
+
+def _sgi_rle_row(items: np.ndarray, width: int) -> np.ndarray:
+    row, pos, i = np.empty(width, np.uint16), 0, 0
+    while i < len(items):
+        count = int(items[i]) & 0x7F
+        if count == 0:
+            break
+        if pos + count > width or i + 1 >= len(items):
+            raise EncodeError("corrupt SGI RLE row")
+        if int(items[i]) & 0x80:
+            if i + 1 + count > len(items):
+                raise EncodeError("corrupt SGI RLE row")
+            row[pos:pos + count] = items[i + 1:i + 1 + count]
+            i += 1 + count
+        else:
+            row[pos:pos + count] = items[i + 1]
+            i += 2
+        pos += count
+    if pos != width:
+        raise EncodeError("corrupt SGI RLE row (wrong length)")
+    return row
+
+
 # Formats whose deep files Pillow truncates or rescales, and that tricodec can read whole (others: refused).
-_FULL_DEPTH_READERS = {"PNG": _read_png16, "TIFF": _read_tiff16, "PPM": _read_pnm16}
+_FULL_DEPTH_READERS = {"PNG": _read_png16, "TIFF": _read_tiff16, "PPM": _read_pnm16, "SGI": _read_sgi16}
 
 
 def output_suffix(image) -> str:
