@@ -238,3 +238,31 @@ def test_huge_16bit_ppm_header_is_refused_before_reading(tmp_path):
     path = write(tmp_path, "huge.ppm", b"P6\n12000 10000\n65535\n" + b"\0" * 20)
     with pytest.raises(tricodec.EncodeError, match="truncated PNM"):
         read_image(path)
+
+
+# ---- JPEG 2000: Pillow shifts samples of other precisions to its mode's ----
+
+def _j2k(image: Image.Image) -> bytearray:
+    from PIL import features
+    if not features.check("jpg_2000"):
+        pytest.skip("Pillow without openjpeg")
+    return bytearray(_pil_bytes(image, "JPEG2000", no_jp2=True, irreversible=False))
+
+
+def test_16bit_colour_jpeg2000_is_refused_not_truncated(tmp_path):
+    """A colour codestream whose SIZ says 16 bits per component: Pillow opens it as RGB and openjpeg's
+    samples are shifted down to 8 bits. (Made from an 8-bit one by raising each component's Ssiz.)"""
+    data = _j2k(Image.fromarray(RGB16[:, :, :3].astype(np.uint8)))
+    assert data[:4] == b"\xff\x4f\xff\x51" and data[40:42] == b"\0\3"
+    data[42:51:3] = bytes([15, 15, 15])
+    refused_both_ways(write(tmp_path, "deep.j2k", bytes(data)), "16-bit JPEG2000")
+
+
+def test_8bit_and_16bit_grey_jpeg2000_are_read(tmp_path):
+    rgb = Image.fromarray((RGB16 >> 8).astype(np.uint8))
+    grey = Image.fromarray(RGB16[:, :, 0])
+    for name, image in (("rgb.j2k", rgb), ("grey16.j2k", grey)):
+        path = write(tmp_path, name, bytes(_j2k(image)))
+        back = tricodec.decode(tricodec.encode(Image.open(path), device="cpu"))
+        assert back.mode == image.mode and np.array_equal(np.asarray(back), np.asarray(image))
+        assert np.array_equal(np.asarray(read_image(path)), np.asarray(image))

@@ -134,7 +134,25 @@ def _bits_pillow_drops(image: Image.Image) -> int:
         tag = image.tag_v2.get(258)  # BitsPerSample
         if tag is not None:
             bits = max([bits] + [int(b) for b in np.atleast_1d(tag)])
+    if image.format == "JPEG2000":
+        return _j2k_bits_pillow_alters(image, mode_bits)
     return bits if bits > mode_bits else 0
+
+
+def _j2k_bits_pillow_alters(image: Image.Image, mode_bits: int) -> int:
+    """JPEG 2000 samples of a precision other than Pillow's mode (openjpeg's samples are shifted to it:
+    16-bit colour down to 8 bits, 12-bit grey up to 16) or signed: their precision, else 0. Read from the
+    codestream's SIZ marker (precision - 1 in the low 7 bits of each component's Ssiz, sign in the top)."""
+    data = _source_bytes(image, 1 << 16)
+    at = data.find(b"\xff\x4f\xff\x51") if data else -1  # SOC then SIZ: the codestream's first marker
+    if at < 0 or len(data) < at + 42:
+        return 0
+    count = struct.unpack_from(">H", data, at + 40)[0]
+    ssiz = data[at + 42:at + 42 + 3 * count:3]
+    bits = {(s & 0x7F) + 1 for s in ssiz}
+    if bits == {mode_bits} and not any(s & 0x80 for s in ssiz):
+        return 0
+    return max(bits | {mode_bits + 1})
 
 
 def _pnm_maxval_of_tile(image: Image.Image) -> int | None:
@@ -161,17 +179,18 @@ def _read_full_depth(image: Image.Image, bits: int):
     return reader(data)
 
 
-def _source_bytes(image: Image.Image) -> bytes | None:
-    """The bytes of the file a PIL image was opened from (its path, or its file object), or None."""
+def _source_bytes(image: Image.Image, limit: int = -1) -> bytes | None:
+    """The bytes (the first ``limit``, -1: all) of the file a PIL image was opened from (its path, or its
+    file object), or None."""
     name = getattr(image, "filename", "")
     if isinstance(name, (str, Path)) and name and os.path.isfile(name):
         with open(name, "rb") as f:
-            return f.read()
+            return f.read(limit)
     fp = getattr(image, "fp", None)
     if fp is not None and hasattr(fp, "seek") and not getattr(fp, "closed", False):
         pos = fp.tell()
         fp.seek(0)
-        data = fp.read()
+        data = fp.read(limit)
         fp.seek(pos)
         return data
     return None
