@@ -266,3 +266,15 @@ def test_8bit_and_16bit_grey_jpeg2000_are_read(tmp_path):
         back = tricodec.decode(tricodec.encode(Image.open(path), device="cpu"))
         assert back.mode == image.mode and np.array_equal(np.asarray(back), np.asarray(image))
         assert np.array_equal(np.asarray(read_image(path)), np.asarray(image))
+
+
+def test_16bit_image_already_loaded_at_8_bits_is_refused(tmp_path):
+    """After load() Pillow holds 8 bits and the pixels may have been edited: re-reading the file could undo
+    the edits, so the image is refused (a TIFF keeps its BitsPerSample tag, a PNG file its IHDR);
+    convert() says 8 bits on purpose."""
+    for name, data in (("deep.png", png16(RGB16)), ("deep.tif", tiff16(RGB16, photometric="rgb"))):
+        image = Image.open(write(tmp_path, name, data))
+        image.load()
+        with pytest.raises(tricodec.EncodeError, match="already loaded it at 8 bits"):
+            tricodec.encode(image, device="cpu")
+        assert tricodec.read_header(tricodec.encode(image.convert("RGB"), device="cpu")).mode == "RGB"

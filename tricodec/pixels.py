@@ -136,6 +136,10 @@ def _bits_pillow_drops(image: Image.Image) -> int:
             bits = max([bits] + [int(b) for b in np.atleast_1d(tag)])
     if image.format == "JPEG2000":
         return _j2k_bits_pillow_alters(image, mode_bits)
+    if image.format == "PNG" and not getattr(image, "tile", None):  # loaded: the tile is gone, IHDR stays
+        head = _source_bytes(image, 26) or b""
+        if len(head) == 26 and head[12:16] == b"IHDR":
+            bits = head[24]
     return bits if bits > mode_bits else 0
 
 
@@ -172,6 +176,9 @@ def _read_full_depth(image: Image.Image, bits: int):
     if reader is None:
         raise EncodeError(f"{what}: Pillow would truncate it to 8 bits and tricodec has no full-depth "
                           f"reader for {image.format}")
+    if not getattr(image, "tile", None):  # loaded: its pixels may have been edited since, never re-read
+        raise EncodeError(f"{what}: Pillow has already loaded it at 8 bits (encode its path, or the image "
+                          "before load(); convert() it to keep 8 bits on purpose)")
     data = _source_bytes(image)
     if data is None:
         raise EncodeError(f"{what}: Pillow holds only 8 bits of it and its file cannot be read again "
