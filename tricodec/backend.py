@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import context_ref, predictor_ref, rans_ref
+from . import context_ref, predictor_ref, rans_ref, wavefront_ref
 from .errors import BackendError
 from .model import block_table_ids, choose_block_scales
 
@@ -50,6 +50,14 @@ class Backend:
     # the same for several images at once: lists per image in, a list per image out
     encode_context_batch: Callable
     decode_context_batch: Callable
+    # wavefront model: (residuals, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, lane_rows)
+    # -> (counts (n, 2), words)
+    encode_wavefront_lanes: Callable
+    # (counts, words, (P,H,W), kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, lane_rows)
+    # -> residuals
+    decode_wavefront_lanes: Callable
+    encode_wavefront_batch: Callable
+    decode_wavefront_batch: Callable
 
 
 def _identity(a):
@@ -70,6 +78,10 @@ CPU = Backend(
     decode_context_lanes=context_ref.decode_context_lanes,
     encode_context_batch=context_ref.encode_context_lanes_batch,
     decode_context_batch=context_ref.decode_context_lanes_batch,
+    encode_wavefront_lanes=wavefront_ref.encode_wavefront_lanes,
+    decode_wavefront_lanes=wavefront_ref.decode_wavefront_lanes,
+    encode_wavefront_batch=wavefront_ref.encode_wavefront_lanes_batch,
+    decode_wavefront_batch=wavefront_ref.decode_wavefront_lanes_batch,
 )
 
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL

@@ -16,17 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import banded
 from . import container as fmt
-from . import context_model as cm
 from . import metadata
 from .backend import CPU, get_backend, image_workers
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import choose_fallback, decode_fallback
-from .model import BlockScaleModel, find_model, load_model
+from .model import find_model, load_model
 from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
-from .rans_ref import PREC_TOTAL
-from .tables import freqs_to_cdf, quantize_counts
 
 # Modes the model codes, with their planes' channel counts.
 MODEL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
@@ -41,86 +37,16 @@ def _layout(model, channels: int) -> tuple[tuple, tuple]:
     return tuple(order), tuple(refs)
 
 
-# ---- side information: block scale indices, delta-coded along rows, one static table per image ----
-
-def _side_deltas(q: np.ndarray, k: int) -> np.ndarray:
-    pred = np.zeros_like(q, dtype=np.int32)
-    pred[:, :, 1:] = q[:, :, :-1]
-    pred[:, 1:, 0] = q[:, :-1, 0]
-    return ((q.astype(np.int32) - pred) % k).astype(np.uint8)
-
-
-def _side_undeltas(d: np.ndarray, k: int) -> np.ndarray:
-    d = d.astype(np.int64)
-    first = np.cumsum(d[:, :, 0], axis=1)
-    d[:, :, 0] = first
-    return (np.cumsum(d, axis=2) % k).astype(np.uint8)
-
-
-def _encode_side(q: np.ndarray, model: BlockScaleModel) -> bytes:
-    """Side information is small (1/64 of the symbols): always coded on the host by the CPU twin,
-    which writes the same bytes as every other backend."""
-    k = model.n_tables
-    d = _side_deltas(q, k).ravel()
-    freq = quantize_counts(np.bincount(d, minlength=k))
-    counts, words = CPU.encode_lanes(d, np.zeros(d.shape[0], np.int32), freqs_to_cdf(freq)[None], 1 << model.lane_log2)
-    return bytes([k]) + freq.astype("<u2").tobytes() + fmt.pack_lanes(model.lane_log2, counts, words)
-
-
-def _decode_side(payload: memoryview, model: BlockScaleModel, shape: tuple) -> np.ndarray:
-    k = model.n_tables
-    if len(payload) < 1 + 2 * k or payload[0] != k:
-        raise DecodeError("side information does not match the model")
-    freq = np.frombuffer(payload, dtype="<u2", count=k, offset=1).astype(np.uint32)
-    if freq.min() < 1 or int(freq.sum()) != PREC_TOTAL:
-        raise DecodeError("corrupted side-information table")
-    n = int(np.prod(shape))
-    lane_size, counts, words = fmt.unpack_lanes(payload[1 + 2 * k:], n)
-    d = CPU.decode_lanes(counts, words, np.zeros(n, np.int32), freqs_to_cdf(freq)[None], lane_size)
-    return _side_undeltas(d.reshape(shape), k)
-
-
-# ---- the model path on planes: data stays on the backend's device between upload and download ----
-
-def _context_arrays(model: cm.ContextModel, n_planes: int, backend) -> list:
-    return [backend.upload(a) for a in (cm.plane_kinds(n_planes),) + model.arrays]
-
-
-def _context_sections(lane_rows: int, counts: np.ndarray, words: np.ndarray) -> list[tuple[int, bytes]]:
-    return [(fmt.SEC_SIDE, cm.pack_side(lane_rows)), (fmt.SEC_LANES, cm.pack_lanes(counts, words))]
-
+# ---- the model path: each model kind codes its planes behind model_base's interface ----
 
 def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple[int, bytes]]:
-    """uint8 (P, H, W) planes in coding order -> [(SEC_SIDE, ...), (SEC_LANES, ...)]."""
-    n_planes, h, w = planes.shape
-    res = backend.compute_residuals(backend.upload(planes), refs)
-    if model.kind == "context":
-        lane_rows = model.lane_rows(w, h)
-        counts, words = backend.encode_context_lanes(res, *_context_arrays(model, n_planes, backend), lane_rows)
-        return _context_sections(lane_rows, backend.download(counts), backend.download(words))
-    q = model.choose_side_info(res, backend)
-    ids = model.table_ids(q, h, w, backend)
-    counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), backend.upload(model.cdf),
-                                         1 << model.lane_log2)
-    return [(fmt.SEC_SIDE, _encode_side(backend.download(q), model)),
-            (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, backend.download(counts), backend.download(words)))]
+    """uint8 (P, H, W) planes in coding order -> the model's sections (SIDE, LANES)."""
+    return model.encode_residuals(backend.compute_residuals(backend.upload(planes), refs), backend)
 
 
 def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model, backend) -> np.ndarray:
     """Inverse of :func:`encode_planes` -> uint8 (P, H, W)."""
-    if model.kind == "context":
-        lane_rows = cm.unpack_side(sections[fmt.SEC_SIDE], h, w)
-        counts, words = cm.unpack_lanes(sections[fmt.SEC_LANES], (n_planes, h, w), lane_rows)
-        res = backend.decode_context_lanes(backend.upload(counts), backend.upload(words), (n_planes, h, w),
-                                           *_context_arrays(model, n_planes, backend), lane_rows)
-        return backend.download(backend.reconstruct(res, refs))
-    bs = 1 << model.block_log2
-    lane_size, counts, words = fmt.unpack_lanes(sections[fmt.SEC_LANES], n_planes * h * w)  # checked first: cheap
-    q = _decode_side(sections[fmt.SEC_SIDE], model, (n_planes, -(-h // bs), -(-w // bs)))
-    ids = model.table_ids(backend.upload(q), h, w, backend)
-    res = backend.decode_lanes(backend.upload(counts), backend.upload(words), ids.reshape(-1),
-                               backend.upload(model.cdf), lane_size)
-    return backend.download(backend.reconstruct(res.reshape(n_planes, h, w), refs))
+    return backend.download(backend.reconstruct(model.decode_residuals(sections, (n_planes, h, w), backend), refs))
 
 
 # ---- public API ----
@@ -195,22 +121,14 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     job = _encode_prepare(image, model, max_pixels)
     if job.arr is None:
         return _encode_finish(job, None, model)
-    h, w = job.arr.shape[:2]
-    if backend is CPU and model.kind == "block-scale" and h > banded.band_rows(w, model.block_log2):
-        q, counts, words = banded.encode_planes_banded(job.arr, job.order, job.refs, model)
-        sections = [(fmt.SEC_SIDE, _encode_side(q, model)),
-                    (fmt.SEC_LANES, fmt.pack_lanes(model.lane_log2, counts, words))]
-    else:
-        sections = encode_planes(job.planes(), job.refs, model, backend)
-    return _encode_finish(job, sections, model)
+    return _encode_finish(job, model.encode_image(job.arr, job.order, job.refs, backend), model)
 
 
 def backend_for(device: str, model):
-    """The backend that codes with ``model``: ``device``'s, except that ``"auto"`` keeps the context
-    model on the CPU. Its coder runs one GPU program per lane of ~2^18 pixels, sequentially; an image has
-    one or two such lanes, too few for a GPU (no GPU measurement exists yet), while the CPU twin codes
-    them at ~20-40 MB/s. ``device="cuda"`` or ``"triton"`` still runs the kernels."""
-    if device == "auto" and getattr(model, "kind", None) == "context":
+    """The backend that codes with ``model``: ``device``'s, except that ``"auto"`` runs a model that does
+    not suit a GPU (``model.prefers_gpu`` false: the context model's one or two sequential lanes per image)
+    on the CPU even where a GPU is present. ``device="cuda"`` or ``"triton"`` still runs the kernels."""
+    if device == "auto" and not getattr(model, "prefers_gpu", True):
         return CPU
     return get_backend(device)
 
@@ -296,17 +214,9 @@ def _decode_finish(job: _DecodeJob, arr: np.ndarray):
 
 
 def _decode_job(job: _DecodeJob, backend):
-    h, w, m = job.header.height, job.header.width, job.model
+    h, w = job.header.height, job.header.width
     arr = np.empty((h, w, job.header.channels), dtype=np.uint8)
-    if backend is CPU and m.kind == "block-scale" and h > banded.band_rows(w, m.block_log2):
-        bs = 1 << m.block_log2
-        lane_size, counts, words = fmt.unpack_lanes(job.sections[fmt.SEC_LANES], len(job.order) * h * w)
-        q = _decode_side(job.sections[fmt.SEC_SIDE], m, (len(job.order), -(-h // bs), -(-w // bs)))
-        banded.decode_planes_banded(q, counts, words, lane_size, h, w, job.refs, m, arr, job.order)
-    else:
-        planes = decode_planes(job.sections, len(job.order), h, w, job.refs, m, backend)
-        arr[:, :, list(job.order)] = planes.transpose(1, 2, 0)
-        del planes
+    job.model.decode_image(job.sections, arr, job.order, job.refs, backend)
     return _decode_finish(job, arr)
 
 
@@ -349,35 +259,25 @@ def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = 
     the same bytes as :func:`encode` of each.
 
     On the CPU ``workers`` images are coded at once (0: as many as
-    :func:`tricodec.backend.image_workers` says; one image keeps only as many cores busy as it has
-    lanes). On a GPU backend with a context model, the lanes of all the images go through the same
-    kernel launches."""
+    :func:`tricodec.backend.image_workers` says). On a GPU backend the images go through the model's batch
+    hook (the wavefront and context models put all their strips through the same kernel launches)."""
     m = load_model(model)
     backend = backend_for(device, m)
-    if backend is CPU or m.kind != "context":
+    if backend is CPU:
         return _map(lambda im: encode(im, device=device, model=m, max_pixels=max_pixels), images, device, workers)
     jobs = [_encode_prepare(im, m, max_pixels) for im in images]
-    coded = [j for j in jobs if j.arr is not None]
     sections = {}
-    arrays = [backend.upload(a) for a in m.arrays]
-    for group in _groups(coded, lambda j: j.arr.nbytes):
+    for group in _groups([j for j in jobs if j.arr is not None], lambda j: j.arr.nbytes):
         res = [backend.compute_residuals(backend.upload(j.planes()), j.refs) for j in group]
-        rows = [m.lane_rows(j.arr.shape[1], j.arr.shape[0]) for j in group]
-        kinds = [backend.upload(cm.plane_kinds(len(j.order))) for j in group]
-        lanes = backend.encode_context_batch(res, kinds, *arrays, rows)
-        for j, lane_rows, (counts, words) in zip(group, rows, lanes):
-            sections[id(j)] = _context_sections(lane_rows, backend.download(counts), backend.download(words))
+        for j, secs in zip(group, m.encode_residuals_batch(res, backend)):
+            sections[id(j)] = secs
     return [_encode_finish(j, sections.get(id(j)), m) for j in jobs]
 
 
-def _decode_context_group(group: list, m, backend) -> dict:
-    """Context-model files' lanes in shared launches -> {id(job): image}."""
+def _decode_group(group: list, m, backend) -> dict:
+    """Files of one model through its batch hook -> {id(job): image}."""
     shapes = [(len(j.order), j.header.height, j.header.width) for j in group]
-    rows = [cm.unpack_side(j.sections[fmt.SEC_SIDE], j.header.height, j.header.width) for j in group]
-    lanes = [cm.unpack_lanes(j.sections[fmt.SEC_LANES], sh, r) for j, sh, r in zip(group, shapes, rows)]
-    res = backend.decode_context_batch([backend.upload(c) for c, _ in lanes], [backend.upload(w) for _, w in lanes],
-                                       shapes, [backend.upload(cm.plane_kinds(sh[0])) for sh in shapes],
-                                       *(backend.upload(a) for a in m.arrays), rows)
+    res = m.decode_residuals_batch([j.sections for j in group], shapes, backend)
     scans = [backend.reconstruct(r, j.refs) for j, r in zip(group, res)]  # all queued before the first wait
     out = {}
     for j, scan in zip(group, scans):
@@ -406,22 +306,22 @@ def _groups(jobs: list, size) -> list:
 def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
                  workers: int = 0) -> list:
     """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour), in
-    order, ``workers`` at once on the CPU; on a GPU backend the context-model files' lanes go through
-    the same kernel launches (as in :func:`encode_batch`)."""
-    backend = get_backend(device)
+    order, ``workers`` at once on the CPU; on a GPU backend each model's files go through its batch hook
+    (as in :func:`encode_batch`), except files whose model ``device="auto"`` keeps on the CPU."""
     datas = list(datas)
-    if device == "auto" or backend is CPU:   # "auto" keeps context-model files on the CPU (backend_for)
+    if get_backend(device) is CPU:
         return _map(lambda d: decode_any(d, device=device, model=model, max_pixels=max_pixels), datas, device,
                     workers)
     jobs = [_decode_prepare(d, model, max_pixels, fmt.DEFAULT_MAX_MEMORY) for d in datas]
-    ctx = [j for j in jobs if isinstance(j, _DecodeJob) and j.model.kind == "context"]
-    out = {}
-    for m in {id(j.model): j.model for j in ctx}.values():
-        for group in _groups([j for j in ctx if j.model is m],
+    coded = [j for j in jobs if isinstance(j, _DecodeJob)]
+    on_cpu = [j for j in coded if backend_for(device, j.model) is CPU]
+    out = dict(zip(map(id, on_cpu), _map(lambda j: _decode_job(j, CPU), on_cpu, "cpu", workers)))
+    on_gpu = [j for j in coded if id(j) not in out]
+    for m in {id(j.model): j.model for j in on_gpu}.values():
+        for group in _groups([j for j in on_gpu if j.model is m],
                              lambda j: j.header.width * j.header.height * j.header.channels):
-            out.update(_decode_context_group(group, m, backend))
-    return [out[id(j)] if id(j) in out else j if not isinstance(j, _DecodeJob) else _decode_job(j, backend)
-            for j in jobs]
+            out.update(_decode_group(group, m, backend_for(device, m)))
+    return [out[id(j)] if isinstance(j, _DecodeJob) else j for j in jobs]
 
 
 def _map(fn, items, device: str, workers: int) -> list:

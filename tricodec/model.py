@@ -27,17 +27,21 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
+from . import block_scale_side as side
+from . import container as fmt
 from . import context_ref as cr
 from . import context_model as cm
 from . import model_id
 from .context_model import ContextModel
+from . import wavefront_ref as wr
+from .wavefront_model import WavefrontModel
 from .errors import ModelError
 from .model_base import NamedWeights
 from .tables import code_length_bits
 
 WEIGHTS_DIR = "weights"
 REGISTRY = "MODELS.json"
-DEFAULT_MODEL = "tric-cx1"
+DEFAULT_MODEL = "tric-wf1"
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +72,55 @@ class BlockScaleModel(NamedWeights):
     def table_ids(self, side_info, height: int, width: int, backend):
         """Both sides. uint8 (P, Hb, Wb) -> int32 (P, H, W): each symbol's table id."""
         return backend.table_ids(side_info, height, width, self.block_log2)
+
+    # ---- the model interface (model_base.NamedWeights) ----
+
+    def encode_residuals(self, res, backend) -> list:
+        _, h, w = (int(v) for v in res.shape)
+        q = self.choose_side_info(res, backend)
+        ids = self.table_ids(q, h, w, backend)
+        counts, words = backend.encode_lanes(res.reshape(-1), ids.reshape(-1), backend.upload(self.cdf),
+                                             1 << self.lane_log2)
+        return self._sections(backend.download(q), backend.download(counts), backend.download(words))
+
+    def _sections(self, q, counts, words) -> list:
+        return [(fmt.SEC_SIDE, side.encode_side(q, self.n_tables, self.lane_log2)),
+                (fmt.SEC_LANES, fmt.pack_lanes(self.lane_log2, counts, words))]
+
+    def _side(self, secs: dict, shape: tuple):
+        bs = 1 << self.block_log2
+        return side.decode_side(secs[fmt.SEC_SIDE], self.n_tables, (shape[0], -(-shape[1] // bs), -(-shape[2] // bs)))
+
+    def decode_residuals(self, secs: dict, shape: tuple, backend):
+        # the lane table is checked against the header first: cheap, and a hostile file's huge side
+        # information is never decoded
+        lane_size, counts, words = fmt.unpack_lanes(secs[fmt.SEC_LANES], int(np.prod(shape)))
+        q = self._side(secs, shape)
+        ids = self.table_ids(backend.upload(q), shape[1], shape[2], backend)
+        res = backend.decode_lanes(backend.upload(counts), backend.upload(words), ids.reshape(-1),
+                                   backend.upload(self.cdf), lane_size)
+        return res.reshape(shape)
+
+    def _banded(self, backend, h: int, w: int) -> bool:
+        """Big images on the CPU are coded band by band (``banded.py``): same bytes, bounded memory."""
+        from . import banded
+        return backend.name == "cpu" and h > banded.band_rows(w, self.block_log2)
+
+    def encode_image(self, arr, order, refs, backend) -> list:
+        if not self._banded(backend, *arr.shape[:2]):
+            return super().encode_image(arr, order, refs, backend)
+        from . import banded
+        q, counts, words = banded.encode_planes_banded(arr, order, refs, self)
+        return self._sections(q, counts, words)
+
+    def decode_image(self, secs: dict, arr, order, refs, backend) -> None:
+        h, w = arr.shape[:2]
+        if not self._banded(backend, h, w):
+            return super().decode_image(secs, arr, order, refs, backend)
+        from . import banded
+        shape = (len(order), h, w)
+        lane_size, counts, words = fmt.unpack_lanes(secs[fmt.SEC_LANES], int(np.prod(shape)))
+        banded.decode_planes_banded(self._side(secs, shape), counts, words, lane_size, h, w, refs, self, arr, order)
 
 
 @lru_cache(maxsize=8)
@@ -145,6 +198,24 @@ def _context_model(config: dict, arrays: dict, name: str, digest: str) -> Contex
         raise ModelError(f"malformed context-model weights: {e}") from None
 
 
+def _wavefront_model(config: dict, arrays: dict, name: str, digest: str) -> WavefrontModel:
+    try:
+        init_a, init_b, bin_a, bin_b, weight_lut = (np.ascontiguousarray(arrays[k], dtype=np.int32) for k in
+                                                    ("init_a", "init_b", "bin_a", "bin_b", "weight_lut"))
+        wr.check_model_arrays_wf(np.zeros(1, np.int32), init_a, init_b, bin_a, bin_b, weight_lut, 1)
+        lane_pixels = int(config["lane_pixels"])
+        update_steps = int(config["update_steps"])
+        if not cm.MIN_LANE_PIXELS <= lane_pixels <= 1 << 30:
+            raise ValueError(f"lane_pixels must be in [{cm.MIN_LANE_PIXELS}, 2**30]")
+        if not 1 <= update_steps <= 1 << 16:
+            raise ValueError("update_steps must be in 1..2**16")
+        return WavefrontModel(name=name, sha256=digest, init_a=init_a, init_b=init_b, bin_a=bin_a, bin_b=bin_b,
+                              weight_lut=weight_lut, update_steps=update_steps, lane_pixels=lane_pixels,
+                              rgb_order=tuple(config["rgb_order"]), rgb_refs=tuple(config["rgb_refs"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelError(f"malformed wavefront-model weights: {e}") from None
+
+
 def model_from_bytes(data: bytes, expected_sha256: str | None = None) -> "BlockScaleModel | ContextModel":
     """A model from a weights file's bytes. ``expected_sha256``: its content digest (or, for files
     registered before content identities, its zip's sha256); anything else is refused."""
@@ -177,6 +248,8 @@ def _model_from_parts(config: dict, arrays: dict, name: str, digest: str) -> "Bl
     """The model of a parsed weights file; ``digest``: the hex digest files written with it record."""
     if config.get("kind") == "context":
         return _context_model(config, arrays, name, digest)
+    if config.get("kind") == "wavefront":
+        return _wavefront_model(config, arrays, name, digest)
     if config.get("kind") != "block-scale":
         raise ModelError(f"unknown model kind {config.get('kind')!r}")
     if "cdf" not in arrays:
@@ -223,7 +296,7 @@ def _load_registered(name: str) -> "BlockScaleModel | ContextModel":
 def load_model(model: "str | Path | BlockScaleModel | ContextModel | None" = None
                ) -> "BlockScaleModel | ContextModel":
     """The shipped default (None), a shipped model by name, a weights file by path, or a loaded model."""
-    if isinstance(model, (BlockScaleModel, ContextModel)):
+    if isinstance(model, (BlockScaleModel, ContextModel, WavefrontModel)):
         return model
     if model is None:
         return _load_registered(DEFAULT_MODEL)

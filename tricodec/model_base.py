@@ -1,6 +1,19 @@
-"""What every kind of model shares: its name and weights identity (which files record), and which planes
-it codes in which order."""
+"""What every kind of model shares: its name and weights identity (which files record), which planes it
+codes in which order, and the interface through which the codec core codes with it (so ``codec.py`` never
+asks which kind a model is).
+
+A model kind implements::
+
+    encode_residuals(res, backend) -> [(section tag, payload), ...]      # res: uint8 (P, H, W) on the backend
+    decode_residuals(sections, (P, H, W), backend) -> uint8 (P, H, W) residuals on the backend
+    prefers_gpu: bool                  # device="auto" runs it on a GPU where there is one
+
+and may override the whole-image steps (``encode_image``/``decode_image``, e.g. to code big images in
+bands on the CPU) and the batch hooks (``encode_residuals_batch``/``decode_residuals_batch``, e.g. to put
+several images through the same kernel launches)."""
 from __future__ import annotations
+
+import numpy as np
 
 
 class NamedWeights:
@@ -11,6 +24,8 @@ class NamedWeights:
     identities, its frozen legacy zip sha256 (so its files keep their bytes). A model loaded by
     ``tricodec.model`` also carries its :class:`tricodec.model_id.Identity` (content digest and every
     prefix a file may record to name it)."""
+
+    prefers_gpu = True
 
     @property
     def hash_prefix(self) -> bytes:
@@ -44,3 +59,23 @@ class NamedWeights:
         if channels == 3:
             return self.rgb_order, self.rgb_refs
         raise ValueError("the model codes 1 or 3 channels")
+
+    # ---- the coding interface; kinds implement encode_residuals / decode_residuals ----
+
+    def encode_image(self, arr: np.ndarray, order: tuple, refs: tuple, backend) -> list:
+        """uint8 (H, W, C) pixels -> the model's sections."""
+        planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
+        return self.encode_residuals(backend.compute_residuals(backend.upload(planes), refs), backend)
+
+    def decode_image(self, sections: dict, arr: np.ndarray, order: tuple, refs: tuple, backend) -> None:
+        """The model's sections -> the pixels, written into uint8 (H, W, C) ``arr``."""
+        h, w = arr.shape[:2]
+        res = self.decode_residuals(sections, (len(order), h, w), backend)
+        planes = backend.download(backend.reconstruct(res, refs))
+        arr[:, :, list(order)] = planes.transpose(1, 2, 0)
+
+    def encode_residuals_batch(self, res_list: list, backend) -> list:
+        return [self.encode_residuals(r, backend) for r in res_list]
+
+    def decode_residuals_batch(self, sections_list: list, shapes: list, backend) -> list:
+        return [self.decode_residuals(s, sh, backend) for s, sh in zip(sections_list, shapes)]

@@ -1,0 +1,123 @@
+"""The wavefront model (weights kind ``"wavefront"``, the shipped default ``tric-wf1``): the contexts of
+the context model, coded in a schedule a GPU can run (``wavefront_ref.py``: every pixel whose causal
+neighbours are decoded is decoded in the same step; tables fixed within a step and updated between
+steps; interleaved rANS states per strip).
+
+Its bitstream inside a v1 container (the model named in the header decides how SIDE and LANES read)::
+
+    SIDE  = lane_rows (u32)                                   # image rows per strip, chosen by the encoder
+    LANES = counts (u32 x 3 x n_strips: rANS words, raw words, log2 K of strip 0, then strip 1, ...)
+            | words (u16): per strip, its rANS words (the K final states first) then its raw extra-bit
+              words (16-bit words, bits LSB first, in coding order)
+
+There is no per-image side information: the tables adapt to the image while it is coded, identically on
+both sides.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import container as fmt
+from . import wavefront_ref as wr
+from .context_model import MIN_LANE_PIXELS, plane_kinds
+from .errors import DecodeError
+from .model_base import NamedWeights
+
+
+@dataclass(frozen=True, eq=False)
+class WavefrontModel(NamedWeights):
+    name: str
+    sha256: str
+    init_a: np.ndarray         # int32 (3, NC_A, 25): starting cumulatives of table A per plane kind
+    init_b: np.ndarray         # int32 (3, NC_B, 25): same for table B
+    bin_a: np.ndarray          # int32 (4096,): activity -> bin of table A
+    bin_b: np.ndarray          # int32 (4096,): activity -> bin of table B
+    weight_lut: np.ndarray     # int32 (L,): weight of a context's past after u uses
+    update_steps: int          # tables are updated after every this many wavefront steps
+    lane_pixels: int           # the encoder's strip size: lane_rows = ceil(lane_pixels / width)
+    rgb_order: tuple
+    rgb_refs: tuple
+    kind = "wavefront"
+    prefers_gpu = True         # one image is hundreds of independent symbols per step
+
+    def lane_rows(self, width: int, height: int) -> int:
+        """Rows per strip: about ``lane_pixels`` pixels, never more rows than the image has."""
+        return min(height, max(1, -(-self.lane_pixels // width)))
+
+    @property
+    def arrays(self) -> tuple:
+        return self.init_a, self.init_b, self.bin_a, self.bin_b, self.weight_lut
+
+    def _device_arrays(self, n_planes: int, backend) -> list:
+        return [backend.upload(a) for a in (plane_kinds(n_planes),) + self.arrays]
+
+    # ---- the model interface (model_base.NamedWeights) ----
+
+    def encode_residuals(self, res, backend) -> list:
+        n_planes, h, w = (int(v) for v in res.shape)
+        lane_rows = self.lane_rows(w, h)
+        counts, words = backend.encode_wavefront_lanes(res, *self._device_arrays(n_planes, backend),
+                                                       self.update_steps, lane_rows)
+        return sections(lane_rows, backend.download(counts), backend.download(words))
+
+    def decode_residuals(self, secs: dict, shape: tuple, backend):
+        lane_rows = unpack_side(secs[fmt.SEC_SIDE], shape[1], shape[2])
+        counts, words = unpack_lanes(secs[fmt.SEC_LANES], shape, lane_rows)
+        return backend.decode_wavefront_lanes(backend.upload(counts), backend.upload(words), shape,
+                                              *self._device_arrays(shape[0], backend), self.update_steps,
+                                              lane_rows)
+
+    def encode_residuals_batch(self, res_list: list, backend) -> list:
+        shapes = [tuple(int(v) for v in r.shape) for r in res_list]
+        rows = [self.lane_rows(s[2], s[1]) for s in shapes]
+        kinds = [backend.upload(plane_kinds(s[0])) for s in shapes]
+        lanes = backend.encode_wavefront_batch(res_list, kinds, *(backend.upload(a) for a in self.arrays),
+                                               self.update_steps, rows)
+        return [sections(r, backend.download(c), backend.download(w)) for r, (c, w) in zip(rows, lanes)]
+
+    def decode_residuals_batch(self, secs_list: list, shapes: list, backend) -> list:
+        rows = [unpack_side(s[fmt.SEC_SIDE], sh[1], sh[2]) for s, sh in zip(secs_list, shapes)]
+        lanes = [unpack_lanes(s[fmt.SEC_LANES], sh, r) for s, sh, r in zip(secs_list, shapes, rows)]
+        return backend.decode_wavefront_batch([backend.upload(c) for c, _ in lanes],
+                                              [backend.upload(w) for _, w in lanes], shapes,
+                                              [backend.upload(plane_kinds(sh[0])) for sh in shapes],
+                                              *(backend.upload(a) for a in self.arrays), self.update_steps, rows)
+
+
+def sections(lane_rows: int, counts: np.ndarray, words: np.ndarray) -> list[tuple[int, bytes]]:
+    return [(fmt.SEC_SIDE, struct.pack("<I", lane_rows)),
+            (fmt.SEC_LANES, np.asarray(counts, dtype="<u4").tobytes() + np.asarray(words, dtype="<u2").tobytes())]
+
+
+def unpack_side(payload: memoryview, height: int, width: int) -> int:
+    """SIDE -> lane_rows, refused unless it is a strip size an encoder could write (at least 2^14 pixels
+    or the whole image, so a file of countless one-row strips cannot cost minutes of table copies)."""
+    if len(payload) != 4:
+        raise DecodeError("side information does not match the model")
+    (lane_rows,) = struct.unpack("<I", bytes(payload))
+    if not 1 <= lane_rows <= max(1, height):
+        raise DecodeError(f"strip of {lane_rows} rows does not fit an image of {height} rows")
+    if lane_rows * width < min(height * width, MIN_LANE_PIXELS):
+        raise DecodeError(f"strips of {lane_rows} rows are smaller than any encoder writes")
+    return lane_rows
+
+
+def unpack_lanes(payload: memoryview, shape: tuple, lane_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    n_lanes = wr.lane_geometry(shape[1], lane_rows)
+    if 12 * n_lanes > len(payload):
+        raise DecodeError("truncated lane table")
+    counts = np.frombuffer(payload, dtype="<u4", count=3 * n_lanes).astype(np.uint32).reshape(n_lanes, 3)
+    rest = len(payload) - 12 * n_lanes
+    if rest % 2:
+        raise DecodeError("lane data has an odd number of bytes")
+    wr.check_wavefront_lanes(counts, rest // 2, shape, lane_rows)
+    return counts, np.frombuffer(payload, dtype="<u2", offset=12 * n_lanes).astype(np.uint16)
+
+
+def weight_schedule(w0: int = 32, w_max: int = 512) -> np.ndarray:
+    """Weight of a context's past after u uses: u + w0 (a running average of everything seen, with the
+    starting table worth w0 uses) up to w_max (then a window of about w_max uses)."""
+    return np.minimum(np.arange(w_max - w0 + 1) + w0, w_max).astype(np.int32)
