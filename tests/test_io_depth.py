@@ -278,3 +278,18 @@ def test_16bit_image_already_loaded_at_8_bits_is_refused(tmp_path):
         with pytest.raises(tricodec.EncodeError, match="already loaded it at 8 bits"):
             tricodec.encode(image, device="cpu")
         assert tricodec.read_header(tricodec.encode(image.convert("RGB"), device="cpu")).mode == "RGB"
+
+
+def test_hostile_16bit_tiff_is_refused_before_allocating(tmp_path):
+    """A 1 KB deflate TIFF whose IFD claims 30000x4000 RGB16 (720 MB): tifffile would allocate the array
+    before finding the strips missing; the file's size cannot hold that many samples."""
+    tifffile = pytest.importorskip("tifffile")
+    data = bytearray(tiff16(np.zeros((64, 64, 3), np.uint16), photometric="rgb", compression="zlib"))
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        tags = tif.pages[0].tags
+        offsets = tags["ImageWidth"].valueoffset, tags["ImageLength"].valueoffset
+        kinds = tags["ImageWidth"].dtype, tags["ImageLength"].dtype
+    for offset, kind, value in zip(offsets, kinds, (30000, 4000)):
+        struct.pack_into("<H" if int(kind) == 3 else "<I", data, offset, value)
+    with pytest.raises(tricodec.EncodeError, match="cannot hold 4000x30000x3"):
+        read_image(write(tmp_path, "huge.tif", bytes(data)))

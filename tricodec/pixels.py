@@ -315,12 +315,21 @@ def _png_chunk_types(data: bytes) -> set[bytes]:
 
 def _read_tiff16(data: bytes):
     """16-bit RGB / RGBA TIFF at full depth (tifffile; imagecodecs for LZW, PackBits, JPEG ...)."""
+    import logging
+
     import tifffile
 
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # its warnings on odd files go to stderr; a refusal says what matters
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
             _check_tiff16(page)
+            # No TIFF compression expands data more than a few thousand times (LZW: 4096 bytes per 12-bit
+            # code): a file claiming more pixels is corrupt, and reading it would allocate them first.
+            if 2 * int(np.prod(page.shape)) > 5000 * len(data) + (1 << 20):
+                raise EncodeError(f"corrupt TIFF (its size cannot hold {'x'.join(map(str, page.shape))} samples)")
             arr = page.asarray()
             if page.axes.startswith("S"):  # planar configuration: one plane per sample
                 arr = arr.transpose(1, 2, 0)
@@ -328,6 +337,8 @@ def _read_tiff16(data: bytes):
         raise
     except Exception as e:  # tifffile: TiffFileError, ValueError, KeyError (a codec needs imagecodecs) ...
         raise EncodeError(f"cannot read 16-bit TIFF ({_what(e)})") from None
+    finally:
+        log.setLevel(level)
     return np.ascontiguousarray(arr, dtype=np.uint16)
 
 
