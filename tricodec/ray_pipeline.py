@@ -110,8 +110,9 @@ def _same_path(a: str, b: str) -> bool:
 # ---- the per-file work, in the actors ----
 
 def read_input_image(path: str):
-    """An input image as ``tricodec.pixels.read_image`` reads it (16-bit PNG at full depth, 16-bit TIFF/PPM
-    refused ...). A URL is fetched to a temporary file first, so that the same checks apply."""
+    """An input image as ``tricodec.pixels.read_image`` reads it (16-bit PNG, TIFF, PPM, SGI at full depth,
+    what cannot be kept whole refused ...). A URL is fetched to a temporary file first, so that the same
+    checks apply."""
     from .pixels import read_image
 
     local = remote.local_path(path)
