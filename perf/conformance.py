@@ -13,8 +13,9 @@ For every file under DIR that Pillow (or tricodec's reader) can open:
 Each file is classified:
 
 * ``ok``: round-tripped: identical pixels, mode, size and bit depth as an independent reading of the
-  source (Pillow; pypng's raw samples for 16-bit PNG, so nothing Pillow or tricodec's reader drops
-  hides); CLI also: the ICC profile, EXIF and XMP of the source are in the decoded file, unchanged;
+  source (Pillow; pypng's raw samples for 16-bit PNG and tifffile's for TIFF deeper than Pillow reads
+  it, so nothing Pillow or tricodec's reader drops hides); CLI also: the ICC profile, EXIF, XMP and
+  (non-palette) transparency of the source are in the decoded file, unchanged;
 * ``refused``: a typed tricodec error (``TricodecError``) with its one-line message (grouped by message);
 * ``LOST``: anything else: pixels, mode, depth, frames or metadata differ, an untyped exception, a crash
   or a hang. Each LOST entry has a class (what was lost) and a detail.
@@ -117,6 +118,9 @@ def _meta(im) -> dict[str, bytes]:
     if xmp:
         xmp = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
         out["xmp"] = xmp.strip(b"\0 \r\n\t")
+    t = info.get("transparency")
+    if t is not None and im.mode not in ("P", "PA"):  # palette transparency is compared through RGBA pixels
+        out["transparency"] = repr(t).encode()
     return out
 
 
@@ -460,7 +464,7 @@ def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, 
     lost = compare_to_reading(ref, image, file_level=True)
     if lost:
         return {"status": "LOST", "class": "CLI: " + lost[0], "detail": lost[1] + f" (output {dec.name})"}
-    for k in ("icc", "exif", "xmp"):
+    for k in ("icc", "exif", "xmp", "transparency"):
         if k in ref.meta and k not in got.meta:
             return {"status": "LOST", "class": f"CLI metadata: {k.upper()} dropped ({ref.format} -> "
                     f"{got.format})", "detail": f"output {dec.name}"}
