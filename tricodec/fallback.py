@@ -36,8 +36,9 @@ def _same(a: Image.Image, b: Image.Image) -> bool:
 SMALL_PIXELS = 1 << 16        # below: every PNG variant is tried (each costs well under a millisecond)
 FEW_COLOURS = 256             # at most this many colours: graphics, where PNG variants often win
 TRY_PNG_BELOW_BPSP = 2.0      # the model reached less than this: graphics too, PNG may win
-SAMPLE_ABOVE = 64 << 10       # raw bytes above which a candidate is first tried on a sample of rows
-SAMPLE_STRIPS = 16            # ... that many strips of rows spread over the image,
+SAMPLE_ABOVE = 64 << 10       # raw bytes above which a candidate is first tried on samples of rows:
+SAMPLE_STRIPS = 16            # ... that many blocks spread over the image,
+SAMPLE_ROWS = 4               # ... of this many rows (the half sample: 2),
 SAMPLE_BYTES = 32 << 10       # ... about this many raw bytes in all (~10 ms each for PNG and LZMA)
 WIN_MARGIN = 1.1              # the full candidate runs only if the sample's estimate is below this x the best
 INCOMPRESSIBLE = 0.95         # ... and below this x the raw size
@@ -81,9 +82,6 @@ def _png_effort(image, model_size: int | None, n_raw: int) -> int:
 
 def _few_colours(image: Image.Image) -> bool:
     return image.getcolors(FEW_COLOURS) is not None  # None: more colours than that
-
-
-SAMPLE_ROWS = 4                # rows per strip of the full sample (the half sample has 2)
 
 
 def _sample(image, rows: int = SAMPLE_ROWS):
