@@ -3,6 +3,10 @@ typed error? Nothing may be lost silently.
 
     python perf/conformance.py DIR [--cli] [--json OUT] [--timeout S]
 
+Where others edit the working tree while it runs, run it on a clean export of a commit instead:
+``git archive HEAD | tar -x -C SNAP; ln -s ../cli SNAP/tricodec/cli; ln -s ../kernels SNAP/tricodec/kernels;
+PYTHONPATH=SNAP python SNAP/perf/conformance.py DIR --cli``.
+
 For every file under DIR that Pillow (or tricodec's reader) can open:
 
 * API: ``tricodec.pixels.read_image`` (the reader the CLI uses) -> ``tricodec.encode`` -> ``tricodec.decode_any``;
@@ -390,8 +394,8 @@ def run_api(files: list[Path], timeout: float, progress) -> dict[str, dict]:
 
 
 def _cli() -> list[str]:
-    exe = shutil.which("tricodec")
-    return [exe] if exe else [sys.executable, "-c", "from tricodec.cli.main import app; app()"]
+    """The ``tricodec`` command of this interpreter's tricodec (the one the API path imports)."""
+    return [sys.executable, "-c", "import sys; sys.argv[0] = 'tricodec'; from tricodec.cli.main import app; app()"]
 
 
 def _run_cli(args: list[str], timeout: float) -> tuple[int, dict | None, str]:
