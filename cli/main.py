@@ -442,7 +442,8 @@ def _elsewhere(op, src: str, dst: str, device, model, force, use_ray, address, q
         _usage(str(e))
     summary = Summary(files=s["files"], ok=s["ok"], failed=s["failed"], seconds=s["seconds"],
                       raw_bytes=s["bytes_in"] if op == "encode" else s["bytes_out"],
-                      coded_bytes=s["bytes_out"] if op == "encode" else s["bytes_in"])
+                      coded_bytes=s["bytes_out"] if op == "encode" else s["bytes_in"],
+                      ignored=[(str(f), r) for f, r in s.get("ignored", [])])
     for _, msg in summary.failed:
         _fail(msg)
     _report(summary, op + "d", quiet, as_json)

@@ -7,17 +7,24 @@
 The pipeline is a Ray Data dataset of (input, output) pairs (``ray.data.from_items``) mapped by a pool
 of actors (``map_batches`` with a callable class): each actor loads the weights once, then for every
 pair reads the input (:mod:`tricodec.remote`: local paths or fsspec URLs), encodes or decodes it and
-writes the output atomically. Actors take one GPU each (``num_gpus=1``) when ``device`` resolves to
-CUDA on the cluster, one CPU each otherwise.
+writes the output atomically. The device follows :func:`tricodec.codec.backend_for`, the one rule the
+CLI also follows: on a cluster with GPUs, ``"cuda"`` and ``"triton"`` get GPU actors, and ``"auto"``
+gets them unless ``backend_for`` keeps the model on the CPU (asked once on a GPU node); GPU actors
+(``num_gpus=1``) code batches of GPU_BATCH files with :func:`tricodec.encode_batch` /
+:func:`tricodec.decode_batch`, CPU actors (``num_cpus=1``) one file at a time.
 
-Outputs are named as the CLI names them: a folder is mirrored, ``a/b.png`` -> ``a/b.png.tric`` when
-encoding; ``a/b.png.tric`` -> ``a/b.png`` (PNG, or ``a/b.tiff`` for modes PNG cannot hold) when
-decoding. A single input file goes to ``dst`` itself, or into ``dst`` when that is a folder or ends
-with "/".
+Inputs and outputs are chosen and named as the CLI's: a folder is mirrored; encoding takes every file
+Pillow (or tricodec's 16-bit readers) can open, whatever its suffix (``a/b.png`` -> ``a/b.png.tric``),
+decoding every ``.tric`` file, named by :func:`tricodec.pixels.decoded_name` from its header
+(``a/b.png.tric`` -> ``a/b.png``, ``a/b.jpg.tric`` -> ``a/b.jpg.png``, TIFF for modes PNG cannot
+hold); the other files of the tree are listed in ``"ignored"`` with the reason. Two inputs that would
+write one output (``x.tric`` and ``x.png.tric``) both fail before any work, each with its own error. A
+single input file goes to ``dst`` itself, or into ``dst`` when that is a folder or ends with "/".
+Without ``force`` an existing output is never replaced (see :func:`tricodec.remote.write_bytes_atomic`).
 
-Both functions return ``{"files", "ok", "failed": [(input, message)], "bytes_in", "bytes_out",
-"seconds"}`` (bytes as the CLI counts them: raw pixel bytes and ``.tric`` bytes); a file that fails is
-reported there and never stops the others.
+Both functions return ``{"files", "ok", "failed": [(input, message)], "ignored": [(file, reason)],
+"bytes_in", "bytes_out", "seconds"}`` (bytes as the CLI counts them: raw pixel bytes and ``.tric``
+bytes); a file that fails is reported there and never stops the others.
 
 Ray is an optional dependency (``pip install 'tricodec[ray]'``), imported only when a function here
 runs. On a cluster, every node needs tricodec installed, and the paths must be readable from every
@@ -29,13 +36,16 @@ import os
 import posixpath
 import tempfile
 import time
+import warnings
+from functools import lru_cache
 from pathlib import Path
 
 from . import remote
 from .errors import TricodecError
-from .pixels import IMAGE_SUFFIXES, TRIC_SUFFIX
+from .pixels import IMAGE_SUFFIXES, TRIC_SUFFIX, decoded_name  # noqa: F401  (decoded_name: the CLI's names)
 
-_BATCH_SIZE = 1  # images are large and uneven: one per call balances the actors best
+GPU_BATCH = 16  # files per codec call on a GPU backend (their lanes share kernel launches), as the CLI's
+CPU_BATCH = 1   # on the CPU: images are large and uneven, one per call balances the actors best
 
 
 def _ray():
@@ -47,14 +57,10 @@ def _ray():
     return ray
 
 
-# ---- output names, as the CLI's ----
+# ---- inputs and output names, as the CLI's ----
 
 def _suffix(name: str) -> str:
     return posixpath.splitext(name)[1].lower()
-
-
-def is_image_name(path: str) -> bool:
-    return _suffix(path) in IMAGE_SUFFIXES
 
 
 def is_tric_name(path: str) -> bool:
@@ -65,39 +71,112 @@ def encoded_name(name: str) -> str:
     return name + TRIC_SUFFIX
 
 
-def decoded_name(name: str, image) -> str:
-    """``b.png.tric`` -> ``b.png`` (or ``b.tiff``, after the decoded image); ``b.tric`` -> ``b.png``."""
-    from .pixels import output_suffix
+@lru_cache(maxsize=1)
+def readable_suffixes() -> frozenset:
+    """Suffixes of the formats Pillow can open (not write-only ones such as .pdf, nor stubs that need a
+    handler installed, such as .h5), plus those of tricodec's own full-depth readers; never .tric. The
+    same set as the CLI's folder walk (cli/main.py ``_readable_suffixes``)."""
+    from PIL import Image, ImageFile
 
-    stem = name[:-len(TRIC_SUFFIX)] if name.endswith(TRIC_SUFFIX) else name
-    base, ext = posixpath.splitext(stem)
-    return (base if ext.lower() in IMAGE_SUFFIXES else stem) + output_suffix(image)
+    def opens(fmt: str) -> bool:
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        return factory is not None and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
+
+    return frozenset(({ext for ext, fmt in Image.registered_extensions().items() if opens(fmt)} | IMAGE_SUFFIXES)
+                     - {TRIC_SUFFIX})
+
+
+def why_not_input(path: str, name: str, op: str) -> str | None:
+    """Why a file of a folder is no input (None: it is one). Encoding: a known suffix is enough (a file
+    that then cannot be read is a failure, not a skip); any other file is tried with Pillow, which reads
+    only its header. Decoding: every ``.tric`` file."""
+    if op != "encode":
+        return None if is_tric_name(name) else "not a .tric file"
+    if is_tric_name(name):
+        return "already a .tric file"
+    if _suffix(name) in readable_suffixes():
+        return None
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with remote.open_binary(path) as f, Image.open(f):
+                return None
+    except Exception as e:  # Pillow raises many types for what it cannot identify
+        return f"not an image Pillow can open ({type(e).__name__})"
+
+
+def header_mode(path: str) -> str | None:
+    """The image mode a ``.tric`` file's header names, read from its first bytes; None when the file is no
+    ``.tric`` (its decode then fails and writes nothing)."""
+    from .container import _HEADER, HEADER_SIZE
+
+    try:
+        head = remote.read_head(path, HEADER_SIZE)
+        if len(head) < HEADER_SIZE or head[:4] != b"TRIC":
+            return None
+        return _HEADER.unpack_from(head)[8].rstrip(b"\0").decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _out_name(full: str, name: str, op: str) -> str:
+    return encoded_name(name) if op == "encode" else decoded_name(name, header_mode(full))
 
 
 def _is_dir_target(dst: str) -> bool:
     return dst.endswith("/") or dst.endswith(os.sep) or (remote.exists(dst) and remote.isdir(dst))
 
 
-def plan(src: str, dst: str, op: str) -> list[tuple[str, str, bool]]:
-    """``[(input, output, rename)]`` as the CLI pairs them; ``rename``: the output's name is decided
-    after decoding (its suffix follows the decoded image). Raises FileNotFoundError for a missing src."""
+def _output_key(path: str) -> str:
+    """What makes two outputs the same file: the normalised local path, or the URL."""
+    local = remote.local_path(path)
+    if local is not None:
+        return "local:" + os.path.normcase(os.path.abspath(local))
+    return "url:" + path.rstrip("/")
+
+
+def clashes(pairs) -> dict:
+    """{input: why} for every input whose output another input of the run also gets (the one clash
+    ``decoded_name`` allows: ``x.tric`` and ``x.png.tric``): writing both would lose one, so each of them
+    fails instead (no arbitrary winner)."""
+    by_output: dict = {}
+    for s, d in pairs:
+        by_output.setdefault(_output_key(d), (d, []))[1].append(s)
+    out = {}
+    for d, srcs in by_output.values():
+        for s in srcs if len(srcs) > 1 else ():
+            others = ", ".join(o for o in srcs if o != s)
+            out[s] = f"{s}: output {d} would also be written from {others}; decode it alone to another name"
+    return out
+
+
+def plan(src: str, dst: str, op: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """``([(input, output, error)], [(ignored file, reason)])`` as the CLI pairs and names them;
+    ``error`` is "" or why the input fails before any work (its output clashes with another's). Every file
+    of a folder is either an input or ignored. Raises FileNotFoundError for a missing src."""
     src, dst = os.fspath(src), os.fspath(dst)
-    encode = op == "encode"
-    accept = is_image_name if encode else is_tric_name
     src_is_dir = remote.isdir(src)
-    inputs = remote.list_inputs(src, accept)
+    files = remote.list_files(src)
     if src_is_dir:
-        out = []
-        for full, rel in inputs:
+        pairs, ignored = [], []
+        for full, rel in files:
             folder, name = posixpath.split(rel)
-            out_rel = posixpath.join(folder, encoded_name(name) if encode else name)
-            out.append((full, remote.join(dst, out_rel), not encode))
-        return out
-    (full, name), = inputs
-    if _is_dir_target(dst):
-        return [(full, remote.join(dst.rstrip("/" + os.sep) or dst, encoded_name(name) if encode else name),
-                 not encode)]
-    return [(full, dst, False)]
+            reason = why_not_input(full, name, op)
+            if reason is None:
+                pairs.append((full, remote.join(dst, posixpath.join(folder, _out_name(full, name, op)))))
+            else:
+                ignored.append((full, reason))
+    else:
+        (full, name), = files
+        ignored = []
+        if _is_dir_target(dst):
+            pairs = [(full, remote.join(dst.rstrip("/" + os.sep) or dst, _out_name(full, name, op)))]
+        else:
+            pairs = [(full, dst)]
+    errors = clashes(pairs)
+    return [(s, d, errors.get(s, "")) for s, d in pairs], ignored
 
 
 def _same_path(a: str, b: str) -> bool:
@@ -120,7 +199,7 @@ def read_input_image(path: str):
         return read_image(Path(local))
     data = remote.read_bytes(path)
     with tempfile.TemporaryDirectory(prefix="tricodec-") as d:
-        tmp = Path(d) / ("input" + _suffix(path))
+        tmp = Path(d) / ("input" + _suffix(posixpath.basename(path)))
         tmp.write_bytes(data)
         try:
             return read_image(tmp)
@@ -138,80 +217,156 @@ def _image_bytes(image, suffix: str) -> bytes:
         return tmp.read_bytes()
 
 
+def _message(src: str, e: BaseException) -> str:
+    if isinstance(e, (TricodecError, OSError)):
+        msg = str(e) or type(e).__name__
+    else:  # a bug must not stop the other files; it is still reported
+        msg = f"internal error ({type(e).__name__}: {e})"
+    return msg if msg.startswith(src) else f"{src}: {msg}"
+
+
 class CodecWorker:
-    """Ray Data callable class: one per actor; loads the weights once, then codes batches of pairs."""
+    """Ray Data callable class: one per actor; loads the weights once, then codes batches of pairs.
+
+    The backend is :func:`tricodec.codec.backend_for`'s for the actor's device and model: on a GPU backend
+    the files of a call are coded GPU_BATCH at a time with ``encode_batch`` / ``decode_batch`` (a batch that
+    fails is redone file by file, so that each failure is its own); on the CPU one at a time."""
 
     def __init__(self, op: str, device: str, model, force: bool):
-        from . import codec  # noqa: F401  (import and, for GPUs, backend set-up once per actor)
-        from .backend import get_backend
+        from . import codec
+        from .backend import CPU
         from .model import load_model
 
         self.op, self.device, self.force = op, device, force
-        get_backend(device)
         self.model = load_model(model) if (model is not None or op == "encode") else None
+        # decode without a model: each file names its own, and decode_batch applies the rule per file
+        self.batched = codec.backend_for(device, self.model) is not CPU
 
-    def _encode(self, src: str, dst: str, rename: bool):
-        from . import codec
-        from .pixels import pixel_bytes
+    # stages of one file: check (before any work), load, compute, store
 
-        if not self.force and remote.exists(dst):  # before the work, not after it
-            raise FileExistsError(f"{dst} exists (use --force to overwrite)")
-        image = read_input_image(src)
-        data = codec.encode(image, device=self.device, model=self.model)
-        remote.write_bytes_atomic(dst, data, self.force)
-        return dst, len(pixel_bytes(image)), len(data)
-
-    def _decode(self, src: str, dst: str, rename: bool):
-        from . import codec
-        from .pixels import pixel_bytes
-
-        data = remote.read_bytes(src)
-        image = codec.decode_any(data, device=self.device, model=self.model)
-        if rename:
-            folder = dst[:len(dst) - len(posixpath.basename(dst))]
-            dst = folder + decoded_name(posixpath.basename(dst), image)
-        out = _image_bytes(image, _suffix(dst))
+    def _check(self, src: str, dst: str, error: str) -> None:
+        if error:
+            raise FileExistsError(error)
         if _same_path(src, dst):
             raise FileExistsError("output would overwrite the source")
-        remote.write_bytes_atomic(dst, out, self.force)
-        return dst, len(data), len(pixel_bytes(image))
+        if not self.force and remote.exists(dst):  # before the work, not after it
+            raise FileExistsError(f"{dst} exists (use --force to overwrite)")
+
+    def _load(self, src: str):
+        return read_input_image(src) if self.op == "encode" else remote.read_bytes(src)
+
+    def _compute(self, item):
+        from . import codec
+        from .pixels import pixel_bytes
+
+        if self.op == "encode":
+            data = codec.encode(item, device=self.device, model=self.model)
+            return data, len(pixel_bytes(item)), len(data)
+        image = codec.decode_any(item, device=self.device, model=self.model)
+        return image, len(item), len(pixel_bytes(image))
+
+    def _compute_batch(self, items) -> list:
+        """Results of several loaded files, or an exception per file that failed."""
+        from . import codec
+        from .pixels import pixel_bytes
+
+        if len(items) > 1:
+            try:
+                if self.op == "encode":
+                    datas = codec.encode_batch(items, device=self.device, model=self.model)
+                    return [(d, len(pixel_bytes(im)), len(d)) for im, d in zip(items, datas)]
+                images = codec.decode_batch(items, device=self.device, model=self.model)
+                return [(im, len(d), len(pixel_bytes(im))) for d, im in zip(items, images)]
+            except Exception:
+                pass  # file by file below: each failure is its own
+        out = []
+        for item in items:
+            try:
+                out.append(self._compute(item))
+            except Exception as e:
+                out.append(e)
+        return out
+
+    def _store(self, src: str, dst: str, result) -> None:
+        if self.op == "encode":
+            remote.write_bytes_atomic(dst, result, self.force)
+        else:  # in the format the output's name says (decoded_name chose it from the header)
+            remote.write_bytes_atomic(dst, _image_bytes(result, _suffix(posixpath.basename(dst))), self.force)
 
     def __call__(self, batch):
-        work = self._encode if self.op == "encode" else self._decode
         rows = {"src": [], "dst": [], "error": [], "bytes_in": [], "bytes_out": []}
-        for src, dst, rename in zip(batch["src"], batch["dst"], batch["rename"]):
-            src, dst = str(src), str(dst)
-            err, n_in, n_out = "", 0, 0
+        items = [(str(s), str(d), str(e)) for s, d, e in zip(batch["src"], batch["dst"], batch["error"])]
+        step = GPU_BATCH if self.batched else 1
+        for i in range(0, len(items), step):
+            self._group(items[i:i + step], rows)
+        return rows
+
+    def _group(self, group, rows) -> None:
+        results: dict = {}
+        loaded = []
+        for src, dst, error in group:
             try:
-                if _same_path(src, dst):
-                    raise FileExistsError("output would overwrite the source")
-                dst, n_in, n_out = work(src, dst, bool(rename))
-            except (TricodecError, OSError) as e:
-                msg = str(e) or type(e).__name__
-                err = msg if msg.startswith(src) else f"{src}: {msg}"
-            except Exception as e:  # a bug must not stop the other files; it is still reported
-                err = f"{src}: internal error ({type(e).__name__}: {e})"
+                self._check(src, dst, error)
+                loaded.append((src, dst, self._load(src)))
+            except Exception as e:
+                results[src] = e
+        for (src, dst, _), r in zip(loaded, self._compute_batch([item for _, _, item in loaded])):
+            if not isinstance(r, BaseException):
+                try:
+                    self._store(src, dst, r[0])
+                    r = (None, r[1], r[2])
+                except Exception as e:
+                    r = e
+            results[src] = r
+        del loaded
+        for src, dst, _ in group:
+            r = results[src]
+            failed = isinstance(r, BaseException)
             rows["src"].append(src)
             rows["dst"].append(dst)
-            rows["error"].append(err)
-            rows["bytes_in"].append(n_in)
-            rows["bytes_out"].append(n_out)
-        return rows
+            rows["error"].append(_message(src, r) if failed else "")
+            rows["bytes_in"].append(0 if failed else r[1])
+            rows["bytes_out"].append(0 if failed else r[2])
 
 
 # ---- the pipeline ----
 
-def _actors(device: str, ray, num_actors: int | None, n_files: int) -> tuple[str, dict, int]:
-    """(device for the actors, their resource request, pool size)."""
+def _backend_on_gpu_node(op: str, device: str, model) -> str:
+    """The name of the backend :func:`tricodec.codec.backend_for` picks for ``device`` and the run's model,
+    where it runs (a Ray task on a GPU node)."""
+    from . import codec
+    from .model import load_model
+
+    return codec.backend_for(device, load_model(model) if (model is not None or op == "encode") else None).name
+
+
+def _actors(device: str, ray, num_actors: int | None, n_files: int, gpu_backend) -> tuple[str, dict, int, int]:
+    """(device for the actors, their resource request, pool size, files per batch). ``gpu_backend()``: the
+    backend ``codec.backend_for`` picks on a GPU node (asked only for ``"auto"`` on a cluster with GPUs)."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     if device == "cuda" and gpus == 0:
         raise TricodecError("device 'cuda' asked for, but the Ray cluster has no GPU")
-    use_gpu = gpus > 0 and device in ("auto", "cuda", "triton")
-    actor_device = ("cuda" if device == "auto" else device) if use_gpu else ("cpu" if device == "auto" else device)
-    request = {"num_gpus": 1} if use_gpu else {"num_cpus": 1}
-    size = num_actors or (gpus if use_gpu else cpus)
-    return actor_device, request, max(1, min(size, n_files))
+    use_gpu = gpus > 0 and (device in ("cuda", "triton") or (device == "auto" and gpu_backend() != "cpu"))
+    if use_gpu:  # the actors' own backend_for gives the GPU backend, as it did on the probe
+        return device, {"num_gpus": 1}, max(1, min(num_actors or gpus, n_files)), GPU_BATCH
+    # CPU actors: "auto" is pinned to the CPU, so an actor on a GPU node does not take the GPU
+    return ("cpu" if device == "auto" else device), {"num_cpus": 1}, max(1, min(num_actors or cpus, n_files)), \
+        CPU_BATCH
+
+
+def _new_summary(pairs, ignored) -> dict:
+    return {"files": len(pairs), "ok": 0, "failed": [], "ignored": list(ignored), "bytes_in": 0, "bytes_out": 0,
+            "seconds": 0.0}
+
+
+def _add_row(summary: dict, src: str, error: str, n_in, n_out) -> None:
+    if error:
+        summary["failed"].append((src, error))
+    else:
+        summary["ok"] += 1
+        summary["bytes_in"] += int(n_in)
+        summary["bytes_out"] += int(n_out)
 
 
 def _run(op: str, src, dst, *, device: str, model, force: bool, address, num_actors: int | None) -> dict:
@@ -221,8 +376,8 @@ def _run(op: str, src, dst, *, device: str, model, force: bool, address, num_act
         raise TricodecError(f"unknown device {device!r} (one of {', '.join(DEVICES)})")
     t0 = time.perf_counter()
     src, dst = os.fspath(src), os.fspath(dst)
-    pairs = plan(src, dst, op)
-    summary = {"files": len(pairs), "ok": 0, "failed": [], "bytes_in": 0, "bytes_out": 0, "seconds": 0.0}
+    pairs, ignored = plan(src, dst, op)
+    summary = _new_summary(pairs, ignored)
     if pairs:
         ray = _ray()
         if model is not None:
@@ -235,20 +390,20 @@ def _run(op: str, src, dst, *, device: str, model, force: bool, address, num_act
             ray.init(address=address, ignore_reinit_error=True)
         except ConnectionError as e:
             raise TricodecError(f"cannot reach the Ray cluster at {address!r}: {e}") from None
-        actor_device, request, size = _actors(device, ray, num_actors, len(pairs))
-        items = [{"src": s, "dst": d, "rename": r} for s, d, r in pairs]
-        ds = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * size))
-        ds = ds.map_batches(CodecWorker, batch_size=_BATCH_SIZE, compute=ray.data.ActorPoolStrategy(size=size),
+
+        def gpu_backend() -> str:
+            return ray.get(ray.remote(num_gpus=1)(_backend_on_gpu_node).remote(op, device, model))
+
+        actor_device, request, size, batch_size = _actors(device, ray, num_actors, len(pairs), gpu_backend)
+        items = [{"src": s, "dst": d, "error": e} for s, d, e in pairs]
+        blocks = min(len(items), 4 * size if batch_size == 1 else max(size, -(-len(items) // batch_size)))
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
+        ds = ds.map_batches(CodecWorker, batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=size),
                             fn_constructor_kwargs={"op": op, "device": actor_device, "model": model,
                                                    "force": force},
                             **request)
         for row in ds.iter_rows():
-            if row["error"]:
-                summary["failed"].append((row["src"], row["error"]))
-            else:
-                summary["ok"] += 1
-                summary["bytes_in"] += int(row["bytes_in"])
-                summary["bytes_out"] += int(row["bytes_out"])
+            _add_row(summary, row["src"], row["error"], row["bytes_in"], row["bytes_out"])
         summary["failed"].sort()
     summary["seconds"] = time.perf_counter() - t0
     return summary
@@ -259,8 +414,10 @@ def encode_tree_ray(src, dst, *, device: str = "auto", model=None, force: bool =
     """Encode an image file or a folder tree (local or URL) into ``.tric`` files, on Ray.
 
     Args:
-        src, dst: local paths or fsspec URLs; a folder is mirrored (``a/b.png`` -> ``a/b.png.tric``).
-        device: ``"auto"`` (GPU actors when the cluster has GPUs, else CPU actors), ``"cpu"``, ``"cuda"``.
+        src, dst: local paths or fsspec URLs; a folder is mirrored (``a/b.png`` -> ``a/b.png.tric``), every
+            file Pillow can open is encoded, the others are listed in ``"ignored"``.
+        device: ``"auto"`` (GPU actors when the cluster has GPUs and :func:`tricodec.codec.backend_for`
+            runs the model on a GPU, else CPU actors), ``"cpu"``, ``"cuda"``, ``"triton"``.
         model: as for :func:`tricodec.encode`; loaded on the driver and shipped to the actors.
         force: overwrite existing outputs.
         address: None for a local Ray (started, or the one already running), ``"auto"``, or
@@ -268,7 +425,8 @@ def encode_tree_ray(src, dst, *, device: str = "auto", model=None, force: bool =
         num_actors: pool size (default: one per GPU, or per CPU, of the cluster; at most one per file).
 
     Returns:
-        ``{"files", "ok", "failed": [(input, message)], "bytes_in", "bytes_out", "seconds"}``.
+        ``{"files", "ok", "failed": [(input, message)], "ignored": [(file, reason)], "bytes_in",
+        "bytes_out", "seconds"}``.
 
     Raises:
         TricodecError: Ray missing, bad device or weights. FileNotFoundError: ``src`` does not exist.
@@ -281,8 +439,9 @@ def decode_tree_ray(src, dst, *, device: str = "auto", model=None, force: bool =
                     num_actors: int | None = None) -> dict:
     """Decode a ``.tric`` file or a folder tree of them (local or URL) into images, on Ray.
 
-    Images are written as the CLI writes them: PNG, TIFF for modes PNG cannot hold, 16-bit PNG for
-    16-bit colour. Arguments and result as for :func:`encode_tree_ray` (``model``: the weights the files
+    Images are written and named as the CLI writes them (:func:`tricodec.pixels.decoded_name`: ``a.png.tric``
+    -> ``a.png``, ``a.jpg.tric`` -> ``a.jpg.png``): PNG, TIFF for modes PNG cannot hold, 16-bit PNG for
+    16-bit colour; two files that would get one output name both fail. Arguments and result as for :func:`encode_tree_ray` (``model``: the weights the files
     need when they are not shipped ones)."""
     return _run("decode", src, dst, device=device, model=model, force=force, address=address,
                 num_actors=num_actors)
@@ -291,20 +450,15 @@ def decode_tree_ray(src, dst, *, device: str = "auto", model=None, force: bool =
 def code_tree_local(op: str, src, dst, *, device: str = "auto", model=None, force: bool = False) -> dict:
     """The same per-file work as the Ray pipeline, in this process, without Ray: what the CLI runs for
     fsspec URLs when ``--ray`` is not asked for. ``op`` is ``"encode"`` or ``"decode"``; result as for
-    :func:`encode_tree_ray`."""
+    :func:`encode_tree_ray` (the worker codes GPU_BATCH files per call on a GPU backend, one on the CPU)."""
     t0 = time.perf_counter()
-    pairs = plan(os.fspath(src), os.fspath(dst), op)
-    summary = {"files": len(pairs), "ok": 0, "failed": [], "bytes_in": 0, "bytes_out": 0, "seconds": 0.0}
+    pairs, ignored = plan(os.fspath(src), os.fspath(dst), op)
+    summary = _new_summary(pairs, ignored)
     if pairs:
         worker = CodecWorker(op, device, model, force)
         rows = worker({"src": [s for s, _, _ in pairs], "dst": [d for _, d, _ in pairs],
-                       "rename": [r for _, _, r in pairs]})
-        for src_, err, n_in, n_out in zip(rows["src"], rows["error"], rows["bytes_in"], rows["bytes_out"]):
-            if err:
-                summary["failed"].append((src_, err))
-            else:
-                summary["ok"] += 1
-                summary["bytes_in"] += n_in
-                summary["bytes_out"] += n_out
+                       "error": [e for _, _, e in pairs]})
+        for row in zip(rows["src"], rows["error"], rows["bytes_in"], rows["bytes_out"]):
+            _add_row(summary, *row)
     summary["seconds"] = time.perf_counter() - t0
     return summary

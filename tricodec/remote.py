@@ -6,8 +6,9 @@ URL's protocol (``s3fs`` for ``s3://``, ``gcsfs`` for ``gs://`` ...), raises :cl
 naming the package to install.
 
 Writes are all-or-nothing: :func:`write_bytes_atomic` writes a temporary file beside the target and
-renames it into place (``os.replace`` locally; ``fs.mv`` remotely, or a direct write on filesystems
-without a move), and refuses to overwrite an existing target unless ``force``.
+moves it into place, and refuses to overwrite an existing target unless ``force``. Locally the move is an
+exclusive create (``os.link``, which fails if the name is taken, even by a racing writer); through fsspec
+it is ``fs.mv`` after a second existence check (see :func:`_write_remote` for what that guarantees).
 """
 from __future__ import annotations
 
@@ -105,13 +106,10 @@ def join(root: str, rel: str) -> str:
     return os.path.join(root, *[part for part in rel.split("/") if part])
 
 
-def list_inputs(src: str, accept: Callable[[str], bool]) -> list[tuple[str, str]]:
-    """Files to process under ``src``: ``[(full path, path relative to src with "/")]``, sorted.
-
-    A folder (local or remote) is walked recursively and each file's full path is passed to ``accept``;
-    a single file is returned as ``[(src, its name)]`` whatever ``accept`` says (as the CLI does).
-    Full paths are built with :func:`join`, so they keep ``src``'s form (its URL scheme, its options).
-    Raises FileNotFoundError when ``src`` does not exist."""
+def list_files(src: str) -> list[tuple[str, str]]:
+    """Every file under ``src``: ``[(full path, path relative to src with "/")]``, sorted; a single file is
+    ``[(src, its name)]``. Full paths are built with :func:`join`, so they keep ``src``'s form (its URL
+    scheme, its options). Raises FileNotFoundError when ``src`` does not exist."""
     src = os.fspath(src)
     local = local_path(src)
     if local is not None:
@@ -131,8 +129,18 @@ def list_inputs(src: str, accept: Callable[[str], bool]) -> list[tuple[str, str]
             return [(src, posixpath.basename(p.rstrip("/")))]
         else:
             raise FileNotFoundError(f"{src} does not exist")
-    pairs = [(join(src, rel), rel) for rel in found]
-    return [(full, rel) for full, rel in pairs if accept(full)]
+    return [(join(src, rel), rel) for rel in found]
+
+
+def list_inputs(src: str, accept: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """Files to process under ``src``: :func:`list_files`, keeping the files of a folder whose full path
+    ``accept`` takes; a single file is returned as ``[(src, its name)]`` whatever ``accept`` says (as the
+    CLI does). Raises FileNotFoundError when ``src`` does not exist."""
+    src = os.fspath(src)
+    found = list_files(src)
+    if not isdir(src):
+        return found
+    return [(full, rel) for full, rel in found if accept(full)]
 
 
 def read_bytes(path: str) -> bytes:
@@ -141,6 +149,26 @@ def read_bytes(path: str) -> bytes:
         return Path(local).read_bytes()
     fs, p = _fs(path)
     return fs.cat_file(p)
+
+
+def read_head(path: str, n: int) -> bytes:
+    """The first ``n`` bytes of a file (fewer when it is shorter), without reading the rest."""
+    local = local_path(path)
+    if local is not None:
+        with open(local, "rb") as f:
+            return f.read(n)
+    fs, p = _fs(path)
+    return fs.cat_file(p, start=0, end=n)
+
+
+def open_binary(path: str):
+    """A file object reading ``path`` (for readers that need only a file's first bytes, such as Pillow's
+    format probe); remote files are read in blocks, not fetched whole."""
+    local = local_path(path)
+    if local is not None:
+        return open(local, "rb")
+    fs, p = _fs(path)
+    return fs.open(p, "rb")
 
 
 def write_bytes_atomic(path: str, data: bytes, force: bool) -> None:
@@ -173,17 +201,34 @@ def _write_local(path: Path, data: bytes, force: bool) -> None:
 
 
 def _link_no_clobber(tmp: Path, path: Path) -> None:
-    """Put ``tmp`` at ``path`` unless something appeared there since the check (a concurrent writer):
-    a hard link fails instead of overwriting. Filesystems without hard links fall back to a rename."""
+    """Give ``tmp``'s content the name ``path`` only if no file has that name (a concurrent writer's
+    included): FileExistsError otherwise. A hard link is an atomic exclusive create; on filesystems
+    without hard links the name is reserved with ``O_CREAT | O_EXCL`` and ``tmp`` renamed onto it."""
     try:
         os.link(tmp, path)
+        return
     except FileExistsError:
         raise FileExistsError(f"{path} exists (use --force to overwrite)") from None
     except OSError:
-        os.replace(tmp, path)
+        pass
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666))
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists (use --force to overwrite)") from None
+    os.replace(tmp, path)
 
 
 def _write_remote(url: str, data: bytes, force: bool) -> None:
+    """Write through a temporary name in the target's folder, then move it onto the target.
+
+    What this guarantees depends on the filesystem, since fsspec has no exclusive move: a reader never
+    sees a partial target (object stores publish an object only once its upload is complete, and ``mv``
+    there is a server-side copy then a delete of the temporary object; filesystems with a real rename make
+    it one step). Without ``force`` the target is checked before the write and again just before the move,
+    so an existing file is never replaced by this call; but a writer in another process that creates the
+    same name between that second check and the move can still be overwritten (or overwrite this one), a
+    race only a conditional write of the store itself could close. Within one run the outputs' names are
+    unique by construction (clashes fail up front), so that race needs two runs writing the same target."""
     fs, p = _fs(url)
     if not force and fs.exists(p):
         raise FileExistsError(f"{url} exists (use --force to overwrite)")
@@ -196,9 +241,14 @@ def _write_remote(url: str, data: bytes, force: bool) -> None:
     tmp = posixpath.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.part")
     fs.pipe_file(tmp, data)
     try:
-        fs.mv(tmp, p)
-    except NotImplementedError:
-        fs.pipe_file(p, data)
+        if not force:
+            fs.invalidate_cache(p)  # a listing cached by the filesystem must not hide a new file
+            if fs.exists(p):
+                raise FileExistsError(f"{url} exists (use --force to overwrite)")
+        try:
+            fs.mv(tmp, p)
+        except NotImplementedError:
+            fs.pipe_file(p, data)
     finally:
         try:
             if fs.exists(tmp):
