@@ -2,6 +2,7 @@
 import os
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,69 @@ def test_missing_fsspec_is_a_clear_error(monkeypatch):
         remote.read_bytes("memory://x")
     # local paths never need fsspec
     assert remote.exists("/") and not remote.is_url("/tmp")
+
+
+def test_list_files_lists_everything(tmp_path, mem):
+    src = _local_tree(tmp_path)
+    assert [rel for _, rel in remote.list_files(str(src))] == [
+        "a.png", "b.txt", "sub/c.png", "sub/deeper/d.png", "sub/deeper/e.jpg"]
+    remote.write_bytes_atomic(f"{mem}/x/y.bin", b"1", force=False)
+    remote.write_bytes_atomic(f"{mem}/z", b"2", force=False)
+    assert remote.list_files(mem) == [(f"{mem}/x/y.bin", "x/y.bin"), (f"{mem}/z", "z")]
+    assert remote.list_files(f"{mem}/z") == [(f"{mem}/z", "z")]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_read_head_and_open_binary(tmp_path, mem, where):
+    path = str(tmp_path / "f") if where == "local" else f"{mem}/f"
+    remote.write_bytes_atomic(path, b"0123456789" * 100, force=False)
+    assert remote.read_head(path, 4) == b"0123"
+    assert remote.read_head(path, 5000) == b"0123456789" * 100
+    with remote.open_binary(path) as f:
+        assert f.read(3) == b"012"
+
+
+def test_remote_write_does_not_replace_a_file_that_appears_meanwhile(mem, monkeypatch):
+    """Another writer creates the target while this one uploads its temporary file: the move is refused
+    (the target is checked again just before it), the other writer's file stays, no temporary file is left."""
+    fs = fsspec.filesystem("memory")
+    target = f"{mem}/f.tric"
+    real_pipe = type(fs).pipe_file
+
+    def racing_pipe(self, path, value, *a, **k):
+        real_pipe(self, path, value, *a, **k)
+        if ".part" in path:
+            real_pipe(self, fs._strip_protocol(target), b"theirs")
+
+    monkeypatch.setattr(type(fs), "pipe_file", racing_pipe)
+    with pytest.raises(FileExistsError, match="exists"):
+        remote.write_bytes_atomic(target, b"mine", force=False)
+    monkeypatch.undo()
+    assert remote.read_bytes(target) == b"theirs"
+    assert [p.rsplit("/", 1)[1] for p in fs.find(mem)] == ["f.tric"]
+
+
+def test_local_write_without_hard_links_is_still_exclusive(tmp_path, monkeypatch):
+    """On a filesystem without hard links the name is reserved with O_EXCL before the rename, so a file
+    that appeared since the first check is not replaced."""
+    path = tmp_path / "f.tric"
+
+    def no_link_and_a_racer(src, dst):
+        Path(dst).write_bytes(b"theirs")  # another writer got there first
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link_and_a_racer)
+    with pytest.raises(FileExistsError):
+        remote.write_bytes_atomic(str(path), b"mine", force=False)
+    assert path.read_bytes() == b"theirs"
+    assert os.listdir(tmp_path) == ["f.tric"]
+
+
+def test_local_write_without_hard_links(tmp_path, monkeypatch):
+    def no_link(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    remote.write_bytes_atomic(str(tmp_path / "f.tric"), b"mine", force=False)
+    assert (tmp_path / "f.tric").read_bytes() == b"mine"
+    assert os.listdir(tmp_path) == ["f.tric"]
