@@ -106,11 +106,11 @@ def interpreting() -> bool:
 def _kernels():
     try:
         from .kernels import (block_scales, context_decode, context_encode, predictor_residual, predictor_scan,
-                              rans_decode, rans_encode, table_ids)
+                              rans_decode, rans_encode, table_ids, wavefront_decode, wavefront_encode)
     except Exception as e:
         raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
     return (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
-            context_encode, context_decode)
+            context_encode, context_decode, wavefront_encode, wavefront_decode)
 
 
 def _kernels_interpreted(module) -> bool:
@@ -122,7 +122,7 @@ def _triton_backend(name: str, device: str) -> Backend:
     """The kernels on torch ``device``; arrays are torch tensors on that device."""
     import torch
 
-    scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec = _kernels()
+    scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec, wf_enc, wf_dec = _kernels()
     dev = torch.device(device)
 
     def upload(a: np.ndarray) -> "torch.Tensor":
@@ -154,7 +154,11 @@ def _triton_backend(name: str, device: str) -> Backend:
         encode_context_lanes=ctx_enc.encode_context_lanes,
         decode_context_lanes=ctx_dec.decode_context_lanes,
         encode_context_batch=ctx_enc.encode_context_lanes_batch,
-        decode_context_batch=ctx_dec.decode_context_lanes_batch)
+        decode_context_batch=ctx_dec.decode_context_lanes_batch,
+        encode_wavefront_lanes=wf_enc.encode_wavefront_lanes,
+        decode_wavefront_lanes=wf_dec.decode_wavefront_lanes,
+        encode_wavefront_batch=wf_enc.encode_wavefront_lanes_batch,
+        decode_wavefront_batch=wf_dec.decode_wavefront_lanes_batch)
 
 
 @lru_cache(maxsize=None)

@@ -207,8 +207,8 @@ def _wavefront_model(config: dict, arrays: dict, name: str, digest: str) -> Wave
         update_steps = int(config["update_steps"])
         if not cm.MIN_LANE_PIXELS <= lane_pixels <= 1 << 30:
             raise ValueError(f"lane_pixels must be in [{cm.MIN_LANE_PIXELS}, 2**30]")
-        if not 1 <= update_steps <= 1 << 16:
-            raise ValueError("update_steps must be in 1..2**16")
+        if not 1 <= update_steps <= wr.MAX_UPDATE_STEPS:
+            raise ValueError(f"update_steps must be in 1..{wr.MAX_UPDATE_STEPS}")
         return WavefrontModel(name=name, sha256=digest, init_a=init_a, init_b=init_b, bin_a=bin_a, bin_b=bin_b,
                               weight_lut=weight_lut, update_steps=update_steps, lane_pixels=lane_pixels,
                               rgb_order=tuple(config["rgb_order"]), rgb_refs=tuple(config["rgb_refs"]))

@@ -32,7 +32,9 @@ that step's tokens in it, by an order-independent integer weighted average::
 The token's frequency is that of ``C(i) = (a[i] + b[i] + 2 * i) >> 1`` (every token >= 1 of 65536).
 
 Interleaved rANS.  A strip has K states (32-bit, 16-bit words, as ``rans_ref``): a power of two the encoder
-chooses and records, at most ``n_states(R * W * P)`` (one per 4096 symbols, 128 at most).
+chooses and records (``_choose_states``: one per 4096 symbols, 128 at most, fewer where their final
+values would cost more than 0.25% of the strip); a decoder accepts any power of two up to 128 and the
+strip's symbol count.
 Symbol j of a step belongs to state ``j % K`` and round ``j // K``.  Decoding a round is two sub-rounds:
 every state of the round pops its token (states in ascending order; a state whose value drops below
 2^16 reads the next word of the strip's stream), then every state whose token has extra bits pops them
@@ -44,6 +46,8 @@ Everything is integer arithmetic, so every backend writes and reads the same byt
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -54,6 +58,7 @@ from .rans_ref import RANS_L, check_counts
 
 MAX_STATES = 128            # rANS states per strip, at most
 SYMBOLS_PER_STATE = 4096    # a strip gets one state per this many symbols (a power of two, >= 1)
+MAX_UPDATE_STEPS = 64       # the kernels keep the contexts of this many steps' symbols in a list
 MIX_BITS = 15               # precision of the table update's weights (int32 products)
 MIX_ONE = 1 << MIX_BITS
 
@@ -65,8 +70,8 @@ def lane_geometry(height: int, lane_rows: int) -> int:
 
 @njit(cache=True, nogil=True)
 def n_states(n_symbols):
-    """The most rANS states a strip of ``n_symbols`` symbols may have: the largest power of two
-    <= n / 4096, in [1, 128]."""
+    """The most rANS states the encoder gives a strip of ``n_symbols`` symbols: the largest power of two
+    <= n / 4096, in [1, 128] (one state's final value, 4 bytes, per >= 4096 symbols)."""
     k = 1
     while k < MAX_STATES and (k << 1) * SYMBOLS_PER_STATE <= n_symbols:
         k <<= 1
@@ -74,13 +79,31 @@ def n_states(n_symbols):
 
 
 @njit(cache=True, nogil=True)
+def max_states(n_symbols):
+    """The most rANS states a strip of ``n_symbols`` symbols may have (what a decoder accepts): a power of
+    two, at most 128 and at most the symbol count."""
+    k = 1
+    while k < MAX_STATES and (k << 1) <= n_symbols:
+        k <<= 1
+    return k
+
+
+def _check_states(states) -> int:
+    states = int(states)
+    if states < 0 or states > MAX_STATES or states & (states - 1):
+        raise ValueError(f"states must be 0 or a power of two up to {MAX_STATES}")
+    return states
+
+
+@njit(cache=True, nogil=True)
 def _choose_states(n_symbols, freq, nx):
     """The encoder's choice of a strip's states: as many as ``n_states`` allows while their final states
-    (4 bytes each) stay within 1/400 of the strip's estimated code length (a very smooth image gets
-    fewer states: less parallelism, but no more than 0.25% of framing)."""
-    bits = 0.0
+    (4 bytes each) stay within 1/400 of the strip's estimated code length, sum(16 - floor(log2(freq)) +
+    extra bits), an integer every backend computes alike (a very smooth image gets fewer states: less
+    parallelism, but no more than 0.25% of framing)."""
+    bits = np.int64(0)
     for j in range(n_symbols):
-        bits += 16.0 - np.log2(np.float64(freq[j])) + nx[j]
+        bits += 17 - math.frexp(np.float64(freq[j]))[1] + nx[j]     # 16 - floor(log2(freq)): integer-exact
     k = n_states(n_symbols)
     while k > 1 and 4 * k * 400 * 8 > bits:
         k >>= 1
@@ -214,8 +237,7 @@ def _model_pass(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_ste
             d = t - 2 * p
             kind = kinds[p]
             lo_y, hi_y = _row_range(d, rows, w)
-            if hi_y > lo_y:
-                _clear_slot(ring, p, d)
+            _clear_slot(ring, p, d)     # every step: a diagonal past the strip's last one must read 0 too
             for yy in range(lo_y, hi_y):
                 ca, cb = _ctx_ring(ring, p, kind, d, yy + 2, bin_a, bin_b)
                 r = np.int32(res[p, y0 + yy, d - 2 * yy]) - 128
@@ -260,7 +282,7 @@ def _model_pass(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_ste
 
 @njit(cache=True, nogil=True)
 def _encode_strip(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, y0, y1, scratch, base, stride,
-                  out_counts):
+                  out_counts, states):
     """One strip -> its rANS words (decode order) then its raw words, at the start of
     ``scratch[base:base + stride]``; their counts in ``out_counts``."""
     n_planes, _, w = res.shape
@@ -273,7 +295,7 @@ def _encode_strip(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_s
     counts = np.empty(steps, np.int64)
     n_raw = _model_pass(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, y0, y1, start, freq, nx,
                         raw, counts)
-    k_states = _choose_states(n_sym, freq, nx)
+    k_states = _choose_states(n_sym, freq, nx) if states == 0 else min(states, max_states(n_sym))
     x = np.full(k_states, np.uint64(RANS_L), np.uint64)
     top = base + stride - 1
     m = 0
@@ -301,12 +323,12 @@ def _encode_strip(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_s
 
 @njit(cache=True, parallel=True, nogil=True)
 def _encode_strips_nb(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, lane_rows, first, scratch,
-                      stride, counts):
+                      stride, counts, states):
     h = res.shape[1]
     for g in prange(counts.shape[0]):
         y0 = (first + g) * lane_rows
         _encode_strip(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, y0, min(h, y0 + lane_rows),
-                      scratch, g * stride, stride, counts[g])
+                      scratch, g * stride, stride, counts[g], states)
 
 
 @njit(cache=True, nogil=True)
@@ -323,7 +345,7 @@ def max_lane_words(shape: tuple, lane_rows: int) -> tuple[int, int]:
     symbol at most, plus two per state; at most 6 extra bits per symbol."""
     n_planes, h, w = shape
     n = min(lane_rows, h) * n_planes * w
-    return n + 2 * int(n_states(n)), (6 * n + 15) // 16
+    return n + 2 * int(max_states(n)), (6 * n + 15) // 16
 
 
 def check_model_arrays_wf(kinds, init_a, init_b, bin_a, bin_b, weight_lut, n_planes: int) -> None:
@@ -335,8 +357,8 @@ def check_model_arrays_wf(kinds, init_a, init_b, bin_a, bin_b, weight_lut, n_pla
 
 
 def _check_update_steps(update_steps) -> int:
-    if not 1 <= int(update_steps) <= 1 << 16:
-        raise ValueError("update_steps must be in 1..2**16")
+    if not 1 <= int(update_steps) <= MAX_UPDATE_STEPS:
+        raise ValueError(f"update_steps must be in 1..{MAX_UPDATE_STEPS}")
     return int(update_steps)
 
 
@@ -350,7 +372,7 @@ STRIPS_PER_BATCH = 16  # strips encoded per parallel call: bounds the encoder's 
 
 
 def encode_wavefront_lanes(residuals: np.ndarray, kinds, init_a, init_b, bin_a, bin_b, weight_lut,
-                           update_steps: int, lane_rows: int):
+                           update_steps: int, lane_rows: int, states: int = 0):
     """Encode residual planes with the wavefront context model.
 
     Args:
@@ -361,6 +383,8 @@ def encode_wavefront_lanes(residuals: np.ndarray, kinds, init_a, init_b, bin_a, 
         weight_lut: int32 (L,): weight of a context's past after u uses (u clamped to L-1).
         update_steps: tables are updated after every this many steps (and after the last).
         lane_rows: image rows per strip (>= 1).
+        states: 0 (the encoder chooses, ``_choose_states``) or a power of two: every strip gets that many
+            rANS states, or as many as it may have (``max_states``): for tests and experiments.
 
     Returns:
         (counts, words): uint32 (n_strips, 3) rANS words, raw words and log2 of the rANS states per strip;
@@ -382,7 +406,7 @@ def encode_wavefront_lanes(residuals: np.ndarray, kinds, init_a, init_b, bin_a, 
         g = min(STRIPS_PER_BATCH, n_lanes - first)
         scratch = np.empty(g * stride, dtype=np.uint16)
         _encode_strips_nb(residuals, *arrays, update_steps, lane_rows, first, scratch, stride,
-                          counts[first:first + g])
+                          counts[first:first + g], _check_states(states))
         pos = _append(scratch, stride, counts[first:first + g], words, pos)
     return counts, words[:pos].copy()
 
@@ -416,8 +440,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, kinds, init_a, init_b, bin
             d = t - 2 * p
             kind = kinds[p]
             lo_y, hi_y = _row_range(d, rows, w)
-            if hi_y > lo_y:
-                _clear_slot(ring, p, d)
+            _clear_slot(ring, p, d)     # every step: a diagonal past the strip's last one must read 0 too
             for yy in range(lo_y, hi_y):
                 if k == 0:
                     rounds += 1
@@ -503,8 +526,8 @@ def check_wavefront_lanes(counts: np.ndarray, n_words: int, shape: tuple, lane_r
         raise DecodeError("lane longer than any encoder writes")
     rows = np.minimum(lane_rows, h - lane_rows * np.arange(counts.shape[0]))
     for log2_k, r in zip(counts[:, 2].tolist(), rows.tolist()):
-        if log2_k > 7 or 1 << log2_k > n_states(r * n_planes * w):
-            raise DecodeError("more rANS states than the strip may have")
+        if not 0 <= log2_k <= 7 or 1 << log2_k > max_states(r * n_planes * w):
+            raise DecodeError("more rANS states than the strip has symbols")
 
 
 def decode_wavefront_lanes(counts: np.ndarray, words: np.ndarray, shape: tuple, kinds, init_a, init_b, bin_a,
