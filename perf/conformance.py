@@ -164,8 +164,9 @@ class Reading:
                 w, h, rows, info = png.Reader(bytes=path.read_bytes()).read()
                 self.array = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, -1)
                 self.depth = 16
-            elif im.format == "TIFF" and self.stated > self.depth:
-                self.array = _tiff_samples(path)  # None when tifffile cannot read it either
+            elif im.format in ("TIFF", "SGI") and self.stated > self.depth:
+                # None when that reader cannot read it either
+                self.array = (_tiff_samples if im.format == "TIFF" else _sgi16_samples)(path)
                 if self.array is not None:
                     self.depth = self.array.dtype.itemsize * 8
 
@@ -173,6 +174,44 @@ class Reading:
         """The file states more bits per sample than Pillow's image holds, and no other reader gave the
         samples: nothing can confirm a round trip."""
         return self.array is None and self.stated > self.depth
+
+
+def _sgi16_samples(path: Path) -> np.ndarray | None:
+    """A 16-bit SGI image at full depth, (H, W, C), read here (Pillow truncates it to 8 bits); None if it
+    is not one or is malformed. Verbatim: planes of big-endian rows, bottom row first; RLE: per row and
+    plane an offset and a length, runs of 16-bit items (count in the low 7 bits; high bit: literal run)."""
+    try:
+        d = path.read_bytes()
+        magic, storage, bpc, dim, xs, ys, zs = struct.unpack(">hBBHHHH", d[:12])
+        if magic != 474 or bpc != 2 or storage not in (0, 1):
+            return None
+        ys, zs = (ys if dim >= 2 else 1), (zs if dim >= 3 else 1)
+        if storage == 0:
+            a = np.frombuffer(d, ">u2", xs * ys * zs, 512).reshape(zs, ys, xs)
+        else:
+            n = ys * zs
+            starts = np.frombuffer(d, ">u4", n, 512)
+            lengths = np.frombuffer(d, ">u4", n, 512 + 4 * n)
+            a = np.zeros((zs, ys, xs), np.uint16)
+            for i in range(n):
+                items = np.frombuffer(d[starts[i]:starts[i] + lengths[i]], ">u2")
+                row, k = [], 0
+                while k < len(items):
+                    count = int(items[k]) & 0x7F
+                    if count == 0:
+                        break
+                    if items[k] & 0x80:
+                        row.extend(items[k + 1:k + 1 + count])
+                        k += 1 + count
+                    else:
+                        row.extend([items[k + 1]] * count)
+                        k += 2
+                if len(row) != xs:
+                    return None
+                a[i // ys, i % ys] = row
+        return np.ascontiguousarray(a[:, ::-1, :].transpose(1, 2, 0))
+    except Exception:
+        return None
 
 
 def _tiff_samples(path: Path) -> np.ndarray | None:
@@ -238,7 +277,7 @@ def compare_to_reading(ref: Reading, image, file_level: bool = False) -> tuple[s
         if ref.png16 is not None:
             kind = {0: "grey", 2: "RGB", 4: "grey+alpha", 6: "RGBA"}.get(ref.png16, str(ref.png16)) + " PNG"
         else:
-            kind = f"{ref.array.shape[2]}-sample TIFF"
+            kind = f"{ref.array.shape[2]}-sample {ref.format}"
         if _mode_depth(mode) < deep:
             return f"depth: {deep}-bit {kind} read at {_mode_depth(mode)} bits", f"got mode {mode}"
         if got.shape != ref.array.shape or not np.array_equal(got.astype(np.int64), ref.array.astype(np.int64)):
@@ -553,6 +592,27 @@ def lost_classes(results: dict[str, dict]) -> list[tuple[str, list[tuple[str, st
     return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
 
+def lost_report(out: dict, note: str = "") -> str:
+    """The LOST entries of a run, by path (API, CLI) and class, each with its files and details."""
+    lines = ["LOST files of perf/conformance.py (a file whose round trip gave back something else, or failed",
+             "with an untyped error, a crash or a hang), by class. Refused files (typed errors) are not listed.",
+             f"corpus: {out['dir']} ({out['files']} files)"] + ([note] if note else []) + [""]
+    for key, title in (("api", "API (read_image -> encode -> decode_any)"),
+                       ("cli", "CLI (tricodec encode / tricodec decode)")):
+        if key not in out:
+            continue
+        classes = lost_classes(out[key])
+        total = sum(len(items) for _, items in classes)
+        lines.append(f"== {title}: {total} LOST in {len(classes)} classes")
+        for cls, items in classes:
+            lines.append(f"[{len(items)}] {cls}")
+            for p, detail in items:
+                rel = os.path.relpath(p, out["dir"])
+                lines.append(f"    {rel}" + (f"  -- {detail}" if detail else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     if argv is None and sys.argv[1:2] == ["--worker"]:
         worker_main()
@@ -563,6 +623,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-api", action="store_true", help="only the CLI path")
     ap.add_argument("--json", type=Path, help="write every file's result here")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per file before it counts as a hang")
+    ap.add_argument("--lost", type=Path, help="write the categorised LOST list (API and CLI) here")
+    ap.add_argument("--note", default="", help="a line for the head of the --lost file (commit, machine ...)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     root = a.dir.resolve()
@@ -601,6 +663,8 @@ def main(argv=None) -> int:
     print(f"\n{len(files)} files under {root}, {out['seconds']} s")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    if a.lost:
+        a.lost.write_text(lost_report(out, a.note))
     return 0
 
 
