@@ -35,6 +35,7 @@ def _same(a: Image.Image, b: Image.Image) -> bool:
 
 SMALL_PIXELS = 1 << 16        # below: every PNG variant is tried (each costs well under a millisecond)
 FEW_COLOURS = 256             # at most this many colours: graphics, where PNG variants often win
+FEW_GREYS = 32                # ... grey levels, for grey images
 TRY_PNG_BELOW_BPSP = 2.0      # the model reached less than this: graphics too, PNG may win
 SAMPLE_ABOVE = 64 << 10       # raw bytes above which a candidate is first tried on samples of rows:
 SAMPLE_STRIPS = 16            # ... that many blocks spread over the image,
@@ -81,7 +82,9 @@ def _png_effort(image, model_size: int | None, n_raw: int) -> int:
 
 
 def _few_colours(image: Image.Image) -> bool:
-    return image.getcolors(FEW_COLOURS) is not None  # None: more colours than that
+    """At most FEW_COLOURS colours (a grey image: FEW_GREYS levels, as every 8-bit one has at most 256)."""
+    limit = FEW_COLOURS if len(image.getbands()) > 1 else FEW_GREYS
+    return image.getcolors(limit) is not None  # None: more colours than that
 
 
 def _sample(image, rows: int = SAMPLE_ROWS):
