@@ -37,6 +37,7 @@ import posixpath
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from .pixels import IMAGE_SUFFIXES, TRIC_SUFFIX, decoded_name  # noqa: F401  (de
 
 GPU_BATCH = 16  # files per codec call on a GPU backend (their lanes share kernel launches), as the CLI's
 CPU_BATCH = 1   # on the CPU: images are large and uneven, one per call balances the actors best
+PROBE_THREADS = 8  # files of a tree probed at once when planning (Pillow's format probe, .tric headers)
 
 
 def _ray():
@@ -160,14 +162,19 @@ def plan(src: str, dst: str, op: str) -> tuple[list[tuple[str, str, str]], list[
     src_is_dir = remote.isdir(src)
     files = remote.list_files(src)
     if src_is_dir:
-        pairs, ignored = [], []
-        for full, rel in files:
+        def classify(item):  # (input, output) or (file, reason): a probe or a header read, remote or not
+            full, rel = item
             folder, name = posixpath.split(rel)
             reason = why_not_input(full, name, op)
-            if reason is None:
-                pairs.append((full, remote.join(dst, posixpath.join(folder, _out_name(full, name, op)))))
-            else:
-                ignored.append((full, reason))
+            if reason is not None:
+                return full, reason, False
+            return full, remote.join(dst, posixpath.join(folder, _out_name(full, name, op))), True
+
+        readable_suffixes()  # Pillow's plugins registered once, before the threads
+        with ThreadPoolExecutor(PROBE_THREADS) as pool:  # on an object store each is a round trip
+            done = list(pool.map(classify, files))
+        pairs = [(f, d) for f, d, is_input in done if is_input]
+        ignored = [(f, r) for f, r, is_input in done if not is_input]
     else:
         (full, name), = files
         ignored = []
