@@ -293,3 +293,13 @@ def test_hostile_16bit_tiff_is_refused_before_allocating(tmp_path):
         struct.pack_into("<H" if int(kind) == 3 else "<I", data, offset, value)
     with pytest.raises(tricodec.EncodeError, match="cannot hold 4000x30000x3"):
         read_image(write(tmp_path, "huge.tif", bytes(data)))
+
+
+def test_grey_alpha_arrays():
+    """uint8 (H, W, 2) is LA (it used to be refused); uint16 (H, W, 2) has no mode: refused, not converted."""
+    la = (RGB16[:, :, :2] >> 8).astype(np.uint8)
+    data = tricodec.encode(la, device="cpu")
+    assert tricodec.read_header(data).mode == "LA"
+    assert np.array_equal(tricodec.decode_array(data, device="cpu"), la)
+    with pytest.raises(tricodec.EncodeError, match="16-bit grey\\+alpha array"):
+        tricodec.encode(RGB16[:, :, :2], device="cpu")

@@ -31,23 +31,24 @@ PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
 
 
 def from_array(arr: np.ndarray):
-    """A numpy array -> PIL image (uint8 (H,W), (H,W,1), (H,W,3), (H,W,4); uint16 (H,W)) or a deep array
-    (uint16 (H,W,3|4))."""
+    """A numpy array -> PIL image (uint8 (H,W), (H,W,1), (H,W,2), (H,W,3), (H,W,4); uint16 (H,W)) or a deep
+    array (uint16 (H,W,3|4))."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise EncodeError(f"array of shape {arr.shape} is not an image (H, W) or (H, W, C)")
     arr = np.ascontiguousarray(arr)
     if arr.dtype == np.uint8:
-        if arr.ndim == 2:
-            return Image.fromarray(arr)
-        if arr.shape[2] in (3, 4):
-            return Image.fromarray(arr)
+        if arr.ndim == 2 or arr.shape[2] in (2, 3, 4):
+            return Image.fromarray(arr)  # L, LA, RGB, RGBA
     elif arr.dtype == np.uint16:
         if arr.ndim == 2:
             return Image.fromarray(arr.astype("<u2"))  # Pillow infers I;16 (naming it is refused)
         if arr.shape[2] in (3, 4):
             return arr
+        if arr.shape[2] == 2:
+            raise EncodeError("16-bit grey+alpha array (H, W, 2) is not supported (tricodec has no 16-bit "
+                              "grey+alpha mode, and converting it would change its samples)")
     raise EncodeError(f"unsupported array: dtype {arr.dtype}, shape {arr.shape} (use uint8 or uint16)")
 
 
