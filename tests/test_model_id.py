@@ -21,7 +21,7 @@ from tricodec.errors import ModelError
 from tricodec.model import load_model, model_from_bytes, model_to_bytes
 from tricodec.pixels import content_crc
 
-from helpers import photo_like, same_image
+from helpers import same_image
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -77,9 +77,12 @@ def test_content_digest_is_pinned_and_matches_the_registry():
         assert model_id.content_digest(json.loads(config), arrays) == entry["content_sha256"]
         m = load_model(name)
         assert m.content_sha256 == entry["content_sha256"]
-        # the zip digests files have recorded stay known; the first is what new files record
-        assert hashlib.sha256(_shipped_bytes(name)).hexdigest() == entry["legacy_sha256"][0]
-        assert m.sha256 == entry["legacy_sha256"][0] and entry["records"] == "legacy"
+        if "legacy_sha256" in entry:  # shipped before content identities: files record the frozen zip digest
+            assert hashlib.sha256(_shipped_bytes(name)).hexdigest() == entry["legacy_sha256"][0]
+            assert m.sha256 == entry["legacy_sha256"][0] and entry["records"] == "legacy"
+        else:                         # shipped since: files record the content digest
+            assert m.sha256 == entry["content_sha256"]
+    assert {n for n, e in REGISTRY.items() if "legacy_sha256" in e} >= {"tric-bs1", "tric-bs2", "tric-cx1"}
 
 
 @pytest.mark.parametrize("how", ["deflate", "stored-reordered", "savez", "savez_compressed"])
@@ -98,8 +101,9 @@ def test_rezipped_shipped_model_keeps_its_identity(tmp_path, how):
         expected = Image.open(golden.with_suffix(".png"))
         assert same_image(tricodec.decode(golden.read_bytes(), device="cpu", model=path), expected)
     # and files written with the re-zipped copy are byte for byte those of the shipped model
-    image = Image.fromarray(photo_like(40, 56, 3, seed=3))
-    assert tricodec.encode(image, device="cpu", model=path) == tricodec.encode(image, device="cpu")
+    image = Image.open(GOLDEN / "v1_cx1_rgb_41x34.png")
+    data = tricodec.encode(image, device="cpu", model=path)
+    assert data == (GOLDEN / "v1_cx1_rgb_41x34.tric").read_bytes()
 
 
 def test_rezipped_model_is_checked_against_the_content_digest():
@@ -152,7 +156,7 @@ def test_trained_model_records_its_content_digest(tmp_path):
     path.write_bytes(data)
     m = load_model(path)
     assert m.sha256 == m.content_sha256 != hashlib.sha256(data).hexdigest()
-    image = Image.fromarray(photo_like(33, 47, 3, seed=5))
+    image = Image.open(GOLDEN / "v1_cx1_rgb_41x34.png")  # coded by the model (not the fallback) with tric-cx1
     encoded = tricodec.encode(image, device="cpu", model=path)
     assert tricodec.read_header(encoded).model_hash == bytes.fromhex(m.content_sha256)[:8]
     rezipped = tmp_path / "mine-rezipped.npz"
