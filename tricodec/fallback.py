@@ -132,7 +132,7 @@ def _best_png(image, n_raw: int, limit: int, effort: int) -> bytes | None:
         return None
     if not _worth_full(encode_png, image, n_raw, limit):
         return None
-    return encode_png(image, effort)
+    return encode_png(image, effort, limit)
 
 
 def _bounded_lzma(image, raw: bytes, limit: int) -> bytes | None:
@@ -143,9 +143,10 @@ def _bounded_lzma(image, raw: bytes, limit: int) -> bytes | None:
 
 # ---- the candidates ----
 
-def encode_png(image, effort: int = 0) -> bytes | None:
+def encode_png(image, effort: int = 0, limit: int | None = None) -> bytes | None:
     """PNG payload of the image if a PNG holds it exactly, else None: Pillow's PNG, or with ``effort``
-    1 or 2 the smallest of it and the variants of :func:`_png_variants` that decodes back exactly."""
+    1 or 2 the smallest of it and the variants of :func:`_png_variants` that decodes back exactly. The
+    variants are skipped when Pillow's PNG is more than VARIANT_GAIN x ``limit`` (they cannot win)."""
     if not isinstance(image, Image.Image) or image.mode not in PNG_MODES:
         return None
     buf = io.BytesIO()
@@ -154,7 +155,7 @@ def encode_png(image, effort: int = 0) -> bytes | None:
     except Exception:
         return None
     candidates = [buf.getvalue()]
-    if effort:
+    if effort and (limit is None or len(buf.getvalue()) < VARIANT_GAIN * limit):
         candidates += _png_variants(image, buf.getvalue(), effort)
     for data in sorted(candidates, key=len):
         if _decodes_to(data, image):
@@ -175,11 +176,10 @@ _FILTERS = ("none", "sub", "up", "average", "paeth")
 
 
 def _png_variants(image: Image.Image, pillow_png: bytes, effort: int) -> list[bytes]:
-    """Pillow's PNG with its pixel data re-coded at zlib level 9. Effort 2: each filter for every row
-    and the per-row filter of least absolute sum, each with zlib's default, FILTERED and RLE strategies
-    (18 variants); effort 1: no filter and the per-row choice, default strategy (2). Pillow exposes
-    neither the filter nor a strategy with ``optimize``. [] when the layout of Pillow's rows is not
-    understood (then its own PNG stands)."""
+    """Pillow's PNG with its pixel data re-coded at zlib level 9 (see _VARIANTS): each PNG filter for
+    every row, or per row the filter of least absolute sum, with zlib's default, FILTERED or RLE strategy.
+    Pillow exposes neither the filter nor a strategy with ``optimize``. [] when the layout of Pillow's
+    rows is not understood (then its own PNG stands)."""
     chunks = _png_chunks(pillow_png)
     ihdr = next((body for typ, body in chunks if typ == b"IHDR"), b"")
     if len(ihdr) != 13 or ihdr[12] != 0:  # interlaced: Pillow does not write it, but never guess
@@ -205,23 +205,30 @@ def _png_variants(image: Image.Image, pillow_png: bytes, effort: int) -> list[by
     else:
         rows = rows[:, 1:]
     filtered = [_filter(rows, f, bpp) for f in range(len(_FILTERS))]
-    choices = [np.full(height, f, np.uint8) for f in range(len(_FILTERS))]
     costs = np.stack([np.abs(x.astype(np.int8).astype(np.int32)).sum(axis=1) for x in filtered])
-    choices.append(costs.argmin(axis=0).astype(np.uint8))
-    strategies = (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED, zlib.Z_RLE)
-    if effort < 2:
-        choices, strategies = [choices[0], choices[-1]], strategies[:1]
-    head = b"".join(_chunk(t, b) for t, b in chunks if t not in (b"IDAT", b"IEND"))
+    adaptive = costs.argmin(axis=0).astype(np.uint8)  # per row: the filter of least absolute sum
+    count = 2 if effort < 2 else max(2, min(len(_VARIANTS), VARIANT_BYTES // max(1, rows.size)))
+    head = pillow_png[:8] + b"".join(_chunk(t, b) for t, b in chunks if t not in (b"IDAT", b"IEND"))
     out = []
-    for choice in choices:
+    for kind, strategy in _VARIANTS[:count]:
+        choice = adaptive if kind == "adaptive" else np.full(height, _FILTERS.index(kind), np.uint8)
         scan = np.empty((height, stride + 1), np.uint8)
         scan[:, 0] = choice
-        scan[:, 1:] = np.choose(choice[:, None], filtered) if len(set(choice.tolist())) > 1 else filtered[choice[0]]
-        data = scan.tobytes()
-        for strategy in strategies:
-            z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, strategy)
-            out.append(pillow_png[:8] + head + _chunk(b"IDAT", z.compress(data) + z.flush()) + _chunk(b"IEND", b""))
+        scan[:, 1:] = filtered[choice[0]] if kind != "adaptive" else np.choose(choice[:, None], filtered)
+        z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, strategy)
+        out.append(head + _chunk(b"IDAT", z.compress(scan.tobytes()) + z.flush()) + _chunk(b"IEND", b""))
     return out
+
+
+# PNG variants, most often best first: effort 1 tries the first two, effort 2 as many as VARIANT_BYTES of
+# deflate input allows (all 18 below ~20K RGB pixels; each is level 9: ~5 ms per 100 KB on graphics, up to
+# ~30 ms on photos, which rarely get here: see VARIANT_GAIN).
+_D, _F, _R = zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED, zlib.Z_RLE
+_VARIANTS = [("adaptive", _D), ("none", _D), ("adaptive", _F), ("paeth", _D), ("none", _R), ("up", _D),
+             ("sub", _D), ("average", _D), ("adaptive", _R), ("paeth", _F), ("up", _F), ("sub", _F),
+             ("average", _F), ("none", _F), ("paeth", _R), ("up", _R), ("sub", _R), ("average", _R)]
+VARIANT_BYTES = 1 << 20
+VARIANT_GAIN = 1.25  # the variants take at most ~20% off Pillow's PNG: no use trying them beyond this
 
 
 def _raw_rows(image: Image.Image, depth: int) -> bytes | None:
