@@ -43,6 +43,12 @@ CASES = {
     "pil_sample_cmyk.jpg": ("CMYK JPEG with EXIF", "ok|refused"),
     "ossfuzz-5730089102868480.sgi": ("16-bit SGI", "ok|refused"),
     "cross_scan_line_truncated.tga": ("truncated TGA", "ok|refused"),
+    "m13_crop_300x240.png": ("16-bit grey (I;16) astronomy image, cropped from m13.fits", "ok|refused"),
+}
+# API classes whose fix has not landed yet (strict: the day it lands the mark must go).
+API_XFAIL = {
+    "m13_crop_300x240.png": "LOST class 'untyped exception in encode: ValueError' (image has wrong mode): the "
+                            "fallback's colour count calls Image.getcolors on an I;16 image",
 }
 # Through the CLI too (files written and read back; metadata compared): classes where the CLI differs.
 CLI_CASES = ["exif_gps.jpg", "pil_sample_cmyk.jpg", "color_snakes.png", "tiff_16bit_RGB.tiff", "basn4a16.png",
@@ -69,7 +75,8 @@ def _expect(result: dict, allowed: str, what: str):
     assert result["status"] in allowed.split("|"), f"{what}: {result}"
 
 
-@pytest.mark.parametrize("name", sorted(CASES), ids=str)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=API_XFAIL[n]))
+                                  if n in API_XFAIL else n for n in sorted(CASES)], ids=str)
 def test_api_round_trip_or_typed_refusal(name):
     what, allowed = CASES[name]
     _expect(conf.check_api(FIXTURES / name), allowed, what)
