@@ -151,3 +151,14 @@ def test_16bit_photo_xz_uses_a_delta_filter():
     assert len(payload) < 0.95 * (1 + 8 + len(plain))
     back = fallback.decode_fallback(memoryview(payload), "RGB;16", 200, 150, 3)
     assert np.array_equal(back, deep)
+
+
+@pytest.mark.parametrize("levels", [20, 5000])
+def test_big_16bit_grey_images_are_coded(levels):
+    """A 16-bit grey image above the sampling size: the few-colours check called Pillow's getcolors, which
+    raises ValueError("image has wrong mode") for I;16 (found by the conformance run on FITS files)."""
+    arr = (np.arange(300 * 200).reshape(300, 200) % levels * 13).astype(np.uint16)
+    image = Image.fromarray(arr)
+    assert image.mode == "I;16"
+    back = tricodec.decode(tricodec.encode(image, device="cpu"), device="cpu")
+    assert back.mode == "I;16" and np.array_equal(np.asarray(back), arr)

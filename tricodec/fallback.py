@@ -84,6 +84,8 @@ def _png_effort(image, model_size: int | None, n_raw: int) -> int:
 def _few_colours(image: Image.Image) -> bool:
     """At most FEW_COLOURS colours (a grey image: FEW_GREYS levels, as every 8-bit one has at most 256)."""
     limit = FEW_COLOURS if len(image.getbands()) > 1 else FEW_GREYS
+    if image.mode.startswith("I;16"):  # Pillow's getcolors refuses 16-bit modes ("image has wrong mode")
+        return len(np.unique(np.asarray(image))) <= limit
     return image.getcolors(limit) is not None  # None: more colours than that
 
 
