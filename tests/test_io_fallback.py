@@ -157,7 +157,7 @@ def test_16bit_photo_xz_uses_a_delta_filter():
 def test_big_16bit_grey_images_are_coded(levels):
     """A 16-bit grey image above the sampling size: the few-colours check called Pillow's getcolors, which
     raises ValueError("image has wrong mode") for I;16 (found by the conformance run on FITS files)."""
-    arr = (np.arange(300 * 200).reshape(300, 200) % levels * 13).astype(np.uint16)
+    arr = (np.arange(400 * 300).reshape(400, 300) % levels * 13).astype(np.uint16)
     image = Image.fromarray(arr)
     assert image.mode == "I;16"
     back = tricodec.decode(tricodec.encode(image, device="cpu"), device="cpu")
