@@ -116,8 +116,9 @@ def _tile_rawmode(tile) -> str:
 
 def _bits_pillow_drops(image: Image.Image) -> int:
     """Bits per sample of the image's file when Pillow's image would not hold them exactly (16-bit
-    samples in an 8-bit mode, a PNM maxval Pillow rescales), else 0. Read from the tile Pillow plans to
-    decode, so it works before ``load``; TIFF also from its BitsPerSample tag (kept after ``load``)."""
+    samples in an 8-bit mode, a PNM maxval Pillow rescales, a JPEG 2000 precision openjpeg shifts),
+    else 0. Read from the tile Pillow plans to decode (before ``load``), a TIFF's BitsPerSample tag and a
+    PNG file's IHDR (also after ``load``), a JPEG 2000 codestream's SIZ marker."""
     try:
         mode_bits = mode_layout(image.mode)[1]
     except ValueError:
