@@ -25,7 +25,7 @@ from helpers import same_image
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
-FIXTURES = HERE / "fixtures" / "model_id"
+FIXTURES = HERE / "model_id_fixtures"  # not under tests/fixtures/, which tests walk as photos
 REGISTRY = json.loads(resources.files("tricodec").joinpath("weights", "MODELS.json").read_text())
 
 # The content digest of the shipped default, pinned: a change to the canonical form in model_id.py would
