@@ -21,6 +21,11 @@ from tricodec import context_ref as cr
 _CONTEXT_CONSTS = {**{k: getattr(cr, k) for k in ("NC_A", "NC_B", "N_KINDS", "N_TOKENS", "Q_ADAPT", "ACT_MAX", "NB_B")},
                    "RANS_L": 65536, "TOK": "TOK"}
 
+_WF_STATE = ("ta_ptr", "tb_ptr", "ha_ptr", "hb_ptr", "sa_ptr", "sb_ptr", "ua_ptr", "ub_ptr", "fa_ptr", "fb_ptr",
+             "la_ptr", "lb_ptr", "ring_ptr")
+_WF_CONSTS = {**{k: v for k, v in _CONTEXT_CONSTS.items() if k != "TOK"}, "MIX_BITS": 15, "RING": 8,
+              "BLOCK_K": "BLOCK_K", "BLOCK_U": "BLOCK_U"}
+
 SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
     "rans_encode": ("_rans_encode_kernel",
                     {"sym_ptr": "*u8", "tid_ptr": "*i32", "cdf_ptr": "*i32", "scratch_ptr": "*u16",
@@ -71,7 +76,25 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                         "nb_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "rate_ptr": "*i32",
                         "out_ptr": "*u8", "status_ptr": "*i32", "n_rate": "i32", "first_lane": "i32"},
                        _CONTEXT_CONSTS),
+    "wavefront_encode": ("_wavefront_encode_kernel",
+                         {**{k: "*i32" for k in _WF_STATE}, "desc_ptr": "*i64", "res_flat_ptr": "*u8",
+                          "kind_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "weight_ptr": "*i32",
+                          "start_ptr": "*i32", "freq_ptr": "*i32", "raw_ptr": "*i32", "scratch_ptr": "*i32",
+                          "count_ptr": "*i64", "n_weight": "i32", "update_steps": "i32", "list_cap": "i32",
+                          "ring_rows": "i32", "strip_symbols": "i32", "stride_raw": "i32", "stride_words": "i32",
+                          "force_log2k": "i32", "first_strip": "i32"},
+                         {**_WF_CONSTS, "MAX_STATES": 128, "SYMBOLS_PER_STATE": 4096}),
+    "wavefront_decode": ("_wavefront_decode_kernel",
+                         {**{k: "*i32" for k in _WF_STATE}, "desc_ptr": "*i64", "word_ptr": "*u16",
+                          "kind_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "weight_ptr": "*i32",
+                          "out_ptr": "*u8", "status_ptr": "*i32", "stats_ptr": "*i64", "n_weight": "i32",
+                          "update_steps": "i32", "list_cap": "i32", "ring_rows": "i32", "first_strip": "i32"},
+                         _WF_CONSTS),
 }
+# The wavefront decoder also reads int32 words (several images' streams, or the kernel encoder's output).
+SIGNATURES["wavefront_decode:i32 words"] = (SIGNATURES["wavefront_decode"][0],
+                                            {**SIGNATURES["wavefront_decode"][1], "word_ptr": "*i32"},
+                                            SIGNATURES["wavefront_decode"][2])
 
 SCRIPT = r"""
 import importlib, json, sys
@@ -80,7 +103,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 table, archs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-for mod_name, (kernel, sig, consts) in table.items():
+for name, (kernel, sig, consts) in table.items():
+    mod_name = name.split(":")[0]          # "module:variant" entries: another pointer dtype of one kernel
     mod = importlib.import_module("tricodec.kernels." + mod_name)
     fn = getattr(mod, kernel)
     # constexprs named after a module constant take the pinned value the wrapper launches with
@@ -94,7 +118,7 @@ for mod_name, (kernel, sig, consts) in table.items():
             k = triton.compile(ASTSource(fn, s, c), target=GPUTarget("cuda", arch, 32),
                                options={"num_warps": getattr(mod, "NUM_WARPS", 4)})
             assert len(k.asm["cubin"]) > 0
-            print(f"{mod_name} {variant} sm_{arch}: ok")
+            print(f"{name} {variant} sm_{arch}: ok")
 """
 
 
