@@ -372,6 +372,23 @@ class ImageSeed:
         return f"ImageSeed({self.name}, {len(self.data)} B)"
 
 
+def _sgi16(arr: np.ndarray, rle: bool) -> bytes:
+    """A 16-bit SGI file: 512-byte header, planes bottom row first; RLE rows as literal runs of <= 100 items."""
+    h, w, c = arr.shape
+    head = struct.pack(">hBBHHHH", 474, int(rle), 2, 3, w, h, c).ljust(512, b"\0")
+    if not rle:
+        return head + b"".join(arr[::-1, :, z].astype(">u2").tobytes() for z in range(c))
+    rows = []
+    for z in range(c):
+        for y in range(h):
+            row = arr[h - 1 - y, :, z].tolist()
+            items = sum(([0x80 | len(row[k:k + 100])] + row[k:k + 100] for k in range(0, w, 100)), []) + [0]
+            rows.append(np.array(items, ">u2").tobytes())
+    starts = 512 + 8 * len(rows) + np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]])
+    return head + np.asarray(starts, ">u4").tobytes() + np.asarray([len(r) for r in rows], ">u4").tobytes() \
+        + b"".join(rows)
+
+
 def build_image_corpus() -> list[ImageSeed]:
     """Small valid image files of the formats read_image meets (deterministic bytes)."""
     rgb = Image.fromarray(photo_like(20, 24, 3, 21), "RGB")
@@ -432,6 +449,9 @@ def build_image_corpus() -> list[ImageSeed]:
         ("rgb16", ".ppm", b"P6\n# deep\n12 10\n65535\n" + deep.astype(">u2").tobytes()),
         ("l16", ".pgm", b"P5 12 10 65535\n" + deep[:, :, 0].astype(">u2").tobytes()),
         ("rgb16_plain", ".ppm", b"P3\n12 10\n65535\n" + " ".join(map(str, deep.ravel())).encode() + b"\n"),
+        # 16-bit SGI: read at full depth by tricodec's own reader (verbatim and RLE)
+        ("rgb16", ".sgi", _sgi16(deep, rle=False)),
+        ("rgb16_rle", ".sgi", _sgi16(deep, rle=True)),
     ]
     try:  # 16-bit colour TIFF, read at full depth with tifffile (LZW: with imagecodecs)
         import tifffile
