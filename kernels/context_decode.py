@@ -83,6 +83,8 @@ def _context_decode_kernel(
                 r = tl.where((u & 1) == 0, u >> 1, -((u + 1) >> 1))
                 tl.store(res_ptr + (p * height + y) * width + xx, (r + 128).to(tl.uint8))
                 _adapt_both(row_a, row_b, used_a, used_b, rate_ptr, n_rate, t, Q_ADAPT, N_TOKENS, TOK)
+                # the rows, use counters (and residual) just stored are read by every thread next symbol
+                tl.debug_barrier()
     bad = tl.where((bad == 0) & ((pos != end) | (x != RANS_L)), 1, bad)
     tl.store(status_ptr + lane, bad)
 

@@ -68,6 +68,9 @@ def _context_encode_kernel(
                 tl.store(extra_ptr + j, (n_extra << 8) | extra)
                 j = j + 1
                 _adapt_both(row_a, row_b, used_a, used_b, rate_ptr, n_rate, t, Q_ADAPT, N_TOKENS, TOK)
+                # the rows, use counters (and residual) just stored are read by every thread next symbol
+                tl.debug_barrier()
+    tl.debug_barrier()   # start/freq/extra were stored by other threads
     top = slot * stride_lane + stride_lane - 1
     x = (lane * 0 + RANS_L).to(tl.int64)
     m = lane * 0
