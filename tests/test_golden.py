@@ -16,7 +16,8 @@ FILES = sorted(GOLDEN.glob("*.tric"))
 
 def test_golden_files_exist():
     assert len(FILES) >= 13
-    assert {tricodec.read_header(p.read_bytes()).model_name for p in FILES} >= {"tric-bs1", "tric-bs2", "tric-cx1", ""}
+    assert {tricodec.read_header(p.read_bytes()).model_name for p in FILES} >= {"tric-bs1", "tric-bs2", "tric-cx1",
+                                                                               "tric-wf1", ""}
 
 
 def test_context_golden_has_several_lanes():
@@ -24,6 +25,16 @@ def test_context_golden_has_several_lanes():
     data = (GOLDEN / "v1_cx1_wide_4096x70.tric").read_bytes()
     header, sections = container.unpack(data)
     assert context_model.unpack_side(sections[container.SEC_SIDE], header.height, header.width) == 64
+
+
+def test_wavefront_golden_has_strips_and_states():
+    """The wide wavefront golden pins two strips (64 rows, then 6) with several rANS states each."""
+    from tricodec import container, wavefront_model
+    data = (GOLDEN / "v1_wf1_wide_4096x70.tric").read_bytes()
+    header, sections = container.unpack(data)
+    lane_rows = wavefront_model.unpack_side(sections[container.SEC_SIDE], header.height, header.width)
+    counts, _ = wavefront_model.unpack_lanes(sections[container.SEC_LANES], (1, 70, 4096), lane_rows)
+    assert lane_rows == 64 and counts[:, 2].tolist() == [5, 2]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
