@@ -44,8 +44,10 @@ class WavefrontModel(NamedWeights):
     prefers_gpu = True         # one image is hundreds of independent symbols per step
 
     def lane_rows(self, width: int, height: int) -> int:
-        """Rows per strip: about ``lane_pixels`` pixels, never more rows than the image has."""
-        return min(height, max(1, -(-self.lane_pixels // width)))
+        """Rows per strip: as many strips as ``lane_pixels`` pixels need, of equal height (strips decode in
+        parallel: the tallest one sets the time)."""
+        n_strips = max(1, -(-(width * height) // self.lane_pixels))
+        return max(1, -(-height // n_strips))
 
     @property
     def arrays(self) -> tuple:
