@@ -63,22 +63,26 @@ def _pillow_codec(name: str, fmt: str, **save_kwargs) -> Codec:
     return Codec(name, encode, decode)
 
 
-def _tricodec_codec(device: str) -> Codec:
-    """tricodec on one device; raises if the installed backend does not accept the device."""
+def _tricodec_codec(device: str, model: str | None = None) -> Codec:
+    """tricodec on one device with one model (None: the default); raises if the installed backend does not
+    accept the device or the model is unknown."""
     import tricodec
     from tricodec.backend import get_backend
 
     get_backend(device)  # fail here, not inside the timing loop
-    return Codec(f"tricodec-{device}",
-                 lambda image: tricodec.encode(image, device=device),
-                 lambda data: tricodec.decode(data, device=device))
+    m = tricodec.load_model(model)
+    name = f"tricodec-{device}" if model is None else f"tricodec-{m.name.replace('tric-', '')}-{device}"
+    return Codec(name, lambda image: tricodec.encode(image, device=device, model=m),
+                 lambda data: tricodec.decode(data, device=device, model=m))
 
 
-def build_codecs(families: list[str], jxl_efforts: list[int]) -> tuple[list[Codec], list[str]]:
-    """The codecs to run, and notes on the ones that are unavailable here."""
+def build_codecs(families: list[str], jxl_efforts: list[int], models: list[str] = ()) -> tuple[list[Codec], list[str]]:
+    """The codecs to run, and notes on the ones that are unavailable here. ``models``: other tricodec
+    models to run beside the default (e.g. ``tric-cx1``)."""
     codecs, notes = [], []
     if "tricodec" in families:
         codecs.append(_tricodec_codec("cpu"))
+        codecs += [_tricodec_codec("cpu", m) for m in models]
         try:
             import torch
             if torch.cuda.is_available():
@@ -327,6 +331,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--codecs", nargs="+", choices=CODEC_FAMILIES, default=list(CODEC_FAMILIES),
                    help="codec families to run (default: all)")
     p.add_argument("--jxl-efforts", default="1,3,7", help="comma-separated JPEG-XL efforts (default 1,3,7)")
+    p.add_argument("--models", nargs="*", default=[], help="other tricodec models to run beside the default "
+                                                             "(names or weights files, e.g. tric-cx1)")
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -360,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
 
     samples, image_notes = load_images(args.dirs)
-    codecs, codec_notes = build_codecs(args.codecs, args.jxl_efforts)
+    codecs, codec_notes = build_codecs(args.codecs, args.jxl_efforts, args.models)
     for note in image_notes + codec_notes:
         print(f"note: {note}")
     if not samples:

@@ -178,23 +178,22 @@ def _update(c, hist, tot, used, touched, n_touched, weight_lut):
     """The end-of-step update of every context used in the step (each one alone: order-independent).
     Every product stays below 2**31 (``keep + s * n <= MIX_ONE``, tables below 2**16)."""
     last = weight_lut.shape[0] - 1
-    below = np.empty(N_TOKENS, np.int32)
     for e in range(n_touched):
         kind = touched[e, 0]
         ctx = touched[e, 1]
         n = tot[kind, ctx]
         u = used[kind, ctx]
         s = np.int32(MIX_ONE // (weight_lut[min(u, last)] + n))
-        keep = np.int32(MIX_ONE - n * s)
-        qs = np.int32(Q_ADAPT * s)
-        acc = np.int32(0)
+        keep = np.int64(MIX_ONE - n * s)
+        qs = np.int64(Q_ADAPT * s)
+        crow = c[kind, ctx]
+        hrow = hist[kind, ctx]
+        acc = np.int64(0)
         for i in range(1, N_TOKENS):
-            acc += hist[kind, ctx, i - 1]
-            below[i] = acc
-        for i in range(1, N_TOKENS):
-            c[kind, ctx, i] = np.int32((keep * c[kind, ctx, i] + qs * below[i]) >> MIX_BITS)
-        for i in range(N_TOKENS):
-            hist[kind, ctx, i] = 0
+            acc += hrow[i - 1]
+            crow[i] = np.int32((keep * np.int64(crow[i]) + qs * acc) >> MIX_BITS)
+            hrow[i - 1] = 0
+        hrow[N_TOKENS - 1] = 0
         tot[kind, ctx] = 0
         used[kind, ctx] = min(u + n, np.int32(last))
 
