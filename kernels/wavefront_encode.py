@@ -24,7 +24,8 @@ import triton
 import triton.language as tl
 
 from tricodec.context_ref import ACT_MAX, N_KINDS, N_TOKENS, NB_B, NC_A, NC_B, Q_ADAPT
-from tricodec.wavefront_ref import MAX_STATES, MIX_BITS, RING, SYMBOLS_PER_STATE, _check_states, max_lane_words
+from tricodec.wavefront_ref import (MAX_STATES, MIX_BITS, RING, STATE_BUDGET, SYMBOLS_PER_STATE, _check_states,
+                                    max_lane_words)
 
 from ._host import RANS_L, need_tensor
 from ._wavefront_jit import _contexts, _coords, _count, _end_of_step, _mixed, _step_spans, _strip_desc, \
@@ -99,7 +100,8 @@ def _model_pass(res_ptr, kinds, ta, tb, ha, hb, sa, sb, ua, ub, fa, fb, la, lb, 
 
 
 @triton.jit
-def _states(n_sym, est, force_log2k, MAX_STATES: tl.constexpr, SYMBOLS_PER_STATE: tl.constexpr):
+def _states(n_sym, est, force_log2k, MAX_STATES: tl.constexpr, SYMBOLS_PER_STATE: tl.constexpr,
+            STATE_BUDGET: tl.constexpr):
     """``wavefront_ref._choose_states`` (force_log2k < 0) or the forced count capped by ``max_states``
     -> log2 of the strip's rANS states."""
     log2k = n_sym * 0
@@ -109,7 +111,7 @@ def _states(n_sym, est, force_log2k, MAX_STATES: tl.constexpr, SYMBOLS_PER_STATE
         log2k = tl.where(grow, log2k + 1, log2k)
         cap = tl.where(((1 << cap) < MAX_STATES) & ((2 << cap) <= n_sym), cap + 1, cap)
     for _ in tl.static_range(7):
-        log2k = tl.where((log2k > 0) & ((4 << log2k) * 400 * 8 > est), log2k - 1, log2k)
+        log2k = tl.where((log2k > 0) & ((4 << log2k) * STATE_BUDGET * 8 > est), log2k - 1, log2k)
     return tl.where(force_log2k < 0, log2k, tl.minimum(force_log2k, cap))
 
 
@@ -125,7 +127,7 @@ def _wavefront_encode_kernel(
     NC_A: tl.constexpr, NC_B: tl.constexpr, N_KINDS: tl.constexpr, N_TOKENS: tl.constexpr,
     Q_ADAPT: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr, RANS_L: tl.constexpr,
     MIX_BITS: tl.constexpr, RING: tl.constexpr, MAX_STATES: tl.constexpr, SYMBOLS_PER_STATE: tl.constexpr,
-    BLOCK_K: tl.constexpr, BLOCK_U: tl.constexpr,
+    STATE_BUDGET: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_U: tl.constexpr,
 ):
     slot = tl.program_id(0).to(tl.int64)
     strip = slot + first_strip
@@ -141,7 +143,7 @@ def _wavefront_encode_kernel(
                             n_weight, update_steps, n_planes, height, width, y0, rows, ring_rows, NC_A, NC_B,
                             N_TOKENS, Q_ADAPT, ACT_MAX, NB_B, MIX_BITS, RING, BLOCK_K, BLOCK_U)
     n_total = rows * n_planes * width
-    log2k = _states(n_total, est, force_log2k, MAX_STATES, SYMBOLS_PER_STATE)
+    log2k = _states(n_total, est, force_log2k, MAX_STATES, SYMBOLS_PER_STATE, STATE_BUDGET)
     k_states = 1 << log2k
     tl.debug_barrier()   # start/freq were stored by other lanes
     kk = tl.arange(0, BLOCK_K)
@@ -232,7 +234,8 @@ def encode_wavefront_lanes_batch(residuals_list, kinds_list, init_a, init_b, bin
             _check_states(states).bit_length() - 1, first,
             NC_A=NC_A, NC_B=NC_B, N_KINDS=N_KINDS, N_TOKENS=N_TOKENS, Q_ADAPT=Q_ADAPT, ACT_MAX=ACT_MAX, NB_B=NB_B,
             RANS_L=RANS_L, MIX_BITS=MIX_BITS, RING=RING, MAX_STATES=MAX_STATES,
-            SYMBOLS_PER_STATE=SYMBOLS_PER_STATE, BLOCK_K=BLOCK_K, BLOCK_U=BLOCK_U, num_warps=NUM_WARPS)
+            SYMBOLS_PER_STATE=SYMBOLS_PER_STATE, STATE_BUDGET=STATE_BUDGET, BLOCK_K=BLOCK_K, BLOCK_U=BLOCK_U,
+            num_warps=NUM_WARPS)
         pieces.append(_gather(scratch, raw, counts[first:first + g], stride_words, stride_raw))
     words_all = [w for piece in pieces for w in piece]
     out = []

@@ -28,13 +28,13 @@ def test_context_golden_has_several_lanes():
 
 
 def test_wavefront_golden_has_strips_and_states():
-    """The wide wavefront golden pins two strips of 35 rows with 16 rANS states each."""
+    """The wide wavefront golden pins two strips of 35 rows with 32 rANS states each."""
     from tricodec import container, wavefront_model
     data = (GOLDEN / "v1_wf1_wide_4096x70.tric").read_bytes()
     header, sections = container.unpack(data)
     lane_rows = wavefront_model.unpack_side(sections[container.SEC_SIDE], header.height, header.width)
     counts, _ = wavefront_model.unpack_lanes(sections[container.SEC_LANES], (1, 70, 4096), lane_rows)
-    assert lane_rows == 35 and counts[:, 2].tolist() == [4, 4]
+    assert lane_rows == 35 and counts[:, 2].tolist() == [5, 5]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

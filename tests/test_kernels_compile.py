@@ -83,7 +83,7 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                           "count_ptr": "*i64", "n_weight": "i32", "update_steps": "i32", "list_cap": "i32",
                           "ring_rows": "i32", "strip_symbols": "i32", "stride_raw": "i32", "stride_words": "i32",
                           "force_log2k": "i32", "first_strip": "i32"},
-                         {**_WF_CONSTS, "MAX_STATES": 128, "SYMBOLS_PER_STATE": 4096}),
+                         {**_WF_CONSTS, "MAX_STATES": 128, "SYMBOLS_PER_STATE": 4096, "STATE_BUDGET": 300}),
     "wavefront_decode": ("_wavefront_decode_kernel",
                          {**{k: "*i32" for k in _WF_STATE}, "desc_ptr": "*i64", "word_ptr": "*u16",
                           "kind_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "weight_ptr": "*i32",

@@ -33,7 +33,7 @@ The token's frequency is that of ``C(i) = (a[i] + b[i] + 2 * i) >> 1`` (every to
 
 Interleaved rANS.  A strip has K states (32-bit, 16-bit words, as ``rans_ref``): a power of two the encoder
 chooses and records (``_choose_states``: one per 4096 symbols, 128 at most, fewer where their final
-values would cost more than 0.25% of the strip); a decoder accepts any power of two up to 128 and the
+values would cost more than 1/300 of the strip's estimated length); a decoder accepts any power of two up to 128 and the
 strip's symbol count.
 Symbol j of a step belongs to state ``j % K`` and round ``j // K``.  Decoding a round is two sub-rounds:
 every state of the round pops its token (states in ascending order; a state whose value drops below
@@ -58,6 +58,7 @@ from .rans_ref import RANS_L, check_counts
 
 MAX_STATES = 128            # rANS states per strip, at most
 SYMBOLS_PER_STATE = 4096    # a strip gets one state per this many symbols (a power of two, >= 1)
+STATE_BUDGET = 300          # final states may cost 1/300 of a strip's estimated bits
 MAX_UPDATE_STEPS = 64       # the kernels keep the contexts of this many steps' symbols in a list
 MIX_BITS = 15               # precision of the table update's weights (int32 products)
 MIX_ONE = 1 << MIX_BITS
@@ -98,14 +99,14 @@ def _check_states(states) -> int:
 @njit(cache=True, nogil=True)
 def _choose_states(n_symbols, freq, nx):
     """The encoder's choice of a strip's states: as many as ``n_states`` allows while their final states
-    (4 bytes each) stay within 1/400 of the strip's estimated code length, sum(16 - floor(log2(freq)) +
-    extra bits), an integer every backend computes alike (a very smooth image gets fewer states: less
-    parallelism, but no more than 0.25% of framing)."""
+    (4 bytes each) stay within 1/STATE_BUDGET of the strip's estimated code length, sum(16 - floor(log2(freq))
+    + extra bits), an integer every backend computes alike (a very smooth image gets fewer states: less
+    parallelism, but framing stays a fraction of a percent; the estimate runs above the real length)."""
     bits = np.int64(0)
     for j in range(n_symbols):
         bits += 17 - math.frexp(np.float64(freq[j]))[1] + nx[j]     # 16 - floor(log2(freq)): integer-exact
     k = n_states(n_symbols)
-    while k > 1 and 4 * k * 400 * 8 > bits:
+    while k > 1 and 4 * k * STATE_BUDGET * 8 > bits:
         k >>= 1
     return k
 
