@@ -704,18 +704,20 @@ def bench(dirs: Optional[List[Path]] = typer.Argument(None, help="image folders 
 def train(data: Path = typer.Argument(..., help="folder of training images (RGB or grey; PNG, BMP, TIFF, PPM)"),
           out: Path = typer.Option(..., "--out", help="weights file to write (.npz)"),
           name: str = typer.Option("custom", "--name", help="model name stored in every file it encodes (1-8 ASCII)"),
-          kind: str = typer.Option("context", "--kind",
-                                   help="context: adaptive context model (the default's kind); "
-                                        "block-scale: per-block table choice (the older kind: faster, ~5% larger)"),
-          base: Optional[str] = typer.Option("tric-cx1", "--base",
-                                             help="context kind: fine-tune from this model (name or file); "
-                                                  "'none' trains from your images alone"),
+          kind: str = typer.Option("wavefront", "--kind",
+                                   help="wavefront: the default's kind (GPU-shaped context model); context: the "
+                                        "per-symbol adaptive context model (tric-cx1's kind); block-scale: "
+                                        "per-block table choice (the oldest kind: faster, ~5% larger)"),
+          base: Optional[str] = typer.Option(None, "--base",
+                                             help="wavefront/context kinds: fine-tune from this model (name or "
+                                                  "file; default tric-wf1 / tric-cx1); 'none' trains from your "
+                                                  "images alone"),
           base_weight: float = typer.Option(256.0, "--base-weight", min=0,
                                             help="the base model's tables count as this many symbols per context"),
-          grain: float = typer.Option(0.0, "--grain", min=0, help="context kind: also count a copy of each image "
+          grain: float = typer.Option(0.0, "--grain", min=0, help="wavefront/context: also count a copy of each image "
                                                                   "with Gaussian grain of this many levels"),
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",
-                                                    help="context kind: resumable counts file (resumed if present)"),
+                                                    help="wavefront/context: resumable counts file (resumed if present)"),
           tables: int = typer.Option(32, "--tables", min=2, max=256, help="block-scale kind: number of tables"),
           iterations: int = typer.Option(10, "--iterations", min=1, help="block-scale kind: Lloyd iterations"),
           crops: int = typer.Option(200, "--crops", min=1, help="block-scale kind: images sampled from DATA"),
@@ -727,22 +729,25 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
     --model OUT ...`: files name the weights they need)."""
     from tricodec.train import evaluate, image_files, train_tables
     from tricodec.train_context import train_context
+    from tricodec.train_wavefront import train_wavefront
 
     if not data.is_dir():
         _usage(f"{data} is not a folder")
-    if kind not in ("context", "block-scale"):
-        _usage(f"--kind must be context or block-scale, not {kind!r}")
+    if kind not in ("wavefront", "context", "block-scale"):
+        _usage(f"--kind must be wavefront, context or block-scale, not {kind!r}")
     if out.exists() and not force:
         _usage(f"{out} exists (use --force to replace it)")
     try:
-        if kind == "context":
+        if kind in ("wavefront", "context"):
+            fit = train_wavefront if kind == "wavefront" else train_context
+            base = {"wavefront": "tric-wf1", "context": "tric-cx1"}[kind] if base is None else base
             n_files = len(image_files(data))
             bar = _progress(n_files, quiet, "counting")
             task = bar.add_task("counting", total=n_files, rate="") if bar else None
             if bar:
                 bar.start()
             try:
-                weights = train_context(
+                weights = fit(
                     data, name=name, seed=seed, grain=grain, checkpoint=checkpoint,
                     base=None if base in (None, "none") else base, base_weight=base_weight,
                     progress=(lambda i, n: bar.update(task, completed=i)) if bar else None)

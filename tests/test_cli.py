@@ -244,7 +244,7 @@ def test_bench_prints_table_and_writes_plot_and_csv(tmp_path):
     assert Image.open(tmp_path / "b.png").size[0] > 100
 
 
-@pytest.mark.parametrize("kind", ["context", "block-scale"])
+@pytest.mark.parametrize("kind", ["wavefront", "context", "block-scale"])
 def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path, kind):
     weights = tmp_path / "mine.npz"
     extra = ["--tables", "4", "--iterations", "2"] if kind == "block-scale" else ["--grain", "1"]
