@@ -1,4 +1,6 @@
-"""tricodec: a learned lossless image codec whose critical path is Triton kernels.
+"""tricodec: a learned lossless image codec. Its critical path (the default model's wavefront context coder
+and the predictor scan) runs as Triton kernels on a GPU (``device="auto"`` picks one when torch sees it)
+and as numba twins, which write the same bytes, on the CPU.
 
     import tricodec
     data = tricodec.encode(image)          # PIL image or numpy array -> bytes

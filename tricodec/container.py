@@ -15,7 +15,7 @@ Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
      18    8 mode             Pillow mode, ASCII, NUL-padded ("RGB", "L", "I;16", ...); "RGB;16" and
                               "RGBA;16" name 16-bit colour images Pillow cannot hold
      26    8 model_name       ASCII, NUL-padded; all NUL for FALLBACK files
-     34    8 model_hash       first 8 bytes of the weights file's sha256; all NUL for FALLBACK files
+     34    8 model_hash       first 8 bytes of the weights' digest (model_id.py); all NUL for FALLBACK files
      42    4 crc32            zlib.crc32 of the decoded content (pixel bytes in Pillow ``tobytes()``
                               order, then for P/PA images the palette mode and bytes), continued over
                               these 48 header bytes with this field zeroed: any change to the pixels,
@@ -26,7 +26,9 @@ Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
 Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in this order:
 
 * model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes), laid out as the model the
-  header names says: block-scale models as below, context models as in ``context_model.py``;
+  header names says: block-scale models as below, context models as in ``context_model.py``,
+  wavefront models (the default, tric-wf1) as in ``wavefront_model.py`` (``SIDE`` = strip rows;
+  ``LANES`` = per strip its rANS words, K interleaved states first, then its raw extra-bit words);
 * fallback: ``FALLBACK``;
 * optionally, last: ``META`` (ICC profile, EXIF, PNG text ...: see ``metadata.py``).
 
