@@ -82,7 +82,8 @@ DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
 MODE_NAMES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB",
               "HSV", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "RGB;16", "RGBA;16",
               "BGR;15", "BGR;16", "BGR;24", "RGB;15", "X", "", "rgb", "L\x01", "\x7f"]
-MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "TRIC-BS1", "x" * 8, "tric-bs", "tric-cx"]
+MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "tric-wf1", "TRIC-BS1", "x" * 8, "tric-bs", "tric-cx",
+               "tric-wf"]
 
 
 def _block_log2() -> int:
@@ -332,8 +333,9 @@ def build_corpus() -> list[Seed]:
     for name, image in seed_images():
         digest = image_digest(image)
         out.append(Seed(name, tricodec.encode(image, device="cpu"), digest))
-        # The block-scale model's SIDE/LANES layout too (its files must keep decoding).
+        # The earlier models' SIDE/LANES layouts too (their files must keep decoding).
         out.append(Seed(name + "_bs2", tricodec.encode(image, device="cpu", model="tric-bs2"), digest))
+        out.append(Seed(name + "_cx1", tricodec.encode(image, device="cpu", model="tric-cx1"), digest))
     for name, image in [("p_png_fallback_24x20", Image.fromarray(photo_like(20, 24, 3, 31), "RGB").quantize(20)),
                         ("rgba_png_fallback_12x10", Image.fromarray(photo_like(10, 12, 4, 32), "RGBA"))]:
         out.append(Seed(name, _png_fallback_file(image), image_digest(image)))
@@ -779,6 +781,30 @@ def t_lane_field(buf: bytearray, ctx: Ctx) -> str:
     return f"{ls.section.name}.lane[{i}] words {d:+d} (lengths fixed)"
 
 
+def t_strip_table(buf: bytearray, ctx: Ctx) -> str:
+    """Wavefront-model files: LANES starts with (rANS words, raw words, log2 K) per strip (u32 each)."""
+    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") != "tric-wf1":
+        return "strip(not a wavefront file)"
+    secs = {s.tag: s for s in sections_of(buf) if s.end <= len(buf)}
+    if SEC_SIDE not in secs or SEC_LANES not in secs or secs[SEC_SIDE].length != 4:
+        return "strip(no model sections)"
+    h = struct.unpack_from("<I", buf, 12)[0]
+    rows = max(1, struct.unpack_from("<I", buf, secs[SEC_SIDE].payload)[0])
+    n = -(-h // rows)
+    lanes = secs[SEC_LANES]
+    if 12 * n > lanes.length:
+        return "strip(short table)"
+    i, field = ctx.rng.randrange(n), ctx.rng.randrange(3)
+    off = lanes.payload + 12 * i + 4 * field
+    orig = struct.unpack_from("<I", buf, off)[0]
+    if field == 2:
+        v = ctx.rng.choice([0, 1, 6, 7, 8, 31, 32, 255, 2 ** 32 - 1, orig + 1, max(0, orig - 1)])
+    else:
+        v = ctx.rng.choice(int_extremes(4, orig) + [orig + 1, max(0, orig - 1), 0, 1, 2])
+    buf[off:off + 4] = _u32(v & 0xFFFFFFFF)
+    return f"LANES.strip[{i}].{('rans', 'raw', 'log2k')[field]}={v}"
+
+
 def t_side_table(buf: bytearray, ctx: Ctx) -> str:
     side = [s for s in sections_of(buf) if s.tag == SEC_SIDE and s.end <= len(buf) and s.length > 0]
     if not side:
@@ -1042,7 +1068,7 @@ DECODE_MUTATORS: list[tuple[Mutator, int]] = [
     (m_truncate_random, 4), (m_duplicate_block, 2), (t_truncate_boundary, 6), (t_insert_boundary, 2),
     (t_delete_boundary, 2), (t_header_int, 8), (t_header_dims, 4), (t_header_text, 5), (t_header_swap, 5),
     (t_section_length, 6), (t_section_tag, 2), (t_section_splice, 6), (t_section_shuffle, 4),
-    (t_lane_field, 10), (t_side_table, 4), (t_meta, 5), (t_fallback, 6),
+    (t_lane_field, 10), (t_strip_table, 6), (t_side_table, 4), (t_meta, 5), (t_fallback, 6),
 ]
 
 
