@@ -1,327 +1,341 @@
-"""Throughput of the Triton path (GPU) against the CPU twins, encode and decode, on a folder of images.
+"""Throughput of tricodec on a GPU (``device="cuda"``), encode and decode, on a folder of images.
 
-Two views, both in MB/s of raw pixels (H x W x C bytes per second, aggregated: total bytes / total time):
+What it measures, for the default model (``tric-wf1``; ``--model tric-cx1`` for the old one):
 
-* ``codec``: the public API, ``tricodec.encode/decode(..., device="cuda")`` against ``device="cpu"``
-  (numpy at the Backend boundary: every stage uploads, runs and downloads; the encoder's side-info
-  choice runs on the CPU in both);
-* ``batch``: ``tricodec.encode_batch/decode_batch`` of all the images at once (on the GPU the lanes of
-  all images share the kernel launches; on the CPU several images are coded at once);
-* ``kernels``: the coding stages alone, on data already where the backend keeps it (GPU tensors for
-  Triton, numpy for the twins), with per-stage times: for a context model (the default) encode =
-  residuals + context lanes, decode = context lanes + predictor scan; for a block-scale model encode =
-  residuals + table ids + rANS lanes, decode = table ids + rANS lanes + predictor scan.
+* ``single``: one image a call, ``tricodec.encode(img, device="cuda")`` / ``tricodec.decode(data,
+  device="cuda")``;
+* ``batch B``: ``tricodec.encode_batch`` / ``decode_batch`` on batches of B images (default 8 and 24;
+  a folder with fewer images is cycled to fill a batch).
 
-Each measurement runs once as warm-up (discarded: it includes Triton's JIT) and then ``--repeat`` times;
-every timed run re-checks its output inside the timed region (encode: bytes/words equal to the CPU
-twin's; decode: pixels equal to the original), and a mismatch fails the run with exit code 1.
+Figures are MB/s of raw pixels (H x W x C bytes), total bytes / total time. Every unit (an image, a
+batch) runs once as a warm-up (Triton's JIT compiles here, and may again for a new shape), then
+``--repeat`` times timed, each call between ``torch.cuda.synchronize()``. Every output is checked,
+outside the timed calls: the GPU's bytes equal the CPU twin's (``device="cpu"``), the GPU decodes the
+CPU's bytes and the CPU decodes the GPU's bytes, both to the original pixels. The CPU twin's own calls
+(one per unit: they make the reference bytes and the cross decode) are reported as ``cpu`` rows.
 
-    python perf/bench_gpu.py                          # ../shared/data/dev, 5 repeats
-    python perf/bench_gpu.py ../shared/data/kodak --repeat 3
-    python perf/bench_gpu.py --model tric-bs2          # the block-scale kernels
+    python perf/bench_gpu.py ../shared/data/kodak --json bench_gpu.json --max-seconds 240
+    python perf/bench_gpu.py ../shared/data/kodak --model tric-cx1
 
-Without a CUDA GPU it exits with code 2 and says so (``--interpret`` runs it anyway under the Triton
-interpreter on a few tiny crops, to check the script itself: its numbers mean nothing).
+``--max-seconds N`` bounds the run: the phases (single, then each batch size) share N seconds, and a
+phase stops taking new units once its share (plus what earlier phases left) is spent. Exit codes: 0 all
+outputs checked, 1 a mismatch, 2 no CUDA GPU (or no images). ``--interpret`` runs without a GPU under
+the Triton interpreter on tiny crops, to check the script itself (slow; its numbers mean nothing).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import shlex
-import statistics
+import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = REPO_ROOT.parent / "shared" / "data" / "dev"
+DEFAULT_DIR = REPO_ROOT.parent / "shared" / "data" / "kodak"
 SUFFIXES = {".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
+KEPT_MODES = ("L", "RGB", "RGBA")      # other modes are converted to RGB
+INTERPRET_CROP = (8, 6)                # --interpret: images cropped to this (W, H)
+NO_GPU = ("bench_gpu: no CUDA GPU is visible to torch here; this benchmark measures tricodec's Triton "
+          "kernels on a GPU, so there is nothing to measure (CPU figures: perf/bench_codecs.py; "
+          "--interpret checks this script under the Triton interpreter).")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folder", nargs="?", type=Path, default=DEFAULT_DIR, help=f"images (default {DEFAULT_DIR})")
-    p.add_argument("--repeat", type=int, default=5, help="timed runs per measurement after one warm-up")
-    p.add_argument("--limit", type=int, default=0, help="use at most this many images (0: all)")
     p.add_argument("--model", default=None, help="model name or weights file (default: the shipped default)")
-    p.add_argument("--interpret", action="store_true",
-                   help="no GPU: run under TRITON_INTERPRET on 16x12 crops (checks the script; numbers are meaningless)")
-    return p.parse_args(argv)
+    p.add_argument("--batch-sizes", default="8,24", help="comma-separated batch sizes (default 8,24; '' for none)")
+    p.add_argument("--repeat", type=int, default=2, help="timed runs per image or batch after one warm-up")
+    p.add_argument("--limit", type=int, default=0, help="use at most this many images (0: all)")
+    p.add_argument("--max-seconds", type=float, default=0, help="stop taking new images after this long (0: no bound)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the report as JSON here")
+    p.add_argument("--interpret", action="store_true", help="no GPU: Triton interpreter on tiny crops (checks the script)")
+    args = p.parse_args(argv)
+    args.batch_sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
+    if args.repeat < 1 or any(b < 1 for b in args.batch_sizes):
+        p.error("--repeat and batch sizes must be >= 1")
+    return args
 
 
-def machine_lines() -> list[str]:
+# ---------------------------------------------------------------- pure helpers (tested without a GPU)
+
+def raw_bytes(image) -> int:
+    """Raw pixel bytes of a PIL image: H x W x C (one byte a sample for the 8-bit modes measured here)."""
+    return image.width * image.height * len(image.getbands())
+
+
+def mb_per_s(nbytes: int, seconds: float) -> float | None:
+    """Decimal MB (10^6 bytes) per second; None when nothing was timed."""
+    return nbytes / 1e6 / seconds if seconds > 0 else None
+
+
+def batches(n_images: int, size: int) -> list[list[int]]:
+    """Image indices of ceil(n / size) batches of ``size``, cycling through the images to fill them."""
+    if n_images <= 0:
+        return []
+    return [[(k * size + j) % n_images for j in range(size)] for k in range(math.ceil(n_images / size))]
+
+
+def phase_deadlines(start: float, max_seconds: float, n_phases: int) -> list[float]:
+    """End time of each phase: equal shares of ``max_seconds`` (what a phase leaves goes to the next)."""
+    if max_seconds <= 0:
+        return [math.inf] * n_phases
+    return [start + max_seconds * (i + 1) / n_phases for i in range(n_phases)]
+
+
+@dataclass
+class Row:
+    """Timed passes of one view on one device: each pass codes ``images`` images of ``raw_bytes`` bytes."""
+    view: str
+    device: str
+    batch: int
+    images: int = 0           # images coded in timed passes (encode; decode codes as many)
+    raw_bytes: int = 0        # their raw pixel bytes
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+
+    def add(self, images: int, nbytes: int, encode_s: float, decode_s: float) -> None:
+        self.images += images
+        self.raw_bytes += nbytes
+        self.encode_s += encode_s
+        self.decode_s += decode_s
+
+    def summary(self) -> dict:
+        per = (lambda s: 1e3 * s / self.images) if self.images else (lambda s: None)
+        return {**asdict(self),
+                "encode_mb_s": mb_per_s(self.raw_bytes, self.encode_s),
+                "decode_mb_s": mb_per_s(self.raw_bytes, self.decode_s),
+                "encode_ms_per_image": per(self.encode_s), "decode_ms_per_image": per(self.decode_s)}
+
+
+def _cell(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown: the setting as a list, then one table row per Row summary."""
+    env = report["env"]
+    lines = [f"## bench_gpu: {env['model']} on {env['gpu']}", "",
+             f"- GPU: {env['gpu']} (device `{env['device']}`)",
+             f"- versions: torch {env['torch']}, triton {env['triton']}, python {env['python']}",
+             f"- command: `{env['command']}`",
+             f"- commit: {env['commit']}",
+             f"- images: {report['images_measured']} of {report['images_found']} in {env['folder']}; "
+             f"{env['repeat']} timed runs after 1 warm-up per image or batch",
+             f"- wall: {report['wall_s']:.1f} s" + ("; stopped early (--max-seconds): " + ", ".join(report['stopped'])
+                                                     if report["stopped"] else ""),
+             "- checks: " + (f"{len(report['mismatches'])} MISMATCHES" if report["mismatches"] else
+                             "all outputs checked (GPU bytes == CPU twin bytes; both devices decode both "
+                             "devices' bytes to the original pixels)"),
+             "",
+             "| view | device | batch | images | raw MB | encode MB/s | decode MB/s | encode ms/image | decode ms/image |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['view']} | {r['device']} | {r['batch']} | {r['images']} | {r['raw_bytes'] / 1e6:.2f} | "
+                     f"{_cell(r['encode_mb_s'], '.2f')} | {_cell(r['decode_mb_s'], '.2f')} | "
+                     f"{_cell(r['encode_ms_per_image'], '.2f')} | {_cell(r['decode_ms_per_image'], '.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- setting
+
+def git_commit() -> str:
+    """HEAD's short hash (+ ' (dirty)'), or 'unknown' where there is no git checkout (a copied tree)."""
+    def git(*a):
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode:
+            return "unknown (no git checkout)"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + (" (dirty)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+
+
+def gpu_name(interpret: bool) -> str | None:
+    """torch.cuda.get_device_name(0); 'none (Triton interpreter)' with --interpret; None without a GPU."""
+    try:
+        import torch
+    except Exception:
+        return "none (Triton interpreter)" if interpret else None
+    if torch.cuda.is_available() and not interpret:
+        return torch.cuda.get_device_name(0)
+    return "none (Triton interpreter)" if interpret else None
+
+
+def environment(args, argv, gpu: str, device: str, model_name: str) -> dict:
+    import numpy
     import torch
     import triton
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    u = platform.uname()
-    gpu = "none (Triton interpreter)"
-    if torch.cuda.is_available():
-        prop = torch.cuda.get_device_properties(0)
-        gpu = f"{prop.name}, {prop.total_memory / 2**30:.0f} GiB, {prop.multi_processor_count} SMs"
-    return [f"machine: {u.system} {u.release} {u.machine}; cpu: {cpu or 'unknown'} x {os.cpu_count()} threads",
-            f"gpu: {gpu}",
-            f"versions: python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-            f"triton {triton.__version__}"]
+    return {"gpu": gpu, "device": device, "model": model_name, "torch": torch.__version__,
+            "triton": triton.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
+            "cpu_threads": os.cpu_count(), "commit": git_commit(), "folder": str(args.folder), "repeat": args.repeat,
+            "command": "python " + shlex.join(sys.argv if argv is None else ["perf/bench_gpu.py", *argv])}
 
 
-def load_images(folder: Path, limit: int, crop: tuple | None):
-    from PIL import Image
-
+def image_paths(folder: Path, limit: int) -> list[Path]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES) if folder.is_dir() else []
-    images = []
-    for path in paths:
-        image = Image.open(path)
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGB")
-        if crop:
-            image = image.crop((0, 0, min(crop[0], image.width), min(crop[1], image.height)))
-        image.load()
-        images.append((path.name, image))
-        if limit and len(images) >= limit:
-            break
-    return images
+    return paths[:limit] if limit else paths
 
 
-class Timer:
-    """Accumulates wall time per named stage (synchronising the GPU at stage ends)."""
+def load_image(path: Path, crop: tuple | None):
+    """The image as measured: 8-bit L, RGB or RGBA (others converted to RGB), cropped with --interpret."""
+    from PIL import Image
+    image = Image.open(path)
+    if image.mode not in KEPT_MODES:
+        image = image.convert("RGB")
+    if crop:
+        image = image.crop((0, 0, min(crop[0], image.width), min(crop[1], image.height)))
+    image.load()
+    return image
 
-    def __init__(self, sync):
-        self.sync = sync
-        self.times: dict[str, list[float]] = {}
 
-    def run(self, name, fn, *args):
-        self.sync()
-        t = time.perf_counter()
-        out = fn(*args)
-        self.sync()
-        self.times.setdefault(name, []).append(time.perf_counter() - t)
-        return out
+# ---------------------------------------------------------------- measuring
+
+class Checker:
+    """Collects mismatches (a bench that prints figures for wrong output would be worse than none)."""
+
+    def __init__(self):
+        self.mismatches: list[str] = []
+
+    def expect(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.mismatches.append(what)
+            print(f"  MISMATCH: {what}", file=sys.stderr)
+
+    def pixels(self, got, want, what: str) -> None:
+        self.expect(got.mode == want.mode and got.size == want.size and got.tobytes() == want.tobytes(), what)
+
+
+def timed(fn, sync):
+    """(fn(), wall seconds), the device synchronised before and after."""
+    sync()
+    t = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t
+
+
+def warm_up_cpu(tc, images, model) -> None:
+    """Compile the CPU twin's numba code before anything is timed (a small crop of each mode)."""
+    for image in {im.mode: im for im in images}.values():
+        crop = image.crop((0, 0, min(32, image.width), min(32, image.height)))
+        tc.decode(tc.encode(crop, device="cpu", model=model), device="cpu", model=model)
+
+
+def measure_image(tc, name, image, model, device, repeat, sync, rows, check) -> None:
+    """One image through encode/decode on ``device`` (1 warm-up + ``repeat`` timed) and the CPU twin."""
+    gpu, cpu = rows
+    ref, t_enc_cpu = timed(lambda: tc.encode(image, device="cpu", model=model), sync)
+    for it in range(repeat + 1):          # it == 0: warm-up (JIT), checked, not timed
+        data, t_enc = timed(lambda: tc.encode(image, device=device, model=model), sync)
+        check.expect(data == ref, f"{name}: {device} bytes differ from the CPU twin's")
+        back, t_dec = timed(lambda: tc.decode(ref, device=device, model=model), sync)   # CPU bytes on the GPU
+        check.pixels(back, image, f"{name}: {device} decode of the CPU's bytes")
+        if it:
+            gpu.add(1, raw_bytes(image), t_enc, t_dec)
+    back, t_dec_cpu = timed(lambda: tc.decode(data, device="cpu", model=model), sync)   # GPU bytes on the CPU
+    check.pixels(back, image, f"{name}: CPU decode of the {device} bytes")
+    cpu.add(1, raw_bytes(image), t_enc_cpu, t_dec_cpu)
+
+
+def measure_batch(tc, label, images, model, device, repeat, sync, rows, check) -> None:
+    """One batch through encode_batch/decode_batch on ``device`` (1 warm-up + ``repeat`` timed) and on the
+    CPU twin (whose bytes are the reference)."""
+    gpu, cpu = rows
+    nbytes = sum(map(raw_bytes, images))
+    refs, t_enc_cpu = timed(lambda: tc.encode_batch(images, device="cpu", model=model), sync)
+    for it in range(repeat + 1):
+        datas, t_enc = timed(lambda: tc.encode_batch(images, device=device, model=model), sync)
+        check.expect(datas == refs, f"{label}: {device} encode_batch bytes differ from the CPU twin's")
+        backs, t_dec = timed(lambda: tc.decode_batch(refs, device=device, model=model), sync)
+        for k, (back, image) in enumerate(zip(backs, images)):
+            check.pixels(back, image, f"{label} image {k}: {device} decode_batch of the CPU's bytes")
+        if it:
+            gpu.add(len(images), nbytes, t_enc, t_dec)
+    backs, t_dec_cpu = timed(lambda: tc.decode_batch(datas, device="cpu", model=model), sync)
+    for k, (back, image) in enumerate(zip(backs, images)):
+        check.pixels(back, image, f"{label} image {k}: CPU decode_batch of the {device} bytes")
+    cpu.add(len(images), nbytes, t_enc_cpu, t_dec_cpu)
+
+
+def out_of_time(first: bool, deadline: float, final: float) -> bool:
+    """A phase stops at its deadline, but measures one unit at least unless the whole run is out of time."""
+    now = time.perf_counter()
+    return now > final or (not first and now > deadline)
+
+
+def run_single(tc, paths, crop, model, device, args, sync, deadlines, check) -> tuple[list[Row], bool]:
+    rows = (Row("single", device, 1), Row("single", "cpu (twin)", 1))
+    for i, path in enumerate(paths):
+        if out_of_time(i == 0, deadlines[0], deadlines[-1]):
+            return list(rows), True
+        measure_image(tc, path.name, load_image(path, crop), model, device, args.repeat, sync, rows, check)
+        print(f"  single {i + 1}/{len(paths)} {path.name}", flush=True)
+    return list(rows), False
+
+
+def run_batches(tc, paths, crop, model, device, args, sync, size, deadlines, check) -> tuple[list[Row], bool]:
+    rows = (Row(f"batch {size}", device, size), Row(f"batch {size}", "cpu (twin)", size))
+    groups = batches(len(paths), size)
+    for k, group in enumerate(groups):
+        if out_of_time(k == 0, deadlines[0], deadlines[-1]):
+            return list(rows), True
+        images = [load_image(paths[i], crop) for i in group]
+        measure_batch(tc, f"batch {size} #{k}", images, model, device, args.repeat, sync, rows, check)
+        print(f"  batch {size}: {k + 1}/{len(groups)}", flush=True)
+    return list(rows), False
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.interpret:
         os.environ["TRITON_INTERPRET"] = "1"   # before any kernel module is imported
+    gpu = gpu_name(args.interpret)
+    if gpu is None:
+        print(NO_GPU, file=sys.stderr)
+        return 2
+    paths = image_paths(args.folder, args.limit)
+    if not paths:
+        print(f"bench_gpu: no images ({', '.join(sorted(SUFFIXES))}) in {args.folder}", file=sys.stderr)
+        return 2
     import torch
+    import tricodec as tc
 
-    if not torch.cuda.is_available() and not args.interpret:
-        print("bench_gpu: no CUDA GPU is visible to torch on this machine; this benchmark measures the "
-              "Triton kernels on a GPU, so there is nothing to run here (the CPU figures are in "
-              "perf/bench_codecs.py).", file=sys.stderr)
-        return 2
-
-    import tricodec
-    from tricodec import context_model, context_ref, predictor_ref, rans_ref
-    from tricodec.backend import CPU, get_backend
-    from tricodec.kernels import (context_decode, context_encode, predictor_residual, predictor_scan, rans_decode,
-                                  rans_encode, table_ids)
-    from tricodec.model import block_table_ids, load_model
-
-    dev = "cuda" if torch.cuda.is_available() and not args.interpret else "cpu"
-    device_name = "cuda" if dev == "cuda" else "triton"
-    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
-    print(f"command: {command}")
-    for line in machine_lines():
-        print(line)
-    images = load_images(args.folder, args.limit, (16, 12) if args.interpret else None)
-    if not images:
-        print(f"bench_gpu: no images in {args.folder}", file=sys.stderr)
-        return 2
-    repeat = 1 if args.interpret else max(1, args.repeat)
-    model = load_model(args.model)
-    is_ctx = model.kind == "context"
-    if not is_ctx:
-        lane = 1 << model.lane_log2
-        cdf_np = model.cdf
-        cdf_t = torch.from_numpy(cdf_np.astype(np.int32)).to(dev)
-    else:
-        ctx_np = model.arrays
-        ctx_t = [torch.from_numpy(a).to(dev) for a in ctx_np]
-    get_backend(device_name)
-    raw_total = sum(im.width * im.height * len(im.getbands()) for _, im in images)
-    print(f"images: {len(images)} from {args.folder} ({raw_total / 1e6:.2f} MB raw), repeat {repeat} after 1 warm-up")
-
-    failures = []
-
-    def check(name: str, d: str, enc_ok: bool, dec_ok: bool) -> None:
-        if not enc_ok:
-            failures.append(f"{name}: kernel-view encode on {d} differs from the twin")
-        if not dec_ok:
-            failures.append(f"{name}: kernel-view decode on {d} differs from the original")
-    t_codec = {("cpu", "enc"): 0.0, ("cpu", "dec"): 0.0, (device_name, "enc"): 0.0, (device_name, "dec"): 0.0}
-    stages = {"cpu": Timer(lambda: None), device_name: Timer(sync)}
-
-    for name, image in images:
-        raw = image.tobytes()
-        ref_bytes = tricodec.encode(image, device="cpu", model=model)
-        # ---- codec view ----
-        for d in ("cpu", device_name):
-            for it in range(repeat + 1):
-                t = time.perf_counter()
-                data = tricodec.encode(image, device=d, model=model)
-                ok = data == ref_bytes
-                dt = time.perf_counter() - t
-                if it:
-                    t_codec[(d, "enc")] += dt
-                if not ok:
-                    failures.append(f"{name}: codec encode on {d} differs from cpu")
-                t = time.perf_counter()
-                back = tricodec.decode(ref_bytes, device=d, model=model)
-                ok = back.tobytes() == raw
-                dt = time.perf_counter() - t
-                if it:
-                    t_codec[(d, "dec")] += dt
-                if not ok:
-                    failures.append(f"{name}: codec decode on {d} differs from the original")
-        # ---- kernels view ----
-        arr = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width, -1)
-        order, refs = model.plane_layout(arr.shape[2])      # images here are RGB or L
-        planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
-        p, h, w = planes.shape
-        res_np = predictor_ref.compute_residuals(planes, refs)
-        if is_ctx:
-            kinds_np = context_model.plane_kinds(p)
-            kinds_t = torch.from_numpy(kinds_np).to(dev)
-            rows = model.lane_rows(w, h)
-            counts_np, words_np = context_ref.encode_context_lanes(res_np, kinds_np, *ctx_np, rows)
-            planes_t = torch.from_numpy(planes).to(dev)
-            counts_t = torch.from_numpy(counts_np.astype(np.int64)).to(dev)
-            words_t = torch.from_numpy(words_np).to(dev)
-            # The same stages on both sides: (residuals, lane encoder, lane decoder, scan, inputs, equality).
-            sides = {
-                "cpu": (predictor_ref.compute_residuals, context_ref.encode_context_lanes,
-                        context_ref.decode_context_lanes, predictor_ref.reconstruct,
-                        (planes, kinds_np, ctx_np, counts_np, words_np), np.array_equal),
-                device_name: (predictor_residual.compute_residuals, context_encode.encode_context_lanes,
-                              context_decode.decode_context_lanes, predictor_scan.reconstruct,
-                              (planes_t, kinds_t, ctx_t, counts_t, words_t),
-                              lambda a, b: bool(torch.equal(a.to(b.dtype), b))),
-            }
-            for it in range(repeat + 1):
-                for d, tm in stages.items():
-                    if not it:  # warm-up into a throw-away timer
-                        tm = Timer(tm.sync)
-                    residual_fn, enc_fn, dec_fn, scan_fn, (pl, kinds, ctx, counts0, words0), same = sides[d]
-                    tm.sync()
-                    t = time.perf_counter()
-                    r = tm.run("enc residuals", residual_fn, pl, refs)
-                    c, wd = tm.run("enc lanes", enc_fn, r, kinds, *ctx, rows)
-                    ok = same(c, counts0) and same(wd, words0)
-                    tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
-                    tm.sync()
-                    t = time.perf_counter()
-                    s_ = tm.run("dec lanes", dec_fn, counts0, words0, (p, h, w), kinds, *ctx, rows)
-                    x = tm.run("dec scan", scan_fn, s_, refs)
-                    ok2 = same(x, pl)
-                    tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
-                    check(name, d, ok, ok2)
-            print(f"  {name}: {w}x{h}x{p}, {len(ref_bytes)} bytes ({8 * len(ref_bytes) / (w * h * p):.3f} bpsp)")
-            continue
-        q = model.choose_side_info(res_np, CPU)
-        ids_np = block_table_ids(q, h, w, model.block_log2)
-        counts_np, words_np = rans_ref.encode_lanes(res_np.reshape(-1), ids_np.reshape(-1), cdf_np, lane)
-        planes_t, q_t = torch.from_numpy(planes).to(dev), torch.from_numpy(q).to(dev)
-        counts_t = torch.from_numpy(counts_np.astype(np.int64)).to(dev)
-        words_t = torch.from_numpy(words_np).to(dev)
-        for it in range(repeat + 1):
-            for d, tm in stages.items():
-                if not it:  # warm-up into a throw-away timer
-                    tm = Timer(tm.sync)
-                if d == "cpu":
-                    t = time.perf_counter()
-                    r = tm.run("enc residuals", predictor_ref.compute_residuals, planes, refs)
-                    i = tm.run("enc table ids", block_table_ids, q, h, w, model.block_log2)
-                    c, wd = tm.run("enc rans", rans_ref.encode_lanes, r.reshape(-1), i.reshape(-1), cdf_np, lane)
-                    ok = np.array_equal(c, counts_np) and np.array_equal(wd, words_np)
-                    tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
-                    t = time.perf_counter()
-                    i = tm.run("dec table ids", block_table_ids, q, h, w, model.block_log2)
-                    s = tm.run("dec rans", rans_ref.decode_lanes, counts_np, words_np, i.reshape(-1), cdf_np, lane)
-                    x = tm.run("dec scan", predictor_ref.reconstruct, s.reshape(p, h, w), refs)
-                    ok2 = np.array_equal(x, planes)
-                    tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
-                else:
-                    sync()
-                    t = time.perf_counter()
-                    r = tm.run("enc residuals", predictor_residual.compute_residuals, planes_t, refs)
-                    i = tm.run("enc table ids", table_ids.block_table_ids, q_t, h, w, model.block_log2)
-                    c, wd = tm.run("enc rans", rans_encode.encode_lanes, r.reshape(-1), i.reshape(-1), cdf_t, lane)
-                    ok = bool(torch.equal(c.to(torch.int64), counts_t) and torch.equal(wd, words_t))
-                    tm.times.setdefault("enc total", []).append(time.perf_counter() - t)
-                    sync()
-                    t = time.perf_counter()
-                    i = tm.run("dec table ids", table_ids.block_table_ids, q_t, h, w, model.block_log2)
-                    s = tm.run("dec rans", rans_decode.decode_lanes, counts_t, words_t, i.reshape(-1), cdf_t, lane)
-                    x = tm.run("dec scan", predictor_scan.reconstruct, s.reshape(p, h, w), refs)
-                    ok2 = bool(torch.equal(x, planes_t))
-                    tm.times.setdefault("dec total", []).append(time.perf_counter() - t)
-                check(name, d, ok, ok2)
-        print(f"  {name}: {w}x{h}x{p}, {len(ref_bytes)} bytes ({8 * len(ref_bytes) / (w * h * p):.3f} bpsp)")
-
-    # ---- batch view: every image in one encode_batch / decode_batch call ----
-    all_images = [im for _, im in images]
-    all_refs = [tricodec.encode(im, device="cpu", model=model) for im in all_images]
-    t_batch = {}
-    for d in ("cpu", device_name):
-        for it in range(repeat + 1):
-            t = time.perf_counter()
-            ok = tricodec.encode_batch(all_images, device=d, model=model) == all_refs
-            dt = time.perf_counter() - t
-            if it:
-                t_batch[(d, "enc")] = t_batch.get((d, "enc"), 0.0) + dt
-            t = time.perf_counter()
-            backs = tricodec.decode_batch(all_refs, device=d, model=model)
-            dt = time.perf_counter() - t
-            ok2 = all(b.tobytes() == im.tobytes() for b, im in zip(backs, all_images))
-            if it:
-                t_batch[(d, "dec")] = t_batch.get((d, "dec"), 0.0) + dt
-            if not (ok and ok2):
-                failures.append(f"batch view on {d}: output differs")
-
-    mb = raw_total / 1e6
-
-    def rate(seconds):
-        return f"{mb * repeat / seconds:8.2f}" if seconds > 0 else "     inf"
-
-    print("\ncodec view (tricodec.encode/decode), MB/s of raw pixels")
-    print(f"  {'device':8s} {'encode':>8s} {'decode':>8s}")
-    for d in ("cpu", device_name):
-        print(f"  {d:8s} {rate(t_codec[(d, 'enc')])} {rate(t_codec[(d, 'dec')])}")
-    print("\nbatch view (tricodec.encode_batch/decode_batch of all images; GPU: lanes of all images per launch)")
-    print(f"  {'device':8s} {'encode':>8s} {'decode':>8s}")
-    for d in ("cpu", device_name):
-        print(f"  {d:8s} {rate(t_batch[(d, 'enc')])} {rate(t_batch[(d, 'dec')])}")
-    print("\nkernels view (coding stages on resident data), MB/s of raw pixels; stage times in ms per image "
-          "(median)")
-    names = (["enc total", "enc residuals", "enc lanes", "dec total", "dec lanes", "dec scan"] if is_ctx else
-             ["enc total", "enc residuals", "enc table ids", "enc rans",
-              "dec total", "dec table ids", "dec rans", "dec scan"])
-    print(f"  {'stage':14s} " + " ".join(f"{d + ' MB/s':>12s} {d + ' ms':>10s}" for d in stages))
-    for n in names:
-        cells = []
-        for d, tm in stages.items():
-            ts = tm.times.get(n, [])
-            cells.append(f"{rate(sum(ts)):>12s} {1e3 * statistics.median(ts):10.3f}" if ts else f"{'-':>12s} {'-':>10s}")
-        print(f"  {n:14s} " + " ".join(cells))
+    device = "triton" if args.interpret else "cuda"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    crop = INTERPRET_CROP if args.interpret else None
+    model = tc.load_model(args.model)
+    env = environment(args, argv, gpu, device, model.name)
+    print(f"bench_gpu: {model.name} on {gpu}, {len(paths)} images in {args.folder}", flush=True)
+    start = time.perf_counter()
+    warm_up_cpu(tc, [load_image(paths[0], crop)], model)
+    deadlines = phase_deadlines(start, args.max_seconds, 1 + len(args.batch_sizes))
+    check, rows, stopped = Checker(), [], []
+    phase_rows, cut = run_single(tc, paths, crop, model, device, args, sync, deadlines, check)
+    rows += phase_rows
+    stopped += ["single"] if cut else []
+    for i, size in enumerate(args.batch_sizes, 1):
+        phase_rows, cut = run_batches(tc, paths, crop, model, device, args, sync, size, deadlines[i:], check)
+        rows += phase_rows
+        stopped += [f"batch {size}"] if cut else []
+    report = {"env": env, "images_found": len(paths), "images_measured": rows[0].images // args.repeat,
+              "wall_s": time.perf_counter() - start, "stopped": stopped, "mismatches": check.mismatches,
+              "rows": [r.summary() for r in rows]}
+    print("\n" + markdown(report))
     if args.interpret:
-        print("\n(--interpret: Triton interpreter on CPU, tiny crops; these numbers say nothing about a GPU)")
-    if failures:
-        print("\nMISMATCHES:\n  " + "\n  ".join(failures), file=sys.stderr)
-        return 1
-    print("\nall outputs checked: identical to the CPU twins / the original pixels")
-    return 0
+        print("(--interpret: Triton interpreter on CPU, tiny crops; these numbers say nothing about a GPU)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if check.mismatches else 0
 
 
 if __name__ == "__main__":
