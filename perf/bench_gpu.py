@@ -33,7 +33,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def markdown(report: dict) -> str:
              f"- command: `{env['command']}`",
              f"- commit: {env['commit']}",
              f"- images: {report['images_measured']} of {report['images_found']} in {env['folder']}; "
-             f"{env['repeat']} timed runs after 1 warm-up per image or batch",
+             f"timed runs: {env['repeat']} after 1 warm-up per image or batch",
              f"- wall: {report['wall_s']:.1f} s" + ("; stopped early (--max-seconds): " + ", ".join(report['stopped'])
                                                      if report["stopped"] else ""),
              "- checks: " + (f"{len(report['mismatches'])} MISMATCHES" if report["mismatches"] else
@@ -272,25 +272,21 @@ def out_of_time(first: bool, deadline: float, final: float) -> bool:
     return now > final or (not first and now > deadline)
 
 
-def run_single(tc, paths, crop, model, device, args, sync, deadlines, check) -> tuple[list[Row], bool]:
-    rows = (Row("single", device, 1), Row("single", "cpu (twin)", 1))
-    for i, path in enumerate(paths):
-        if out_of_time(i == 0, deadlines[0], deadlines[-1]):
-            return list(rows), True
-        measure_image(tc, path.name, load_image(path, crop), model, device, args.repeat, sync, rows, check)
-        print(f"  single {i + 1}/{len(paths)} {path.name}", flush=True)
-    return list(rows), False
-
-
-def run_batches(tc, paths, crop, model, device, args, sync, size, deadlines, check) -> tuple[list[Row], bool]:
-    rows = (Row(f"batch {size}", device, size), Row(f"batch {size}", "cpu (twin)", size))
-    groups = batches(len(paths), size)
-    for k, group in enumerate(groups):
+def run_phase(tc, paths, crop, model, device, args, sync, size, deadlines, check) -> tuple[list[Row], bool]:
+    """Single images (``size`` None) or batches of ``size`` until ``deadlines[0]`` -> (rows: device, cpu twin;
+    whether it stopped early)."""
+    view = "single" if size is None else f"batch {size}"
+    rows = (Row(view, device, size or 1), Row(view, "cpu (twin)", size or 1))
+    units = [[i] for i in range(len(paths))] if size is None else batches(len(paths), size)
+    for k, unit in enumerate(units):
         if out_of_time(k == 0, deadlines[0], deadlines[-1]):
             return list(rows), True
-        images = [load_image(paths[i], crop) for i in group]
-        measure_batch(tc, f"batch {size} #{k}", images, model, device, args.repeat, sync, rows, check)
-        print(f"  batch {size}: {k + 1}/{len(groups)}", flush=True)
+        images = [load_image(paths[i], crop) for i in unit]
+        if size is None:
+            measure_image(tc, paths[unit[0]].name, images[0], model, device, args.repeat, sync, rows, check)
+        else:
+            measure_batch(tc, f"{view} #{k}", images, model, device, args.repeat, sync, rows, check)
+        print(f"  {view}: {k + 1}/{len(units)}", flush=True)
     return list(rows), False
 
 
@@ -317,26 +313,23 @@ def main(argv=None) -> int:
     print(f"bench_gpu: {model.name} on {gpu}, {len(paths)} images in {args.folder}", flush=True)
     start = time.perf_counter()
     warm_up_cpu(tc, [load_image(paths[0], crop)], model)
-    deadlines = phase_deadlines(start, args.max_seconds, 1 + len(args.batch_sizes))
+    sizes = [None, *args.batch_sizes]               # None: the single-image phase
+    deadlines = phase_deadlines(start, args.max_seconds, len(sizes))
     check, rows, stopped = Checker(), [], []
-    phase_rows, cut = run_single(tc, paths, crop, model, device, args, sync, deadlines, check)
-    rows += phase_rows
-    stopped += ["single"] if cut else []
-    for i, size in enumerate(args.batch_sizes, 1):
-        phase_rows, cut = run_batches(tc, paths, crop, model, device, args, sync, size, deadlines[i:], check)
+    for i, size in enumerate(sizes):
+        phase_rows, cut = run_phase(tc, paths, crop, model, device, args, sync, size, deadlines[i:], check)
         rows += phase_rows
-        stopped += [f"batch {size}"] if cut else []
-    report = {"env": env, "images_found": len(paths), "images_measured": rows[0].images // args.repeat,
-              "wall_s": time.perf_counter() - start, "stopped": stopped, "mismatches": check.mismatches,
-              "rows": [r.summary() for r in rows]}
+        stopped += [phase_rows[0].view] if cut else []
+        report = {"env": env, "complete": i == len(sizes) - 1, "images_found": len(paths),
+                  "images_measured": rows[0].images // args.repeat, "wall_s": time.perf_counter() - start,
+                  "stopped": stopped, "mismatches": check.mismatches, "rows": [r.summary() for r in rows]}
+        if args.json:      # after every phase: a run killed later still leaves its figures so far
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + markdown(report))
     if args.interpret:
         print("(--interpret: Triton interpreter on CPU, tiny crops; these numbers say nothing about a GPU)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 1 if check.mismatches else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -81,10 +81,15 @@ def test_measuring_loop_on_the_cpu_twin(bench, tmp_path):
     args = bench.parse_args([str(tmp_path), "--repeat", "1"])
     model = tricodec.load_model(None)
     check = bench.Checker()
-    rows, cut = bench.run_single(tricodec, paths, None, model, "cpu", args, lambda: None, [math.inf], check)
+    rows, cut = bench.run_phase(tricodec, paths, None, model, "cpu", args, lambda: None, None, [math.inf], check)
     assert not cut and rows[0].images == 3 and rows[0].raw_bytes == 24 * 40 * 7
-    rows, cut = bench.run_batches(tricodec, paths, None, model, "cpu", args, lambda: None, 2, [math.inf], check)
+    rows, cut = bench.run_phase(tricodec, paths, None, model, "cpu", args, lambda: None, 2, [math.inf], check)
     assert not cut and rows[0].images == 4 and rows[1].images == 4
+    assert check.mismatches == []
+    rows, cut = bench.run_phase(tricodec, paths, None, model, "cpu", args, lambda: None, None, [0.0, math.inf], check)
+    assert cut and rows[0].images == 1        # past its own deadline: one unit, then it stops
+    rows, cut = bench.run_phase(tricodec, paths, None, model, "cpu", args, lambda: None, 2, [0.0], check)
+    assert cut and rows[0].images == 0        # the whole run out of time: nothing
     assert check.mismatches == []
     check.pixels(Image.new("L", (2, 2)), Image.new("L", (2, 2), 1), "differs")
     assert check.mismatches == ["differs"]
