@@ -130,7 +130,8 @@ def markdown(report: dict) -> str:
              f"timed runs: {env['repeat']} after 1 warm-up per image or batch",
              f"- wall: {report['wall_s']:.1f} s" + ("; stopped early (--max-seconds): " + ", ".join(report['stopped'])
                                                      if report["stopped"] else ""),
-             "- checks: " + (f"{len(report['mismatches'])} MISMATCHES" if report["mismatches"] else
+             "- checks: " + (f"{len(report['mismatches'])} MISMATCHES OR ERRORS, first: {report['mismatches'][0]}"
+                             if report["mismatches"] else
                              "all outputs checked (GPU bytes == CPU twin bytes; both devices decode both "
                              "devices' bytes to the original pixels)"),
              "",
@@ -200,7 +201,7 @@ def load_image(path: Path, crop: tuple | None):
 # ---------------------------------------------------------------- measuring
 
 class Checker:
-    """Collects mismatches (a bench that prints figures for wrong output would be worse than none)."""
+    """Collects mismatches and errors (a bench that prints figures for wrong output would be worse than none)."""
 
     def __init__(self):
         self.mismatches: list[str] = []
@@ -281,11 +282,13 @@ def run_phase(tc, paths, crop, model, device, args, sync, size, deadlines, check
     for k, unit in enumerate(units):
         if out_of_time(k == 0, deadlines[0], deadlines[-1]):
             return list(rows), True
-        images = [load_image(paths[i], crop) for i in unit]
-        if size is None:
-            measure_image(tc, paths[unit[0]].name, images[0], model, device, args.repeat, sync, rows, check)
-        else:
-            measure_batch(tc, f"{view} #{k}", images, model, device, args.repeat, sync, rows, check)
+        label = paths[unit[0]].name if size is None else f"{view} #{k}"
+        try:        # an unreadable file or a failing call is reported with the rest, not a traceback
+            images = [load_image(paths[i], crop) for i in unit]
+            measure = measure_image if size is None else measure_batch
+            measure(tc, label, images[0] if size is None else images, model, device, args.repeat, sync, rows, check)
+        except Exception as e:
+            check.expect(False, f"{label}: {type(e).__name__}: {e}")
         print(f"  {view}: {k + 1}/{len(units)}", flush=True)
     return list(rows), False
 

@@ -93,6 +93,10 @@ def test_measuring_loop_on_the_cpu_twin(bench, tmp_path):
     assert check.mismatches == []
     check.pixels(Image.new("L", (2, 2)), Image.new("L", (2, 2), 1), "differs")
     assert check.mismatches == ["differs"]
+    (tmp_path / "im3.png").write_bytes(b"not a png")      # reported, and the phase goes on
+    rows, cut = bench.run_phase(tricodec, bench.image_paths(tmp_path, 0), None, model, "cpu", args, lambda: None,
+                                None, [math.inf], check)
+    assert not cut and rows[0].images == 3 and check.mismatches[1].startswith("im3.png: UnidentifiedImageError")
 
 
 def test_without_a_gpu_it_exits_2_with_a_message(tmp_path):
