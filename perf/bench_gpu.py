@@ -55,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="use at most this many images (0: all)")
     p.add_argument("--max-seconds", type=float, default=0, help="stop taking new images after this long (0: no bound)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the report as JSON here")
-    p.add_argument("--interpret", action="store_true", help="no GPU: Triton interpreter on tiny crops (checks the script)")
+    p.add_argument("--interpret", action="store_true",
+                   help="no GPU: Triton interpreter on tiny crops (checks the script)")
     args = p.parse_args(argv)
     args.batch_sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
     if args.repeat < 1 or any(b < 1 for b in args.batch_sizes):
@@ -135,7 +136,8 @@ def markdown(report: dict) -> str:
                              "all outputs checked (GPU bytes == CPU twin bytes; both devices decode both "
                              "devices' bytes to the original pixels)"),
              "",
-             "| view | device | batch | images | raw MB | encode MB/s | decode MB/s | encode ms/image | decode ms/image |",
+             "| view | device | batch | images | raw MB | encode MB/s | decode MB/s | encode ms/image "
+             "| decode ms/image |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         lines.append(f"| {r['view']} | {r['device']} | {r['batch']} | {r['images']} | {r['raw_bytes'] / 1e6:.2f} | "

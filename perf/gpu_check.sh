@@ -57,7 +57,8 @@ if ! timeout 60 "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_availab
     command -v nvidia-smi > /dev/null && timeout 10 nvidia-smi -L >> "$LOG" 2>&1
     exit 2
 fi
-"$PY" -c "import torch, triton; print('gpu:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| triton', triton.__version__)" 2>&1 | tee -a "$LOG"
+"$PY" -c "import torch, triton; print('gpu:', torch.cuda.get_device_name(0), '| torch', torch.__version__,
+    '| triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 
 # 1. install (no network on the device machine)
 PIP="\"$PY\" -m pip install -q --no-index --no-deps"
