@@ -116,13 +116,22 @@ def test_rezipped_model_is_checked_against_the_content_digest():
 def test_golden_files_from_earlier_commits_still_decode():
     """tests/golden/v1_cx1_*.tric were written at commit 9b39902, v1_bs2_* at 09be52d, v1_{rgb,gray,...}
     at 9656c32: before content identities. They record zip-sha256 prefixes and must keep decoding."""
-    named = [p for p in sorted(GOLDEN.glob("*.tric")) if tricodec.read_header(p.read_bytes()).model_name]
+    named = [p for p in sorted(GOLDEN.glob("*.tric"))
+             if tricodec.read_header(p.read_bytes()).model_name in ("tric-bs1", "tric-bs2", "tric-cx1")]
     assert len(named) >= 10
     for p in named:
         header = tricodec.read_header(p.read_bytes())
         assert header.model_hash.hex() in {d[:16] for d in REGISTRY[header.model_name]["legacy_sha256"]}
         expected = Image.open(p.with_suffix(".png"))
         assert same_image(tricodec.decode(p.read_bytes(), device="cpu"), expected), p.name
+
+
+def test_models_after_content_identities_record_their_content_digest():
+    """tric-wf1 shipped after content identities: its golden files record its content digest's prefix."""
+    wf = sorted(GOLDEN.glob("v1_wf1_*.tric"))
+    assert wf
+    for p in wf:
+        assert tricodec.read_header(p.read_bytes()).model_hash.hex() == REGISTRY["tric-wf1"]["content_sha256"][:16]
 
 
 def test_file_written_at_e2846b7_with_the_first_cx1_zip_decodes():
