@@ -618,7 +618,7 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
     clashes = _clashes(pairs)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,
-                 compute_batch=compute_batch, batch=_gpu_batch(get_backend(device) if device != "auto" else None),
+                 compute_batch=compute_batch, batch=_gpu_batch(get_backend(device)),
                  ignored=ignored)
 
 

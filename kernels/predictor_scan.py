@@ -1,32 +1,32 @@
 """Predictor decode scan: Triton twin of :func:`tricodec.predictor_ref.reconstruct`.
 
 Pixel ``(y, x)`` of a plane needs its decoded left ``(y, x-1)``, up ``(y-1, x)`` and up-left
-``(y-1, x-1)`` neighbours (and the reference plane, decoded earlier), so decoding is a scan.  One program
-decodes one image: planes one after another; each plane in strips of ``BLOCK_H`` rows; each strip as an
-anti-diagonal wavefront where, at step ``d``, row ``i`` of the strip decodes column ``d - i`` (so the
-row above finished that column one step earlier).  Pseudo-Python::
+``(y-1, x-1)`` neighbours and, for a colour plane, its reference plane's pixel ``(y, x)``, so decoding is
+a scan.  One program decodes one image in strips of ``BLOCK_H`` rows; in a strip every plane advances as
+an anti-diagonal wavefront, plane k one step behind plane k - 1 (a plane's reference is an earlier plane:
+its pixel is then decoded a step or more before it is needed).  A strip takes ``W + rows - 1 + P - 1``
+steps for all its planes together.  Pseudo-Python::
 
-    for k in range(P):
-        r = refs[k]; base = 0 if r >= 0 else 128
-        R(yy, xx) = out[r, yy, xx] if r >= 0 else 0
-        for y0 in range(0, H, BLOCK_H):
-            rows = min(BLOCK_H, H - y0)
-            for d in range(W + rows - 1):                # wavefront steps
-                for i in range(rows):                    # vectorised: one row per element
-                    y, x = y0 + i, d - i
-                    if not 0 <= x < W: continue
-                    a = left[i]                          # v(y, x-1), kept in a register
-                    c = upleft[i]                        # v(y-1, x-1) = the previous step's b
-                    b = out[k, y-1, x] - R(y-1, x)       # v(y-1, x): the row above, one step ago
-                    pv = base if y == 0 and x == 0 else a if y == 0 else b if x == 0 else MED(a, b, c)
-                    pred = clamp(pv + R(y, x), 0, 255)
-                    out[k, y, x] = (residuals[k, y, x] - 128 + pred) & 255
-                    left[i], upleft[i] = out[k, y, x] - R(y, x), b
-                barrier()                                # makes this step's stores visible to all threads
+    for y0 in range(0, H, BLOCK_H):
+        rows = min(BLOCK_H, H - y0)
+        for d in range(W + rows - 1 + P - 1):            # wavefront steps
+            for k, i in planes x range(rows):            # vectorised: one (plane, row) per element
+                y, x = y0 + i, d - i - k
+                if not 0 <= x < W: continue
+                r = refs[k]; base = 0 if r >= 0 else 128; R(yy, xx) = out[r, yy, xx] if r >= 0 else 0
+                a = left[k, i]                           # v(y, x-1), kept in a register
+                c = upleft[k, i]                         # v(y-1, x-1) = the previous step's b
+                b = out[k, y-1, x] - R(y-1, x)           # v(y-1, x): the row above, one step ago
+                pv = base if y == 0 and x == 0 else a if y == 0 else b if x == 0 else MED(a, b, c)
+                pred = clamp(pv + R(y, x), 0, 255)
+                out[k, y, x] = (residuals[k, y, x] - 128 + pred) & 255
+                left[k, i], upleft[k, i] = out[k, y, x] - R(y, x), b
+            barrier()                                    # makes this step's stores visible to all threads
 
-``b`` is read from memory stored by another thread (the row above) one step earlier, hence the
-``tl.debug_barrier()`` after every step's store; the interpreter runs a program sequentially and would
-pass without it, a GPU would not.  int32 arithmetic throughout: exact on every device.
+``b`` and ``R`` are read from memory stored by other threads (the row above, the reference plane) a step
+or more earlier, hence the ``tl.debug_barrier()`` after every step's store; the interpreter runs a
+program sequentially and would pass without it, a GPU would not.  int32 arithmetic throughout: exact on
+every device.
 """
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ import triton.language as tl
 
 from ._host import check_planes
 
-BLOCK_H = 256       # rows decoded in parallel by the one program (pinned)
-NUM_WARPS = 4
+BLOCK_H = 256       # rows decoded in parallel by the one program, per plane (pinned)
+MAX_PLANES = 4      # the vector holds MAX_PLANES x BLOCK_H (plane, row) elements
+NUM_WARPS = 8
 
 
 @triton.jit
@@ -48,49 +49,49 @@ def _predictor_scan_kernel(
     P, H, W,
     stride_rp, stride_rh, stride_rw,
     # meta-parameters
-    BLOCK_H: tl.constexpr,
+    BLOCK_H: tl.constexpr, MAX_PLANES: tl.constexpr,
 ):
     # out is contiguous (P, H, W): allocated by the wrapper.
-    rows = tl.arange(0, BLOCK_H)
+    lane = tl.arange(0, MAX_PLANES * BLOCK_H)
+    k = lane // BLOCK_H                      # plane of the element
+    rows = lane % BLOCK_H                    # row of the element in the strip
+    plane_ok = k < P
+    r = tl.load(ref_ptr + k, mask=plane_ok, other=-1)
+    has_ref = r >= 0
+    base = tl.where(has_ref, 0, 128)
     plane_size = H * W                       # int32 offsets: the wrapper checks P * H * W < 2**31
-    for k in range(P):
-        r = tl.load(ref_ptr + k)
-        # The reference flag as a full vector: under the interpreter, vector_mask & scalar_mask comes out
-        # as int32 data that tl.load refuses as a mask (the GPU compiler broadcasts it correctly).
-        has_ref = (tl.zeros([BLOCK_H], tl.int32) + r) >= 0
-        base = tl.where(has_ref, 0, 128)
-        res_k = res_ptr + k * stride_rp
-        out_k = out_ptr + k * plane_size
-        out_r = out_ptr + tl.maximum(r, 0) * plane_size
-        for y0 in range(0, H, BLOCK_H):
-            y = y0 + rows
-            row_ok = y < H
-            n_steps = W + tl.minimum(H - y0, BLOCK_H) - 1
-            left = tl.zeros([BLOCK_H], tl.int32)
-            upleft = tl.zeros([BLOCK_H], tl.int32)
-            for d in range(n_steps):
-                x = d - rows
-                act = row_ok & (x >= 0) & (x < W)
-                has_up = act & (y > 0)
-                o = y * W + x
-                b = tl.load(out_k + o - W, mask=has_up, other=0).to(tl.int32) \
-                    - tl.load(out_r + o - W, mask=has_up & has_ref, other=0).to(tl.int32)
-                rv = tl.load(out_r + o, mask=act & has_ref, other=0).to(tl.int32)
-                s = tl.load(res_k + y * stride_rh + x * stride_rw, mask=act, other=0).to(tl.int32)
-                hi = tl.maximum(left, b)
-                lo = tl.minimum(left, b)
-                pv = tl.where(upleft >= hi, lo, tl.where(upleft <= lo, hi, left + b - upleft))
-                pv = tl.where(x == 0, b, pv)
-                pv = tl.where(y == 0, left, pv)
-                pv = tl.where((y == 0) & (x == 0), base, pv)
-                pred = tl.minimum(tl.maximum(pv + rv, 0), 255)
-                xk = (s - 128 + pred) & 255
-                tl.store(out_k + o, xk.to(tl.uint8), mask=act)
-                # Rows outside [0, W) this step never use these values again before they are rewritten
-                # (x == 0 ignores left and upleft), so the carries need no masking.
-                left = xk - rv
-                upleft = b
-                tl.debug_barrier()
+    res_k = res_ptr + k * stride_rp
+    out_k = out_ptr + k * plane_size
+    out_r = out_ptr + tl.maximum(r, 0) * plane_size
+    for y0 in range(0, H, BLOCK_H):
+        y = y0 + rows
+        row_ok = plane_ok & (y < H)
+        n_steps = W + tl.minimum(H - y0, BLOCK_H) - 1 + P - 1
+        left = tl.zeros([MAX_PLANES * BLOCK_H], tl.int32)
+        upleft = tl.zeros([MAX_PLANES * BLOCK_H], tl.int32)
+        for d in range(n_steps):
+            x = d - rows - k
+            act = row_ok & (x >= 0) & (x < W)
+            has_up = act & (y > 0)
+            o = y * W + x
+            b = tl.load(out_k + o - W, mask=has_up, other=0).to(tl.int32) \
+                - tl.load(out_r + o - W, mask=has_up & has_ref, other=0).to(tl.int32)
+            rv = tl.load(out_r + o, mask=act & has_ref, other=0).to(tl.int32)
+            s = tl.load(res_k + y * stride_rh + x * stride_rw, mask=act, other=0).to(tl.int32)
+            hi = tl.maximum(left, b)
+            lo = tl.minimum(left, b)
+            pv = tl.where(upleft >= hi, lo, tl.where(upleft <= lo, hi, left + b - upleft))
+            pv = tl.where(x == 0, b, pv)
+            pv = tl.where(y == 0, left, pv)
+            pv = tl.where((y == 0) & (x == 0), base, pv)
+            pred = tl.minimum(tl.maximum(pv + rv, 0), 255)
+            xk = (s - 128 + pred) & 255
+            tl.store(out_k + o, xk.to(tl.uint8), mask=act)
+            # Elements outside [0, W) this step never use these values again before they are rewritten
+            # (x == 0 ignores left and upleft), so the carries need no masking.
+            left = xk - rv
+            upleft = b
+            tl.debug_barrier()
 
 
 def reconstruct(residuals: torch.Tensor, refs) -> torch.Tensor:
@@ -109,6 +110,8 @@ def reconstruct(residuals: torch.Tensor, refs) -> torch.Tensor:
         return out
     if residuals.numel() >= 2**31 or max(residuals.stride()) * max(residuals.shape) >= 2**31:
         raise ValueError("image too large for int32 offsets")
+    if p > MAX_PLANES:
+        raise ValueError(f"at most {MAX_PLANES} planes")
     _predictor_scan_kernel[(1,)](residuals, refs_t, out, p, h, w, *residuals.stride(),
-                                 BLOCK_H=BLOCK_H, num_warps=NUM_WARPS)
+                                 BLOCK_H=BLOCK_H, MAX_PLANES=MAX_PLANES, num_warps=NUM_WARPS)
     return out

@@ -10,7 +10,8 @@ For each image (RGB or grey, read as the CLI reads it) both models encode a real
   lane's symbol count.
 ``symbols/step`` = the image's symbols / its critical path (mean), and the fewest symbols any dependent
 step of the longest strip decodes (min).  ``scan`` = the steps of the reconstruction scan kernel
-(``kernels/predictor_scan.py``: planes one after another, strips of BLOCK_H rows), the same for every model.
+(``kernels/predictor_scan.py``: strips of BLOCK_H rows, all planes of a strip in one wavefront), the same
+for every model; a decode's whole critical path is the coder's plus the scan's.
 With ``--json`` the last line is one JSON object for the first model:
 ``{"images": [{"name", "steps", "symbols_per_step", "bytes"}, ...]}``.
 """
@@ -82,8 +83,10 @@ def context_path(data: bytes) -> dict:
 
 
 def scan_steps(height: int, width: int, planes: int) -> int:
+    """Steps of the scan kernel: strips of SCAN_BLOCK_H rows one after another, every plane of a strip in
+    the same wavefront (plane k one step behind plane k - 1)."""
     strips = -(-height // SCAN_BLOCK_H)
-    return planes * sum(width + min(SCAN_BLOCK_H, height - s * SCAN_BLOCK_H) - 1 for s in range(strips))
+    return sum(width + min(SCAN_BLOCK_H, height - s * SCAN_BLOCK_H) - 1 + planes - 1 for s in range(strips))
 
 
 def measure(name: str, image, model: str) -> dict:
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
         p.error(f"{a.dir} is not a folder")
     rows = [measure(name, image, m) for name, image in _images(a.dir) for m in a.models]
     print(f"command: python perf/parallelism.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print("| image | model | critical path (dependent steps) | diagonal steps | symbols/step mean | min | "
+    print("| image | model | coder critical path (dependent steps) | diagonal steps | symbols/step mean | min | "
           "scan steps | bytes |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

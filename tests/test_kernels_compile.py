@@ -51,7 +51,7 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
     "predictor_scan": ("_predictor_scan_kernel",
                        {"res_ptr": "*u8", "ref_ptr": "*i32", "out_ptr": "*u8", "P": "i32", "H": "i32",
                         "W": "i32", "stride_rp": "i32", "stride_rh": "i32", "stride_rw": "i32"},
-                       {"BLOCK_H": "BLOCK_H"}),
+                       {"BLOCK_H": "BLOCK_H", "MAX_PLANES": "MAX_PLANES"}),
     "table_ids": ("_table_ids_kernel",
                   {"side_ptr": "*u8", "out_ptr": "*i32", "H": "i32", "W": "i32", "block_log2": "i32",
                    "stride_sp": "i32", "stride_sh": "i32", "stride_sw": "i32",

@@ -192,11 +192,11 @@ def _threadsafe_parallel_layer() -> bool:
 
 
 def image_workers(device: str = "auto") -> int:
-    """How many images a directory run should code at once: on the CPU backend (and ``"auto"``), several
-    (the context coder's parallelism inside one image is its lanes, often one or two), as many as the
-    machine has cores up to 4, when numba's threading layer is thread-safe; on GPU backends one."""
-    # "auto" codes the default (context) model on the CPU even where a GPU is present (codec.backend_for).
-    if (device != "auto" and get_backend(device) is not CPU) or not _threadsafe_parallel_layer():
+    """How many images a directory run should code at once: on the CPU backend, several (a model's
+    parallelism inside one image is its strips, often one or two), as many as the machine has cores up to
+    4, when numba's threading layer is thread-safe; on a GPU backend (``"auto"`` where there is a GPU)
+    one: files go to the GPU in batches instead."""
+    if get_backend(device) is not CPU or not _threadsafe_parallel_layer():
         return 1
     return max(1, min(4, os.cpu_count() or 1))
 
