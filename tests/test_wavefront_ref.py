@@ -87,7 +87,7 @@ def test_round_trips_and_code_length_near_the_model():
     kinds = cm.plane_kinds(3)
     counts, words = wr.encode_wavefront_lanes(res, kinds, *ARRAYS, 40)
     assert np.array_equal(wr.decode_wavefront_lanes(counts, words, res.shape, kinds, *ARRAYS, 40), res)
-    ideal = sum(16 - np.log2(f) + n for _, f, n, _ in reference_symbols(res, kinds, 0, 40, 1))
+    ideal = sum(16 - np.log2(f) + n for _, f, n, _ in reference_symbols(res, kinds, 0, 40, MODEL.update_steps))
     framing = 32 * (1 << int(counts[0, 2])) + 16
     assert ideal <= 16 * len(words) <= ideal * 1.01 + framing
 

