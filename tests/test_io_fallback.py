@@ -162,3 +162,27 @@ def test_big_16bit_grey_images_are_coded(levels):
     assert image.mode == "I;16"
     back = tricodec.decode(tricodec.encode(image, device="cpu"), device="cpu")
     assert back.mode == "I;16" and np.array_equal(np.asarray(back), arr)
+
+
+# A palette PNG whose PLTE chunk is gone (found by perf/fuzz_long.py, case encode:13:699431): Pillow opens
+# it as "P" with no palette; sampling it for the fallback estimate used to fail with an AttributeError.
+NO_PLTE_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000180000ffff04030000008b2e41c10000000374524e53ffff00d7ca0d410000"
+    "008349444154789c8dceb109c2401886e1e72ed1d6b3b213c90419c0c2427b477004c7701c07b0c802820b086e700b9cc4"
+    "22115258f8770fbcfc7c618fdba5de35218928c68ba8ab09bca79866659a752d5e7dce7178562c1050b5b3e3218d592ba4"
+    "07d4303f598fa8103daf5b6129acce1ab9744326ca42480336dca5ef9cfef7b63ff00139ac168538528abc000000004945"
+    "4e44ae426082")
+
+
+def test_palette_image_without_plte_is_coded_or_refused_with_a_typed_error():
+    import io
+
+    import tricodec
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(NO_PLTE_PNG))
+    try:
+        data = tricodec.encode(image)
+    except tricodec.TricodecError:
+        return
+    assert tricodec.decode(data).tobytes() == image.tobytes()

@@ -102,7 +102,7 @@ def _sample(image, rows: int = SAMPLE_ROWS):
         return np.ascontiguousarray(np.concatenate([image[y:y + rows, x:x + cols] for y, x in blocks]))
     crops = [image.crop((x, y, x + cols, min(h, y + rows))) for y, x in blocks]
     out = Image.new(image.mode, (cols, sum(c.height for c in crops)))
-    if image.mode in ("P", "PA"):
+    if image.mode in ("P", "PA") and image.palette is not None:   # a palette image may come without PLTE
         out.putpalette(image.getpalette(image.palette.mode), image.palette.mode)
     top = 0
     for c in crops:
