@@ -10,6 +10,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._context_jit import _sgn, _token  # noqa: F401  (the same sign and token as the context model's)
+
 DESC_COLS = 12  # strip descriptor: res_base, kinds_base, P, H, W, y0, y1, word_offset, n_rans, n_raw, log2 K, 0
 
 
@@ -57,11 +59,6 @@ def _ring_at(ring, q, e, yy, width, ring_rows, live, RING: tl.constexpr):
 
 
 @triton.jit
-def _sgn(v):
-    return (v > 0).to(tl.int32) - (v < 0).to(tl.int32) + 1
-
-
-@triton.jit
 def _contexts(ring, bin_a_ptr, bin_b_ptr, p, kind, d, yy, width, ring_rows, live,
               RING: tl.constexpr, ACT_MAX: tl.constexpr, NB_B: tl.constexpr):
     """``wavefront_ref._ctx_ring`` for a vector of symbols -> (ctx of table A, ctx of table B)."""
@@ -93,17 +90,6 @@ def _contexts(ring, bin_a_ptr, bin_b_ptr, p, kind, d, yy, width, ring_rows, live
 def _mixed(row_a, row_b, i, live):
     """C[i] = (a[i] + b[i] + 2 i) >> 1 of each symbol's two table rows."""
     return (tl.load(row_a + i, mask=live, other=0) + tl.load(row_b + i, mask=live, other=0) + 2 * i) >> 1
-
-
-@triton.jit
-def _token(u):
-    """u in 0..255 -> (token, n_extra, extra)."""
-    n = 4 + (u >= 32).to(tl.int32) + (u >= 64).to(tl.int32) + (u >= 128).to(tl.int32)
-    big = u >= 16
-    t = tl.where(big, 16 + 2 * (n - 4) + ((u >> (n - 1)) & 1), u)
-    n_extra = tl.where(big, n - 1, 0)
-    extra = tl.where(big, u & ((1 << (n - 1)) - 1), 0)
-    return t, n_extra, extra
 
 
 @triton.jit

@@ -15,14 +15,13 @@ both sides.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import container as fmt
 from . import wavefront_ref as wr
-from .context_model import MIN_LANE_PIXELS, plane_kinds
+from .context_model import pack_side, plane_kinds, unpack_side  # SIDE is the context model's: lane_rows
 from .errors import DecodeError
 from .model_base import NamedWeights
 
@@ -92,21 +91,8 @@ class WavefrontModel(NamedWeights):
 
 
 def sections(lane_rows: int, counts: np.ndarray, words: np.ndarray) -> list[tuple[int, bytes]]:
-    return [(fmt.SEC_SIDE, struct.pack("<I", lane_rows)),
+    return [(fmt.SEC_SIDE, pack_side(lane_rows)),
             (fmt.SEC_LANES, np.asarray(counts, dtype="<u4").tobytes() + np.asarray(words, dtype="<u2").tobytes())]
-
-
-def unpack_side(payload: memoryview, height: int, width: int) -> int:
-    """SIDE -> lane_rows, refused unless it is a strip size an encoder could write (at least 2^14 pixels
-    or the whole image, so a file of countless one-row strips cannot cost minutes of table copies)."""
-    if len(payload) != 4:
-        raise DecodeError("side information does not match the model")
-    (lane_rows,) = struct.unpack("<I", bytes(payload))
-    if not 1 <= lane_rows <= max(1, height):
-        raise DecodeError(f"strip of {lane_rows} rows does not fit an image of {height} rows")
-    if lane_rows * width < min(height * width, MIN_LANE_PIXELS):
-        raise DecodeError(f"strips of {lane_rows} rows are smaller than any encoder writes")
-    return lane_rows
 
 
 def unpack_lanes(payload: memoryview, shape: tuple, lane_rows: int) -> tuple[np.ndarray, np.ndarray]:
