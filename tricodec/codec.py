@@ -304,10 +304,23 @@ def _groups(jobs: list, size) -> list:
 
 
 def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
-                 workers: int = 0) -> list:
+                 workers: int = 0, output: str = "pil", stack: bool = False):
     """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour), in
     order, ``workers`` at once on the CPU; on a GPU backend each model's files go through its batch hook
-    (as in :func:`encode_batch`), except files whose model ``device="auto"`` keeps on the CPU."""
+    (as in :func:`encode_batch`), except files whose model ``device="auto"`` keeps on the CPU.
+
+    ``output="numpy"`` gives what :func:`decode_array` gives for each file; ``output="torch"`` the same as
+    torch tensors on the backend's device (on a GPU, model-coded files never come back to the host:
+    ``tricodec/tensors.py``); ``stack=True`` (numpy or torch) one array of shape (N, ...) instead of a
+    list, for files of one shape and dtype (DecodeError otherwise)."""
+    if output != "pil":
+        from . import tensors  # imports torch
+        if output not in tensors.OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(map(repr, tensors.OUTPUTS))}, not {output!r}")
+        decode = tensors.decode_batch_torch if output == "torch" else tensors.decode_batch_numpy
+        return decode(list(datas), stack, device=device, model=model, max_pixels=max_pixels, workers=workers)
+    if stack:
+        raise ValueError("stack=True needs output='numpy' or output='torch'")
     datas = list(datas)
     if get_backend(device) is CPU:
         return _map(lambda d: decode_any(d, device=device, model=model, max_pixels=max_pixels), datas, device,
