@@ -14,7 +14,19 @@ from .model import load_model
 from . import pil_plugin as _pil_plugin
 
 _pil_plugin.register()  # Image.open / img.save handle .tric once tricodec is imported
+from . import imageio_plugin as _imageio_plugin
+
+_imageio_plugin.register()  # imageio.v3.imread / imwrite handle .tric too, when imageio is installed
+
+
+def __getattr__(name):
+    if name == "TricDataset":  # imports torch, so only when asked for
+        from .torch_data import TricDataset
+        return TricDataset
+    raise AttributeError(f"module 'tricodec' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = ["encode", "decode", "encode_batch", "decode_batch", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",
-           "DecodeError", "EncodeError", "WriteError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION"]
+           "DecodeError", "EncodeError", "WriteError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION",
+           "TricDataset"]
