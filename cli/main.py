@@ -26,10 +26,10 @@ from PIL import Image
 
 from tricodec import codec
 from tricodec.backend import DEVICES, get_backend, image_workers
-from tricodec.errors import EncodeError, TricodecError
+from tricodec.errors import EncodeError, TricodecError, WriteError
 from tricodec.model import load_model
-from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, decoded_name, describe, normalize, output_suffix,
-                             pixel_bytes, read_image, write_image)
+from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, check_writable, decoded_name, describe, normalize,
+                             output_suffix, pixel_bytes, read_image, write_image)
 
 EXAMPLES = """
 Examples:
@@ -512,6 +512,10 @@ def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, 
                 raise EncodeError(f"stdin: cannot read image ({type(e).__name__}: {e})") from None
         else:
             image = read_image(s)
+        try:
+            check_writable(image)   # a file the CLI encodes, the CLI decodes whole
+        except WriteError as e:
+            raise EncodeError(f"{s}: tricodec decode could not write it back whole: {e}") from None
         if resume and d != STDIO and d.exists():
             try:
                 if _same_pixels(codec.decode_any(d.read_bytes(), device="cpu", model=m), image):

@@ -19,7 +19,9 @@ Each file is classified:
 * ``ok``: round-tripped: identical pixels, mode, size and bit depth as an independent reading of the
   source (Pillow; pypng's raw samples for 16-bit PNG and tifffile's for TIFF deeper than Pillow reads
   it, so nothing Pillow or tricodec's reader drops hides); CLI also: the ICC profile, EXIF, XMP and
-  (non-palette) transparency of the source are in the decoded file, unchanged;
+  (non-palette) transparency of the source are in the decoded file, unchanged (EXIF in a TIFF: every
+  tag of every directory), and for PNG sources their text and the chunks of ``PNG_KEPT`` (gAMA, cHRM,
+  sRGB, sBIT, pHYs, bKGD, tIME ...);
 * ``refused``: a typed tricodec error (``TricodecError``) with its one-line message (grouped by message);
 * ``LOST``: anything else: pixels, mode, depth, frames or metadata differ, an untyped exception, a crash
   or a hang. Each LOST entry has a class (what was lost) and a detail.
@@ -105,8 +107,67 @@ def _frames(im) -> int:
     return n
 
 
+# PNG chunks a decoded PNG must carry unchanged (besides ICC, EXIF, XMP, transparency and text).
+PNG_KEPT = (b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"pHYs", b"bKGD", b"tIME", b"oFFs", b"sCAL", b"pCAL", b"sTER",
+            b"cICP")
+
+
+def _png_chunk_data(data: bytes) -> dict[bytes, bytes]:
+    """{type: data} of the first chunk of each type in PNG_KEPT, and IHDR."""
+    out, pos = {}, 8
+    while pos + 8 <= len(data):
+        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
+        if (typ in PNG_KEPT or typ == b"IHDR") and typ not in out:
+            out[typ] = data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    return out
+
+
+def _png_meta(im) -> dict[str, bytes]:
+    """The kept chunks of a PNG file (a bKGD grey level of a 1-4-bit grey file is left out: Pillow reads
+    those samples scaled to 8 bits, and the level is scaled with them) and its text chunks."""
+    out = {}
+    if isinstance(getattr(im, "filename", None), str) and im.filename:
+        chunks = _png_chunk_data(Path(im.filename).read_bytes())
+        ihdr = chunks.pop(b"IHDR", b"")
+        low_grey = len(ihdr) >= 10 and ihdr[8] < 8 and ihdr[9] in (0, 4)
+        out.update({"png:" + t.decode(): d for t, d in chunks.items() if not (t == b"bKGD" and low_grey)})
+    if im.text:
+        out["text"] = repr(sorted(im.text.items())).encode()
+    return out
+
+
+def _exif_dirs(exif) -> dict:
+    """{directory: {tag: value}} of a Pillow Exif: the first directory (pointers left out), Exif, GPS, Interop."""
+    out = {0: {k: v for k, v in exif.items() if k not in (0x8769, 0x8825)}}
+    for tag in (0x8769, 0x8825):
+        if tag in exif:
+            out[tag] = {k: v for k, v in exif.get_ifd(tag).items() if k != 0xA005}
+    if 0x8769 in exif and 0xA005 in exif.get_ifd(0x8769):
+        out[0xA005] = dict(exif.get_ifd(0xA005))
+    return out
+
+
+def exif_lost_in_tiff(block: bytes, tiff) -> str | None:
+    """A TIFF holds EXIF as its own directories: every tag of the EXIF block (every directory, the
+    thumbnail's IFD1 included) must read back from the TIFF with its value. What is missing or differs."""
+    from PIL import Image
+
+    src = Image.Exif()
+    src.load(block)
+    want, got = _exif_dirs(src), _exif_dirs(tiff.getexif())
+    if src.get_ifd(-1):
+        return "the thumbnail directory (IFD1)"
+    for ifd, tags in want.items():
+        for tag, value in tags.items():
+            if got.get(ifd, {}).get(tag, ...) != value:
+                return f"tag {tag:#x} of directory {ifd:#x}"
+    return None
+
+
 def _meta(im) -> dict[str, bytes]:
-    """ICC profile, EXIF and XMP of an opened image, normalised for comparison."""
+    """ICC profile, EXIF and XMP of an opened image (after load: PNG text and eXIf may follow the pixels),
+    normalised for comparison; for PNG also its other kept chunks and text."""
     out = {}
     info = im.info
     icc = info.get("icc_profile")
@@ -125,6 +186,8 @@ def _meta(im) -> dict[str, bytes]:
     t = info.get("transparency")
     if t is not None and im.mode not in ("P", "PA"):  # palette transparency is compared through RGBA pixels
         out["transparency"] = repr(t).encode()
+    if im.format == "PNG":
+        out.update(_png_meta(im))
     return out
 
 
@@ -157,6 +220,7 @@ class Reading:
                 return
             self.mode, self.size = im.mode, im.size
             self.image = im
+            self.meta = _meta(im)
             self.depth = _mode_depth(im.mode)
             if self.png16 is not None:
                 import png
@@ -507,12 +571,18 @@ def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, 
     lost = compare_to_reading(ref, image, file_level=True)
     if lost:
         return {"status": "LOST", "class": "CLI: " + lost[0], "detail": lost[1] + f" (output {dec.name})"}
-    for k in ("icc", "exif", "xmp", "transparency"):
-        if k in ref.meta and k not in got.meta:
-            return {"status": "LOST", "class": f"CLI metadata: {k.upper()} dropped ({ref.format} -> "
+    if "exif" in ref.meta and got.format == "TIFF":   # EXIF as the TIFF's own directories
+        missing = exif_lost_in_tiff(ref.meta["exif"], got.image)
+        if missing:
+            return {"status": "LOST", "class": f"CLI metadata: EXIF altered ({ref.format} -> TIFF)",
+                    "detail": f"{missing} (output {dec.name})"}
+        got.meta["exif"] = ref.meta["exif"]
+    for k in sorted(ref.meta, key=lambda k: (k not in ("icc", "exif", "xmp", "transparency"), k)):
+        if k not in got.meta:
+            return {"status": "LOST", "class": f"CLI metadata: {k if ':' in k else k.upper()} dropped ({ref.format} -> "
                     f"{got.format})", "detail": f"output {dec.name}"}
         if k in ref.meta and got.meta[k] != ref.meta[k]:
-            return {"status": "LOST", "class": f"CLI metadata: {k.upper()} altered ({ref.format} -> "
+            return {"status": "LOST", "class": f"CLI metadata: {k if ':' in k else k.upper()} altered ({ref.format} -> "
                     f"{got.format})", "detail": f"output {dec.name}"}
     return {"status": "ok", "output": dec.name}
 

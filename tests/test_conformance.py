@@ -39,8 +39,8 @@ CASES = {
     "color_snakes.png": ("PNG with XMP", "ok"),
     "hopper_jpg.tif": ("TIFF with JPEG compression", "ok"),
     "tiff_strip_cmyk_jpeg.tif": ("CMYK TIFF with JPEG compression", "ok"),
-    "exif_gps.jpg": ("JPEG with GPS EXIF", "ok|refused"),
-    "pil_sample_cmyk.jpg": ("CMYK JPEG with EXIF", "ok|refused"),
+    "exif_gps.jpg": ("JPEG with GPS EXIF (and a dpi too large for PNG's pHYs)", "ok"),
+    "pil_sample_cmyk.jpg": ("CMYK JPEG with EXIF (and a thumbnail a TIFF cannot hold)", "ok|refused"),
     "piexif_r_sigma.jpg": ("camera JPEG with maker-note EXIF", "ok"),
     "ossfuzz-5730089102868480.sgi": ("16-bit SGI", "ok|refused"),
     "cross_scan_line_truncated.tga": ("truncated TGA", "ok|refused"),
@@ -51,13 +51,10 @@ API_XFAIL = {}
 # Through the CLI too (files written and read back; metadata compared): classes where the CLI differs.
 CLI_CASES = ["exif_gps.jpg", "pil_sample_cmyk.jpg", "piexif_r_sigma.jpg", "color_snakes.png", "tiff_16bit_RGB.tiff", "basn4a16.png",
              "16_bit_binary.pgm", "tiff_strip_cmyk_jpeg.tif", "python.ico", "apng_mode_16bit.png"]
-# Classes whose fix has not landed yet: strict, so the day it lands the mark must go.
-CLI_XFAIL = {
-    "exif_gps.jpg": "LOST class 'CLI decode refuses a file the CLI encoded': the PNG writer fails on this GPS "
-                    "EXIF (WriteError, OverflowError inside Pillow) after encode accepted it",
-    "pil_sample_cmyk.jpg": "LOST class 'CLI metadata: EXIF dropped (JPEG -> TIFF)': a CMYK image is written as "
-                           "TIFF and its EXIF is not",
-}
+# Classes whose fix has not landed yet: strict, so the day it lands the mark must go. Empty since the
+# last two (exif_gps.jpg: a dpi PNG's pHYs cannot hold; pil_sample_cmyk.jpg: an EXIF thumbnail a TIFF
+# cannot hold, now refused by encode) were fixed (tests/test_metadata_kept.py).
+CLI_XFAIL: dict = {}
 
 
 def test_every_fixture_is_listed_and_small():
@@ -131,6 +128,11 @@ def test_checker_sees_dropped_metadata_and_untyped_errors(tmp_path):
     Image.open(src).save(out / "color_snakes.png")  # same pixels, but Pillow's writer drops the XMP
     lost = conf.check_cli_file(src, Path("color_snakes.png"), tric, out, {}, {}, 0, 0)
     assert lost["status"] == "LOST" and "XMP dropped" in lost["class"]
+    grey = tmp_path / "src" / "Basn0g03.png"           # a chunk Pillow ignores (sBIT), dropped by its writer
+    grey.write_bytes((FIXTURES / "Basn0g03.png").read_bytes())
+    Image.open(grey).save(out / "Basn0g03.png")
+    lost = conf.check_cli_file(grey, Path("Basn0g03.png"), tric, out, {}, {}, 0, 0)
+    assert lost["status"] == "LOST" and "png:sBIT dropped" in lost["class"]
     key = str(src.resolve())
     typed = conf.check_cli_file(src, Path("color_snakes.png"), tric, out, {key: f"{src}: unsupported"}, {}, 1, 0)
     assert typed["status"] == "refused" and typed["reason"] == "FILE: unsupported"

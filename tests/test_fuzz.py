@@ -172,8 +172,11 @@ T = b"transparency"
     ("i16_21x15", T, b"b" + b"\0" * 300),                  # per-entry alpha on a non-palette image
     ("la_photo_20x16", T, b"i" + fz._words(256)),         # PNG keeps no tRNS for LA
     ("l_1x1", b"text:\xff\xfe", b"x"),                     # a PNG text key PNG cannot hold
+    ("l_1x1", b"png:sBIT", b"\x09"),                        # 9 significant bits of an 8-bit sample
+    ("rgb_1x1", b"png:bKGD", b"\x01"),                      # a palette index on an RGB image
+    ("rgb_1x1", b"dpi", struct.pack("<dd", 1e300, 1e300)),  # a resolution PNG's pHYs cannot hold
 ], ids=["json-nesting", "rgb-colour-on-L", "index-on-RGB", "colour-overflow", "alpha-table-on-I16",
-        "grey-on-LA", "non-latin1-text-key"])
+        "grey-on-LA", "non-latin1-text-key", "sbit-too-deep", "bkgd-index-on-RGB", "dpi-overflow"])
 def test_hostile_metadata(corpus, seed_name, key, value, tmp_path):
     """A META section (CRC valid) that does not fit the image: a DecodeError, or a decoded image the CLI
     can write; not a RecursionError (JSON, before the u32/binary META) or a ValueError, OverflowError

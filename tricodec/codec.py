@@ -200,7 +200,7 @@ def _check_shape(image, header: fmt.Header) -> None:
 def _decode_finish_image(image, header: fmt.Header, sections: dict):
     _check_shape(image, header)
     if fmt.SEC_META in sections:
-        metadata.apply(image, metadata.unpack(sections[fmt.SEC_META]))
+        image = metadata.apply(image, metadata.unpack(sections[fmt.SEC_META]))  # deep arrays: a DeepArray
     return image
 
 

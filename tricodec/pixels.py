@@ -2,7 +2,7 @@
 
 Inside tricodec an image is either a ``PIL.Image.Image`` or, for colour images deeper than 8 bits that
 Pillow cannot hold (it silently truncates 16-bit RGB to 8 bits), a uint16 numpy array (H, W, 3|4)
-with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"``.
+with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"`` (a ``metadata.DeepArray`` when its file had metadata).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from PIL import Image
 
 from .container import DEFAULT_MAX_PIXELS
 from .errors import EncodeError, TricodecError, WriteError
+from . import metadata
 from .metadata import png_extra_chunks, save_kwargs
 
 DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
@@ -33,6 +34,7 @@ PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
 def from_array(arr: np.ndarray):
     """A numpy array -> PIL image (uint8 (H,W), (H,W,1), (H,W,2), (H,W,3), (H,W,4); uint16 (H,W)) or a deep
     array (uint16 (H,W,3|4))."""
+    source = arr
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
@@ -45,11 +47,20 @@ def from_array(arr: np.ndarray):
         if arr.ndim == 2:
             return Image.fromarray(arr.astype("<u2"))  # Pillow infers I;16 (naming it is refused)
         if arr.shape[2] in (3, 4):
-            return arr
+            return _keep_info(arr, source)
         if arr.shape[2] == 2:
             raise EncodeError("16-bit grey+alpha array (H, W, 2) is not supported (tricodec has no 16-bit "
                               "grey+alpha mode, and converting it would change its samples)")
     raise EncodeError(f"unsupported array: dtype {arr.dtype}, shape {arr.shape} (use uint8 or uint16)")
+
+
+def _keep_info(arr: np.ndarray, source) -> np.ndarray:
+    """``arr`` (a contiguous copy or view of ``source``) with the metadata of ``source`` if it is a DeepArray."""
+    if not isinstance(source, metadata.DeepArray) or arr is source:
+        return arr
+    out = arr.view(metadata.DeepArray)
+    out.info, out.text = dict(source.info), dict(source.text)
+    return out
 
 
 def normalize(image, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -185,7 +196,10 @@ def _read_full_depth(image: Image.Image, bits: int):
     if data is None:
         raise EncodeError(f"{what}: Pillow holds only 8 bits of it and its file cannot be read again "
                           "(open it from a path or a seekable file)")
-    return reader(data)
+    out = reader(data)
+    # The file's metadata as Pillow reads it (a PNG's text and eXIf may follow the pixels: Pillow reads
+    # them on load), given to the full-depth image the way a decode gives it back.
+    return metadata.apply(out, metadata.collect(image, describe(out)[0]))
 
 
 def _source_bytes(image: Image.Image, limit: int = -1) -> bytes | None:
@@ -290,29 +304,10 @@ def _read_png16(data: bytes):
         kind = "grey+alpha" if colour == 4 else f"colour type {colour}"
         raise EncodeError(f"{depth}-bit {kind} PNG is not supported (tricodec has no {depth}-bit mode for it, "
                           "and converting it would change its samples)")
-    kept = [name for chunk, name in _PNG_METADATA.items() if chunk in _png_chunk_types(data)]
-    if kept:
-        raise EncodeError(f"16-bit colour PNG with {', '.join(kept)}: tricodec keeps no metadata for 16-bit "
-                          "colour images yet")
     w, h, rows, info = png.Reader(bytes=data).read()
     planes = info["planes"]
     arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
     return np.ascontiguousarray(arr)
-
-
-# PNG chunks whose content tricodec keeps for 8-bit images (metadata.py): with a 16-bit colour image they
-# would be lost, so such files are refused.
-_PNG_METADATA = {b"tRNS": "transparency", b"iCCP": "an ICC profile", b"eXIf": "EXIF",
-                 b"tEXt": "text", b"zTXt": "text", b"iTXt": "text"}
-
-
-def _png_chunk_types(data: bytes) -> set[bytes]:
-    types, pos = set(), 8
-    while pos + 8 <= len(data):
-        length, typ = struct.unpack_from(">I4s", data, pos)
-        types.add(typ)
-        pos += 12 + length
-    return types
 
 
 def _read_tiff16(data: bytes):
@@ -494,6 +489,28 @@ def output_suffix(image) -> str:
     return ".tiff"
 
 
+def check_writable(image) -> None:
+    """WriteError when :func:`write_image` could not write this image with its metadata in the format
+    ``tricodec decode`` gives it (:func:`output_suffix`): the CLI refuses to encode what its decode could
+    not write back whole. Writes a 1x1 stand-in of the same mode and palette with the metadata a decode
+    gives (``metadata.collect`` -> ``metadata.apply``), so it costs no pixels."""
+    meta = metadata.collect(image)
+    if not meta:
+        return
+    if isinstance(image, np.ndarray):
+        stand = np.zeros((1, 1, image.shape[2]), np.uint16)
+    else:
+        stand = Image.new(image.mode, (1, 1))
+        pmode, pal = palette(image)
+        if pal:
+            stand.putpalette(pal, pmode)
+    try:
+        stand = metadata.apply(stand, meta)
+    except TricodecError as e:
+        raise WriteError(str(e)) from None
+    write_image(stand, io.BytesIO(), output_suffix(image))
+
+
 def decoded_name(name: str, mode: str | None) -> str:
     """Output name of a decoded file whose header names ``mode`` (None: unknown, PNG assumed): the
     source's name without ``.tric``, plus the output format's suffix unless it already ends with one of
@@ -517,15 +534,9 @@ def write_image(image, path, suffix: str | None = None) -> None:
         suffix = path.suffix if isinstance(path, Path) else ""
     suffix = suffix.lower()
     if isinstance(image, np.ndarray):
-        import png
+        from .pngwrite import deep_png
 
-        h, w, c = image.shape
-        writer = png.Writer(width=w, height=h, bitdepth=16, greyscale=False, alpha=(c == 4))
-        if isinstance(path, Path):
-            with open(path, "wb") as f:
-                writer.write(f, image.reshape(h, w * c).tolist())
-        else:
-            writer.write(path, image.reshape(h, w * c).tolist())
+        _write_bytes(path, deep_png(image, save_kwargs(image, "PNG"), png_extra_chunks(image)))
         return
     fmt = Image.registered_extensions().get(suffix, "PNG")
     kwargs = save_kwargs(image, fmt)   # WriteError when fmt cannot hold the kept metadata
@@ -542,6 +553,8 @@ def write_image(image, path, suffix: str | None = None) -> None:
         data = _insert_png_chunks(buf.getvalue(), extra) if extra else buf.getvalue()
         if fmt != "PNG":
             _check_reads_back(image, data, fmt)
+        if fmt == "TIFF" and isinstance(info.get("exif"), (bytes, bytearray)):
+            metadata.check_tiff_exif(info["exif"], Image.open(io.BytesIO(data)))
         _write_bytes(path, data)
     except WriteError:
         raise
