@@ -116,3 +116,18 @@ def test_device_path_checks_the_crc():
         tricodec.decode_batch([bytes(data)], device="triton", output="torch")
     with pytest.raises(DecodeError, match="CRC mismatch"):
         tricodec.decode_batch([bytes(data)], device="cpu", output="torch")
+
+
+def test_files_a_gpu_would_decode_on_the_host_are_uploaded(monkeypatch):
+    """Files whose model ``backend_for`` puts on the CPU (the context model under ``device="auto"`` on a
+    GPU machine) decode on the host inside a device batch and come back as tensors on the device."""
+    from tricodec import codec
+    from tricodec.backend import CPU
+
+    datas = [tricodec.encode(photo_like(12, 16, 3, seed=4), device="cpu", model="tric-cx1"),
+             tricodec.encode(photo_like(9, 7, 1, seed=5).squeeze(), device="cpu")]
+    assert not any(tricodec.read_header(d).is_fallback for d in datas)
+    monkeypatch.setattr(codec, "backend_for", lambda device, model: CPU)
+    out = tricodec.decode_batch(datas, device="triton", output="torch")
+    for t, d in zip(out, datas):
+        _same(t, tricodec.decode_array(d, device="cpu"))

@@ -73,7 +73,7 @@ class TricPlugin(PluginV3):
     def read(self, *, index=None, device: str | None = None, model=None) -> np.ndarray:
         """The image as :func:`tricodec.decode_array` gives it; ``index=...``: with a batch axis of one."""
         _check_index(index)
-        array = codec.decode_array(self._data, device=device or self._device, model=model or self._model)
+        array = np.asarray(codec.decode_array(self._data, device=device or self._device, model=model or self._model))
         return array[None] if index is Ellipsis else array
 
     def iter(self, **kwargs):

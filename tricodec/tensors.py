@@ -168,6 +168,7 @@ def _as_array(image) -> np.ndarray:
 
 
 def _to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    a = np.asarray(a)                              # a plain ndarray (not a subclass carrying metadata)
     if not a.flags.writeable or not a.flags.c_contiguous or not a.dtype.isnative:
         a = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("="), copy=False)).copy()
     return torch.from_numpy(a).to(device)
