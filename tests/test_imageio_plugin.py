@@ -70,6 +70,8 @@ def test_bytes_in_memory_and_any_name(tmp_path):
         (tmp_path / "copy").write_bytes(data)
         assert np.array_equal(iio.imread(source), array)
     assert np.array_equal(iio.imread(data, extension=".tric", plugin="tricodec"), array)
+    with open(tmp_path / "copy", "rb") as f:           # a file object
+        assert np.array_equal(iio.imread(f), array)
 
 
 def test_metadata(tmp_path):
@@ -91,6 +93,11 @@ def test_errors(tmp_path):
     with pytest.raises(EncodeError, match="batch of 2"):
         iio.imwrite(tmp_path / "y.tric", np.stack([array, array]))
     assert not (tmp_path / "y.tric").exists() or (tmp_path / "y.tric").stat().st_size == 0
+    with iio.imopen(tmp_path / "z.tric", "w") as f:
+        f.write(array)
+        with pytest.raises(EncodeError, match="written already"):
+            f.write(array)
+    assert (tmp_path / "z.tric").read_bytes() == tricodec.encode(array)
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x40
     (tmp_path / "bad.tric").write_bytes(bytes(data))

@@ -57,7 +57,7 @@ class TricPlugin(PluginV3):
     def __init__(self, request, *, device: str = "auto", model=None) -> None:
         super().__init__(request)
         self._device, self._model = device, model
-        self._data = None
+        self._data, self._written = None, False
         if request.mode.io_mode == IOMode.read:
             f = request.get_file()
             start = f.tell()
@@ -93,7 +93,10 @@ class TricPlugin(PluginV3):
             frames = list(array) if is_batch else [array]
         if len(frames) != 1:
             raise EncodeError(f"a .tric file holds one image, got a batch of {len(frames)}")
+        if self._written:
+            raise EncodeError("a .tric file holds one image, and this one is written already")
         data = codec.encode(frames[0], device=device or self._device, model=model or self._model)
+        self._written = True
         if self.request._uri_type == URI_BYTES:
             return data
         self.request.get_file().write(data)
