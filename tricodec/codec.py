@@ -41,12 +41,12 @@ def _layout(model, channels: int) -> tuple[tuple, tuple]:
 
 def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple[int, bytes]]:
     """uint8 (P, H, W) planes in coding order -> the model's sections (SIDE, LANES)."""
-    return model.encode_residuals(backend.compute_residuals(backend.upload(planes), refs), backend)
+    return model.encode_planes_batch([planes], [refs], backend)[0]
 
 
 def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, model, backend) -> np.ndarray:
     """Inverse of :func:`encode_planes` -> uint8 (P, H, W)."""
-    return backend.download(backend.reconstruct(model.decode_residuals(sections, (n_planes, h, w), backend), refs))
+    return backend.download(model.decode_planes_batch([sections], [(n_planes, h, w)], [refs], backend)[0])
 
 
 # ---- public API ----
@@ -268,8 +268,8 @@ def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = 
     jobs = [_encode_prepare(im, m, max_pixels) for im in images]
     sections = {}
     for group in _groups([j for j in jobs if j.arr is not None], lambda j: j.arr.nbytes):
-        res = [backend.compute_residuals(backend.upload(j.planes()), j.refs) for j in group]
-        for j, secs in zip(group, m.encode_residuals_batch(res, backend)):
+        for j, secs in zip(group, m.encode_planes_batch([j.planes() for j in group], [j.refs for j in group],
+                                                        backend)):
             sections[id(j)] = secs
     return [_encode_finish(j, sections.get(id(j)), m) for j in jobs]
 
@@ -277,8 +277,7 @@ def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = 
 def _decode_group(group: list, m, backend) -> dict:
     """Files of one model through its batch hook -> {id(job): image}."""
     shapes = [(len(j.order), j.header.height, j.header.width) for j in group]
-    res = m.decode_residuals_batch([j.sections for j in group], shapes, backend)
-    scans = [backend.reconstruct(r, j.refs) for j, r in zip(group, res)]  # all queued before the first wait
+    scans = m.decode_planes_batch([j.sections for j in group], shapes, [j.refs for j in group], backend)
     out = {}
     for j, scan in zip(group, scans):
         planes = backend.download(scan)

@@ -9,8 +9,10 @@ A model kind implements::
     prefers_gpu: bool                  # device="auto" runs it on a GPU where there is one
 
 and may override the whole-image steps (``encode_image``/``decode_image``, e.g. to code big images in
-bands on the CPU) and the batch hooks (``encode_residuals_batch``/``decode_residuals_batch``, e.g. to put
-several images through the same kernel launches)."""
+bands on the CPU), the batch hooks (``encode_residuals_batch``/``decode_residuals_batch``, e.g. to put
+several images through the same kernel launches) and the predictor around them
+(``encode_planes_batch``/``decode_planes_batch``: planes in, sections out and back; by default the MED
+predictor of ``predictor_ref``, a kind with its own predictor records its parameters in its sections)."""
 from __future__ import annotations
 
 import numpy as np
@@ -65,14 +67,23 @@ class NamedWeights:
     def encode_image(self, arr: np.ndarray, order: tuple, refs: tuple, backend) -> list:
         """uint8 (H, W, C) pixels -> the model's sections."""
         planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
-        return self.encode_residuals(backend.compute_residuals(backend.upload(planes), refs), backend)
+        return self.encode_planes_batch([planes], [refs], backend)[0]
 
     def decode_image(self, sections: dict, arr: np.ndarray, order: tuple, refs: tuple, backend) -> None:
         """The model's sections -> the pixels, written into uint8 (H, W, C) ``arr``."""
         h, w = arr.shape[:2]
-        res = self.decode_residuals(sections, (len(order), h, w), backend)
-        planes = backend.download(backend.reconstruct(res, refs))
+        planes = backend.download(self.decode_planes_batch([sections], [(len(order), h, w)], [refs], backend)[0])
         arr[:, :, list(order)] = planes.transpose(1, 2, 0)
+
+    def encode_planes_batch(self, planes_list: list, refs_list: list, backend) -> list:
+        """Host uint8 (P, H, W) planes in coding order, one array per image -> each image's sections."""
+        res = [backend.compute_residuals(backend.upload(p), r) for p, r in zip(planes_list, refs_list)]
+        return self.encode_residuals_batch(res, backend)
+
+    def decode_planes_batch(self, sections_list: list, shapes: list, refs_list: list, backend) -> list:
+        """Each image's sections -> its uint8 (P, H, W) planes on the backend (all queued before any wait)."""
+        res = self.decode_residuals_batch(sections_list, shapes, backend)
+        return [backend.reconstruct(r, refs) for r, refs in zip(res, refs_list)]
 
     def encode_residuals_batch(self, res_list: list, backend) -> list:
         return [self.encode_residuals(r, backend) for r in res_list]

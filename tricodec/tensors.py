@@ -227,10 +227,9 @@ def decode_batch_torch(datas: list, stack: bool, *, device: str, model, max_pixe
 def _decode_group_on_device(group: list, m, backend) -> dict:
     """8-bit model files of one model through its batch hook, kept on the device -> {id(job): tensor}."""
     shapes = [(len(j.order), j.header.height, j.header.width) for j in group]
-    res = m.decode_residuals_batch([j.sections for j in group], shapes, backend)
+    scans = m.decode_planes_batch([j.sections for j in group], shapes, [j.refs for j in group], backend)
     arrs = []
-    for j, r in zip(group, res):
-        planes = backend.reconstruct(r, j.refs)          # (P, H, W) in coding order
+    for j, planes in zip(group, scans):                  # planes: (P, H, W) in coding order
         inverse = [list(j.order).index(c) for c in range(j.header.channels)]
         arrs.append(planes[inverse].permute(1, 2, 0).contiguous())   # (H, W, C): Pillow's byte order
     out = {}
