@@ -193,7 +193,14 @@ def stack_or_list(items: list, stack: bool, lib: str):
         if tuple(x.shape) != tuple(items[0].shape) or x.dtype != items[0].dtype:
             raise DecodeError(f"stack=True needs files of one shape and dtype: file 0 is {_describe(items[0])}, "
                               f"file {i} is {_describe(x)} (stack=False gives a list)")
-    return torch.stack(items) if lib == "torch" else np.stack(items)
+    if lib == "numpy":
+        return np.stack(items)
+    signed = {torch.uint16: torch.int16, torch.uint32: torch.int32}.get(items[0].dtype)
+    if signed is None:
+        return torch.stack(items)
+    # torch has few kernels for its wide unsigned types (cat among those missing on some devices):
+    # the same bits, stacked as the signed type of that width.
+    return torch.stack([x.view(signed) for x in items]).view(items[0].dtype)
 
 
 def decode_batch_numpy(datas: list, stack: bool, **kw):
