@@ -28,8 +28,8 @@ from tricodec import codec
 from tricodec.backend import DEVICES, get_backend, image_workers
 from tricodec.errors import EncodeError, TricodecError, WriteError
 from tricodec.model import load_model
-from tricodec.pixels import (IMAGE_SUFFIXES, TRIC_SUFFIX, check_writable, decoded_name, describe, normalize,
-                             output_suffix, pixel_bytes, read_image, write_image)
+from tricodec.pixels import (DEFAULT_PNG_LEVEL, IMAGE_SUFFIXES, OUTPUT_FORMATS, TRIC_SUFFIX, check_writable,
+                             decoded_name, describe, normalize, output_suffix, pixel_bytes, read_image, write_image)
 
 EXAMPLES = """
 Examples:
@@ -585,10 +585,19 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
            quiet: bool = QuietOpt, as_json: bool = JsonOpt, include: Optional[List[str]] = IncludeOpt,
            exclude: Optional[List[str]] = ExcludeOpt,
            model: Optional[Path] = typer.Option(None, "--model", help="weights file the .tric files need"),
+           out_format: Optional[str] = typer.Option(None, "--format", help="output format: png, tiff, ppm or npy "
+                                                    "(default: the output file's suffix; for folders PNG, TIFF "
+                                                    "for modes PNG cannot hold); a format that cannot hold an "
+                                                    "image's pixels, mode or metadata is refused for that file"),
+           png_level: int = typer.Option(DEFAULT_PNG_LEVEL, "--png-level", min=0, max=9,
+                                         help="zlib level of PNG outputs: 0-9 (1: fast; 6 or 9: smaller files)"),
            use_ray: bool = RayOpt, address: Optional[str] = AddressOpt):
-    """Decode .tric files. Images are written as PNG (TIFF for modes PNG cannot hold), named after their
-    source: a.jpg.tric -> a.jpg.png, a.png.tric -> a.png; two sources never share an output."""
+    """Decode .tric files. Images are written as PNG (TIFF for modes PNG cannot hold, or --format), named
+    after their source: a.jpg.tric -> a.jpg.png, a.png.tric -> a.png; two sources never share an output."""
     _check_device(device)
+    if out_format is not None and out_format.lower() not in OUTPUT_FORMATS:
+        _usage(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {out_format!r}")
+    fmt_suffix = OUTPUT_FORMATS[out_format.lower()] if out_format else None
     if _elsewhere("decode", src, dst, device, model, force, use_ray, address, quiet, as_json):
         return
     src, dst = Path(src), Path(dst)
@@ -613,12 +622,17 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
     def store(s: Path, d: Path, image):
         if d == STDIO:
             buf = io.BytesIO()
-            write_image(image, buf, output_suffix(image))
+            write_image(image, buf, fmt_suffix or output_suffix(image), png_level=png_level)
             _write_out(d, buf.getvalue(), force)
             return
-        write_atomic(d, lambda p: write_image(image, p, d.suffix), force)
+        write_atomic(d, lambda p: write_image(image, p, fmt_suffix or d.suffix, png_level=png_level), force)
 
-    pairs, ignored = _pairs(src, dst, _not_tric, lambda p: decoded_name(p.name, _header_mode(p)), include, exclude)
+    if fmt_suffix and dst != STDIO and not dst.is_dir() and not str(dst).endswith(os.sep) and not \
+            Path(str(src)).is_dir() and dst.suffix and dst.suffix.lower() != fmt_suffix and \
+            Image.registered_extensions().get(dst.suffix.lower()) != Image.registered_extensions().get(fmt_suffix):
+        _usage(f"--format {out_format} but the output {dst} names another format")
+    pairs, ignored = _pairs(src, dst, _not_tric, lambda p: decoded_name(p.name, _header_mode(p), fmt_suffix),
+                            include, exclude)
     clashes = _clashes(pairs)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,

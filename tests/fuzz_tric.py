@@ -1420,11 +1420,12 @@ def _write_check(image, workdir: str | None) -> Outcome | None:
     decoder accepted must not make the writer raise anything but a TricodecError (e.g. metadata that
     does not fit the mode)."""
     import tricodec
-    from tricodec.pixels import output_suffix, write_image
+    from tricodec.pixels import DEFAULT_PNG_LEVEL, output_suffix, write_image
     fd, path = tempfile.mkstemp(suffix=output_suffix(image), dir=workdir)
     os.close(fd)
     try:
-        write_image(image, path)
+        write_image(image, path, png_level=DEFAULT_PNG_LEVEL)   # the CLI's default (tricodec's own PNG writer)
+        write_image(image, path)                                # Pillow's writer (the API's, and --png-level 4+)
     except tricodec.TricodecError:
         return None
     except BaseException as e:  # noqa: BLE001

@@ -511,32 +511,53 @@ def check_writable(image) -> None:
     write_image(stand, io.BytesIO(), output_suffix(image))
 
 
-def decoded_name(name: str, mode: str | None) -> str:
+def decoded_name(name: str, mode: str | None, suffix: str | None = None) -> str:
     """Output name of a decoded file whose header names ``mode`` (None: unknown, PNG assumed): the
-    source's name without ``.tric``, plus the output format's suffix unless it already ends with one of
-    that format (``a.jpg.tric`` -> ``a.jpg.png``, ``a.png.tric`` -> ``a.png``, ``a.tif.tric`` holding CMYK
-    -> ``a.tif``). Keeping the full name keeps distinct sources apart; the one clash left (``x.tric`` and
-    ``x.png.tric``) is for the caller to refuse."""
+    source's name without ``.tric``, plus the output format's suffix (``suffix``, else the default for the
+    mode) unless it already ends with one of that format (``a.jpg.tric`` -> ``a.jpg.png``, ``a.png.tric``
+    -> ``a.png``, ``a.tif.tric`` holding CMYK -> ``a.tif``). Keeping the full name keeps distinct sources
+    apart; the one clash left (``x.tric`` and ``x.png.tric``) is for the caller to refuse."""
     stem = name[:-len(TRIC_SUFFIX)] if name.endswith(TRIC_SUFFIX) and len(name) > len(TRIC_SUFFIX) else name
-    suffix = output_suffix(mode or "RGB")
+    suffix = suffix or output_suffix(mode or "RGB")
     formats = Image.registered_extensions()
-    if formats.get(Path(stem).suffix.lower()) == formats[suffix]:
+    have = Path(stem).suffix.lower()
+    if have == suffix or (suffix in formats and formats.get(have) == formats[suffix]):
         return stem
     return stem + suffix
 
 
-def write_image(image, path, suffix: str | None = None) -> None:
+# Output formats ``tricodec decode --format`` names, and their suffix.
+OUTPUT_FORMATS = {"png": ".png", "tiff": ".tiff", "ppm": ".ppm", "npy": ".npy"}
+DEFAULT_PNG_LEVEL = 1   # zlib level of decoded PNGs: level 1 writes 3-5x faster than 6, files ~5-10% larger
+FAST_PNG_MAX_LEVEL = 3  # up to this level 8-bit L/LA/RGB/RGBA PNGs go through pngwrite (fast filter); above, Pillow
+
+
+def write_image(image, path, suffix: str | None = None, png_level: int | None = None) -> None:
     """Write a decoded image to a path or a binary file object, in the format ``suffix`` (default: the
-    path's) names; PNG when it names none; deep arrays always as 16-bit PNG."""
+    path's) names; PNG when it names none. ``png_level``: zlib level 0-9 of a PNG (None: Pillow's 6).
+    ``.npy`` writes the samples (numpy), ``.ppm``/``.pgm`` 8- and 16-bit grey and RGB; every format
+    refuses (WriteError) what it cannot hold: a mode, a palette, alpha, the kept metadata."""
     if isinstance(path, str):
         path = Path(path)
     if suffix is None:
         suffix = path.suffix if isinstance(path, Path) else ""
     suffix = suffix.lower()
+    if png_level is not None and not 0 <= png_level <= 9:
+        raise ValueError(f"png_level must be 0-9, not {png_level}")
+    if suffix == ".npy":
+        _write_bytes(path, _npy_bytes(image))
+        return
+    if suffix in (".ppm", ".pgm", ".pnm") and (isinstance(image, np.ndarray) or image.mode == "I;16"):
+        _write_bytes(path, _pnm16_bytes(image))
+        return
     if isinstance(image, np.ndarray):
         from .pngwrite import deep_png
 
-        _write_bytes(path, deep_png(image, save_kwargs(image, "PNG"), png_extra_chunks(image)))
+        fmt = Image.registered_extensions().get(suffix, "PNG")
+        if fmt != "PNG":
+            raise WriteError(f"a 16-bit colour image can be written as PNG, PPM (no alpha) or NPY, not {fmt}")
+        kwargs = save_kwargs(image, "PNG")
+        _write_bytes(path, deep_png(image, kwargs, png_extra_chunks(image), 6 if png_level is None else png_level))
         return
     fmt = Image.registered_extensions().get(suffix, "PNG")
     kwargs = save_kwargs(image, fmt)   # WriteError when fmt cannot hold the kept metadata
@@ -544,6 +565,13 @@ def write_image(image, path, suffix: str | None = None) -> None:
     # Pillow's writers also read options from image.info (a TIFF's "compression" would re-encode it as
     # JPEG): they get only the kept metadata, as the arguments above, never the info dict itself.
     info, image.info = image.info, {}
+    if fmt == "PNG" and png_level is not None and png_level <= FAST_PNG_MAX_LEVEL and image.mode in ("L", "LA", "RGB", "RGBA"):
+        from .pngwrite import png_bytes
+
+        _write_bytes(path, png_bytes(np.asarray(image), kwargs, extra, png_level))
+        return
+    if fmt == "PNG" and png_level is not None:
+        kwargs["compress_level"] = png_level
     try:
         if fmt == "PNG" and not extra:
             image.save(path, format=fmt, **kwargs)
@@ -562,6 +590,40 @@ def write_image(image, path, suffix: str | None = None) -> None:
         raise WriteError(f"cannot write a {image.mode} image as {fmt} ({type(e).__name__}: {e})") from None
     finally:
         image.info = info
+
+
+def _no_metadata(image, fmt: str) -> None:
+    """WriteError naming the kept metadata of an image, for a format that holds none."""
+    meta = [k for k in metadata.kept(image) if k[5:] not in metadata._LEGACY_DECODER_TEXT]
+    if meta:
+        raise WriteError(f"{fmt} cannot hold the image's {', '.join(sorted(meta))}: write it as PNG")
+
+
+def _npy_bytes(image) -> bytes:
+    """The samples as a .npy file: (H, W) or (H, W, C), uint8 or uint16 (little-endian), for the modes
+    whose samples say everything (L, LA, RGB, RGBA, I;16 and the 16-bit colour modes); no metadata."""
+    mode = describe(image)[0]
+    if mode not in ("L", "LA", "RGB", "RGBA", "I;16", "RGB;16", "RGBA;16"):
+        raise WriteError(f"NPY holds samples only: a {mode} image would lose its "
+                         f"{'palette' if mode in ('P', 'PA') else 'mode'}; write it as PNG or TIFF")
+    _no_metadata(image, "NPY")
+    arr = np.asarray(image)
+    arr = arr.astype("<u2") if arr.dtype == np.uint16 else arr
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _pnm16_bytes(image) -> bytes:
+    """16-bit grey (I;16) as PGM, 16-bit RGB as PPM: maxval 65535, big-endian samples; no alpha, no
+    metadata (Pillow writes I;16 as PGM but reads it back as mode I)."""
+    mode = describe(image)[0]
+    if mode == "RGBA;16":
+        raise WriteError("PPM cannot hold alpha: write this RGBA;16 image as PNG or NPY")
+    _no_metadata(image, "PPM")
+    arr = np.asarray(image)
+    magic = b"P5" if arr.ndim == 2 else b"P6"
+    return b"%s\n%d %d\n65535\n" % (magic, arr.shape[1], arr.shape[0]) + arr.astype(">u2").tobytes()
 
 
 def _check_reads_back(image, data: bytes, fmt: str) -> None:
