@@ -7,6 +7,8 @@ exact CPU twin in ``tricodec``:
   helpers in ``_context_jit``): ``tricodec.context_ref``;
 * ``rans_encode.encode_lanes`` (+ ``lane_compact``) / ``rans_decode.decode_lanes``: ``tricodec.rans_ref``;
 * ``predictor_residual.compute_residuals`` / ``predictor_scan.reconstruct``: ``tricodec.predictor_ref``;
+* ``blend_residual.compute_blend_residuals`` / ``blend_scan.reconstruct_blend`` (helpers in ``_blend_jit``):
+  ``tricodec.blend_ref`` (the self-correcting predictor of ``tric-wf2``);
 * ``block_scales.choose_block_scales`` / ``table_ids.block_table_ids``: ``tricodec.model.choose_block_scales``
   / ``tricodec.model.block_table_ids``.
 

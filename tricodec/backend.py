@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import context_ref, predictor_ref, rans_ref, wavefront_ref
+from . import blend_ref, context_ref, predictor_ref, rans_ref, wavefront_ref
 from .errors import BackendError
 from .model import block_table_ids, choose_block_scales
 
@@ -39,6 +39,8 @@ class Backend:
     download: Callable             # backend array -> numpy
     compute_residuals: Callable    # (planes uint8 (P,H,W), refs) -> uint8 (P,H,W)
     reconstruct: Callable          # (residuals uint8 (P,H,W), refs) -> uint8 (P,H,W)
+    compute_blend_residuals: Callable  # (planes uint8 (P,H,W), params int (P,5)) -> uint8 (P,H,W)
+    reconstruct_blend: Callable    # (residuals uint8 (P,H,W), params int (P,5)) -> uint8 (P,H,W)
     choose_block_scales: Callable  # (residuals, cost int32 (T,256), block_log2) -> uint8 (P,Hb,Wb)
     table_ids: Callable            # (side_info uint8 (P,Hb,Wb), H, W, block_log2) -> int32 (P,H,W)
     encode_lanes: Callable         # (symbols, table_ids, cdf, lane_size) -> (counts, words)
@@ -70,6 +72,8 @@ CPU = Backend(
     download=_identity,
     compute_residuals=predictor_ref.compute_residuals,
     reconstruct=predictor_ref.reconstruct,
+    compute_blend_residuals=blend_ref.compute_blend_residuals,
+    reconstruct_blend=blend_ref.reconstruct_blend,
     choose_block_scales=choose_block_scales,
     table_ids=block_table_ids,
     encode_lanes=rans_ref.encode_lanes,
@@ -105,12 +109,13 @@ def interpreting() -> bool:
 
 def _kernels():
     try:
-        from .kernels import (block_scales, context_decode, context_encode, predictor_residual, predictor_scan,
-                              rans_decode, rans_encode, table_ids, wavefront_decode, wavefront_encode)
+        from .kernels import (blend_residual, blend_scan, block_scales, context_decode, context_encode,
+                              predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
+                              wavefront_decode, wavefront_encode)
     except Exception as e:
         raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
     return (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
-            context_encode, context_decode, wavefront_encode, wavefront_decode)
+            context_encode, context_decode, wavefront_encode, wavefront_decode, blend_residual, blend_scan)
 
 
 def _kernels_interpreted(module) -> bool:
@@ -122,7 +127,8 @@ def _triton_backend(name: str, device: str) -> Backend:
     """The kernels on torch ``device``; arrays are torch tensors on that device."""
     import torch
 
-    scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec, wf_enc, wf_dec = _kernels()
+    (scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec, wf_enc, wf_dec, blend_res,
+     blend_scan) = _kernels()
     dev = torch.device(device)
 
     def upload(a: np.ndarray) -> "torch.Tensor":
@@ -147,6 +153,8 @@ def _triton_backend(name: str, device: str) -> Backend:
         name=name, upload=upload, download=download,
         compute_residuals=lambda planes, refs: pred_res.compute_residuals(planes, _refs(refs)),
         reconstruct=lambda residuals, refs: pred_scan.reconstruct(residuals, _refs(refs)),
+        compute_blend_residuals=blend_res.compute_blend_residuals,
+        reconstruct_blend=blend_scan.reconstruct_blend,
         choose_block_scales=scales.choose_block_scales,
         table_ids=tab.block_table_ids,
         encode_lanes=rans_enc.encode_lanes,

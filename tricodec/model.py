@@ -209,9 +209,13 @@ def _wavefront_model(config: dict, arrays: dict, name: str, digest: str) -> Wave
             raise ValueError(f"lane_pixels must be in [{cm.MIN_LANE_PIXELS}, 2**30]")
         if not 1 <= update_steps <= wr.MAX_UPDATE_STEPS:
             raise ValueError(f"update_steps must be in 1..{wr.MAX_UPDATE_STEPS}")
+        predictor = str(config.get("predictor", "med"))
+        if predictor not in ("med", "blend"):
+            raise ValueError(f"unknown predictor {predictor!r}")
         return WavefrontModel(name=name, sha256=digest, init_a=init_a, init_b=init_b, bin_a=bin_a, bin_b=bin_b,
                               weight_lut=weight_lut, update_steps=update_steps, lane_pixels=lane_pixels,
-                              rgb_order=tuple(config["rgb_order"]), rgb_refs=tuple(config["rgb_refs"]))
+                              rgb_order=tuple(config["rgb_order"]), rgb_refs=tuple(config["rgb_refs"]),
+                              predictor=predictor)
     except (KeyError, ValueError, TypeError) as e:
         raise ModelError(f"malformed wavefront-model weights: {e}") from None
 

@@ -1,0 +1,87 @@
+"""The blended predictor's Triton kernels (residuals, decode scan) equal their CPU twin ``blend_ref``.
+
+Without a GPU they run under the Triton interpreter (conftest sets TRITON_INTERPRET): images are small, but
+the cases reach every state: both modes, references to one and two planes, the image's edges and first
+pixel, strips of the scan (more rows than its BLOCK_H, so the error rings wrap across strips), noise
+(large errors: the weight table's far end) and flat areas (zero errors: its start), 1 to 4 planes.
+"""
+import numpy as np
+import pytest
+import torch
+
+from tricodec import blend_ref as br
+from tricodec.kernels import blend_residual, blend_scan
+
+from helpers import photo_like
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _t(a):
+    return torch.from_numpy(np.ascontiguousarray(a)).to(DEV)
+
+
+def _planes(kind, shape, seed):
+    p, h, w = shape
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        return rng.integers(0, 256, shape).astype(np.uint8)
+    if kind == "extreme":
+        return (rng.integers(0, 2, shape) * 255).astype(np.uint8)
+    if kind == "flat":
+        out = np.full(shape, 77, np.uint8)
+        out[:, h // 2:, w // 3:] = 200
+        return out
+    return np.ascontiguousarray(photo_like(h, w, p, seed=seed).reshape(h, w, p).transpose(2, 0, 1))
+
+
+def _params(p, modes, mixes):
+    rows = []
+    for k in range(p):
+        q1, c1, q2, c2 = mixes[k] if k < len(mixes) else (-1, 0, -1, 0)
+        rows.append((modes[k % len(modes)], q1, c1, q2, c2))
+    return np.array(rows, np.int32)
+
+
+RGB_MIXES = [(-1, 0, -1, 0), (0, 4, -1, 0), (0, 1, 1, 3)]
+CASES = [  # (P, H, W), modes, mixes, content
+    ((1, 1, 1), (1,), [], "photo"),
+    ((3, 1, 1), (1,), RGB_MIXES, "noise"),
+    ((3, 1, 9), (1, 0), RGB_MIXES, "photo"),
+    ((3, 9, 1), (1,), RGB_MIXES, "photo"),
+    ((3, 7, 5), (1,), RGB_MIXES, "noise"),
+    ((3, 21, 70), (1, 0, 1), [(-1, 0, -1, 0), (0, 2, -1, 0), (0, 2, 1, 2)], "photo"),
+    ((3, 19, 67), (0, 1, 1), [(-1, 0, -1, 0), (0, 4, -1, 0), (1, 4, -1, 0)], "extreme"),
+    ((1, 24, 33), (1,), [], "flat"),
+    ((4, 17, 20), (1,), RGB_MIXES, "photo"),
+    ((2, 140, 6), (1,), [(-1, 0, -1, 0), (0, 3, -1, 0)], "noise"),   # > one strip of the scan
+]
+
+
+@pytest.mark.parametrize("shape,modes,mixes,kind", CASES)
+def test_blend_kernels_equal_the_twin(shape, modes, mixes, kind):
+    planes = _planes(kind, shape, seed=sum(shape))
+    params = _params(shape[0], modes, mixes)
+    want = br.compute_blend_residuals(planes, params)
+    got = blend_residual.compute_blend_residuals(_t(planes), params).cpu().numpy()
+    assert np.array_equal(got, want)
+    back = blend_scan.reconstruct_blend(_t(want), _t(params)).cpu().numpy()
+    assert np.array_equal(back, planes)
+
+
+def test_scan_reads_any_strides():
+    planes = _planes("photo", (3, 12, 10), seed=3)
+    params = _params(3, (1,), RGB_MIXES)
+    res = br.compute_blend_residuals(planes, params)
+    strided = _t(res.transpose(0, 2, 1).copy()).transpose(1, 2)          # same values, other strides
+    assert np.array_equal(blend_scan.reconstruct_blend(strided, params).cpu().numpy(), planes)
+    sliced = _t(np.ascontiguousarray(planes.transpose(0, 2, 1))).transpose(1, 2)
+    assert np.array_equal(blend_residual.compute_blend_residuals(sliced, params).cpu().numpy(), res)
+
+
+def test_kernels_refuse_bad_params():
+    planes = _t(np.zeros((2, 3, 3), np.uint8))
+    with pytest.raises(ValueError):
+        blend_residual.compute_blend_residuals(planes, [[1, -1, 0, -1, 0], [1, 1, 4, -1, 0]])  # not earlier
+    with pytest.raises(ValueError):
+        blend_scan.reconstruct_blend(planes, [[2, -1, 0, -1, 0], [0, 0, 4, -1, 0]])           # no mode 2
