@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE.parent))  # PYTHONPATH (e.g. a clean export) comes first
 
 
 def main(argv=None) -> int:
