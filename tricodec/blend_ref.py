@@ -38,6 +38,8 @@ The errors a pixel reads lie at most two rows up: the decode scan keeps four row
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit, prange
 
@@ -67,27 +69,6 @@ def check_params(params, n_planes: int) -> np.ndarray:
     return p
 
 
-def _ref_planes(px, params, k) -> np.ndarray:
-    """ref(y, x) of plane k for the whole image, int32 (H, W) (vectorised)."""
-    _, q1, c1, q2, c2 = (int(v) for v in params[k])
-    r = np.zeros(px.shape[1:], np.int32)
-    if q1 >= 0:
-        r += c1 * px[q1].astype(np.int32)
-    if q2 >= 0:
-        r += c2 * px[q2].astype(np.int32)
-    return r >> 2
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _ref_at(px, q1, c1, q2, c2, y, x):
-    r = np.int32(0)
-    if q1 >= 0:
-        r += c1 * np.int32(px[q1, y, x])
-    if q2 >= 0:
-        r += c2 * np.int32(px[q2, y, x])
-    return r >> 2
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _med(a, b, c):
     hi = max(a, b)
@@ -99,96 +80,112 @@ def _med(a, b, c):
     return a + b - c
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _predict(vr, err, y, x, w, mode, s):
-    """pv of pixel (y, x) from the rings of v (``vr[row % ERR_ROWS, x]``) and of the sub-predictors'
-    errors (``err[i, row % ERR_ROWS, x]``), which hold rows y-2 .. y up to x-1; fills ``s`` (mode 1)."""
+@njit(cache=True, nogil=True)
+def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store):
+    """Row ``y`` of plane ``k``: decode (``src`` residuals -> ``dst`` pixels) or encode (``src`` pixels ->
+    ``dst`` residuals, written only if ``store``), keeping v and the blend's errors in the four-row rings
+    ``vr[row % 4, x]`` / ``err[i, row % 4, x]`` (rows y-1, y-2 must be there).  ``up``: scratch (N_SUB, W)
+    for the errors' upper-row part, 2 (e(NW) + e(N) + e(NE)) + e(NN), summed once a row."""
+    px = dst if decode else src
+    w = px.shape[2]
+    mode, q1, c1, q2, c2 = params[k, 0], params[k, 1], params[k, 2], params[k, 3], params[k, 4]
     r0 = y & (ERR_ROWS - 1)
     r1 = (y - 1) & (ERR_ROWS - 1)
     r2 = (y - 2) & (ERR_ROWS - 1)
-    if x > 0:
-        vw = vr[r0, x - 1]
-    elif y > 0:
-        vw = vr[r1, x]
-    else:
-        vw = np.int32(0)
-    vn = vr[r1, x] if y > 0 else vw
-    vnw = vr[r1, x - 1] if (y > 0 and x > 0) else vn
-    if mode == MODE_MED:
-        return _med(vw, vn, vnw)
-    vne = vr[r1, x + 1] if (y > 0 and x < w - 1) else vn
-    vnne = vr[r2, x + 1] if (y > 1 and x < w - 1) else vne
-    s[0] = 4 * _med(vw, vn, vnw)
-    s[1] = 4 * vw
-    s[2] = 4 * vn
-    s[3] = 4 * (vw + vne - vn)
-    s[4] = 4 * (vn + vne - vnne)
-    s[5] = 2 * (vw + vn) + vne - vnw
-    tw = np.int64(0)
-    ts = np.int64(0)
-    for i in range(N_SUB):
-        e = np.int32(0)
-        if x > 0:
-            e += 2 * np.int32(err[i, r0, x - 1])
-        if x > 1:
-            e += np.int32(err[i, r0, x - 2])
-        if y > 0:
-            e += 2 * np.int32(err[i, r1, x])
-            if x > 0:
-                e += 2 * np.int32(err[i, r1, x - 1])
-            if x < w - 1:
-                e += 2 * np.int32(err[i, r1, x + 1])
-        if y > 1:
-            e += np.int32(err[i, r2, x])
-        wt = np.int64(WEIGHT_LUT[e])
-        tw += wt
-        ts += wt * np.int64(s[i] + 4096)
-    pv4 = np.int32(s[0]) if tw == 0 else np.int32((ts + tw // 2) // tw - 4096)
-    return ((pv4 + 4098) >> 2) - 1024
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _keep(vr, err, y, x, v, mode, s):
-    """Record pixel (y, x)'s v and, in mode 1, its sub-predictors' errors in the rings."""
-    r0 = y & (ERR_ROWS - 1)
-    vr[r0, x] = v
-    if mode != MODE_MED:
+    blend = mode != MODE_MED
+    if blend:
         for i in range(N_SUB):
-            err[i, r0, x] = np.int16(abs(4 * v - s[i]))
+            for x in range(w):
+                u = np.int32(0)
+                if y > 0:
+                    u = 2 * np.int32(err[i, r1, x])
+                    if x > 0:
+                        u += 2 * np.int32(err[i, r1, x - 1])
+                    if x < w - 1:
+                        u += 2 * np.int32(err[i, r1, x + 1])
+                    if y > 1:
+                        u += np.int32(err[i, r2, x])
+                up[i, x] = u
+    for x in range(w):
+        ref = np.int32(0)
+        if q1 >= 0:
+            ref += c1 * np.int32(px[q1, y, x])
+        if q2 >= 0:
+            ref += c2 * np.int32(px[q2, y, x])
+        ref >>= 2
+        if x > 0:
+            vw = vr[r0, x - 1]
+        elif y > 0:
+            vw = vr[r1, x]
+        else:
+            vw = np.int32(0)
+        vn = vr[r1, x] if y > 0 else vw
+        vnw = vr[r1, x - 1] if (y > 0 and x > 0) else vn
+        if not blend:
+            pv = _med(vw, vn, vnw)
+        else:
+            vne = vr[r1, x + 1] if (y > 0 and x < w - 1) else vn
+            vnne = vr[r2, x + 1] if (y > 1 and x < w - 1) else vne
+            s[0] = 4 * _med(vw, vn, vnw)
+            s[1] = 4 * vw
+            s[2] = 4 * vn
+            s[3] = 4 * (vw + vne - vn)
+            s[4] = 4 * (vn + vne - vnne)
+            s[5] = 2 * (vw + vn) + vne - vnw
+            tw = np.int64(0)
+            ts = np.int64(0)
+            for i in range(N_SUB):
+                e = up[i, x]
+                if x > 0:
+                    e += 2 * np.int32(err[i, r0, x - 1])
+                    if x > 1:
+                        e += np.int32(err[i, r0, x - 2])
+                wt = np.int64(WEIGHT_LUT[e])
+                tw += wt
+                ts += wt * np.int64(s[i] + 4096)
+            pv4 = np.int32(s[0]) if tw == 0 else np.int32((ts + tw // 2) // tw - 4096)
+            pv = ((pv4 + 4098) >> 2) - 1024
+        if y == 0 and x == 0:
+            pv = np.int32(128) if (q1 < 0 and q2 < 0) else np.int32(0)
+        pred = min(max(pv + ref, 0), 255)
+        if decode:
+            xv = (np.int32(src[k, y, x]) - 128 + pred) & 255
+            dst[k, y, x] = np.uint8(xv)
+        else:
+            xv = np.int32(src[k, y, x])
+            if store:
+                dst[k, y, x] = np.uint8((xv - pred + 128) & 255)
+        v = xv - ref
+        vr[r0, x] = v
+        if blend:
+            for i in range(N_SUB):
+                err[i, r0, x] = np.int16(abs(4 * v - s[i]))
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _residuals_nb(planes, v, params, out):
-    n_planes, h, w = planes.shape
+def _residuals_nb(planes, params, out, plane_list):
+    _, h, w = planes.shape
     n_chunks = (h + CHUNK_ROWS - 1) // CHUNK_ROWS
-    for job in prange(n_planes * n_chunks):
-        k = job // n_chunks
+    for job in prange(plane_list.shape[0] * n_chunks):
+        k = plane_list[job // n_chunks]
         y0 = (job % n_chunks) * CHUNK_ROWS
-        y1 = min(h, y0 + CHUNK_ROWS)
-        mode = params[k, 0]
-        base = np.int32(128) if (params[k, 1] < 0 and params[k, 3] < 0) else np.int32(0)
         err = np.zeros((N_SUB, ERR_ROWS, w), np.int16)
         vr = np.zeros((ERR_ROWS, w), np.int32)
+        up = np.zeros((N_SUB, w), np.int32)
         s = np.zeros(N_SUB, np.int32)
-        for y in range(max(0, y0 - 4), y1):   # rows y0-4, y0-3 fill v; y0-2, y0-1 also the errors
-            for x in range(w):
-                vv = np.int32(v[k, y, x])
-                pv = _predict(vr, err, y, x, w, mode, s)
-                if y >= y0:
-                    if y == 0 and x == 0:
-                        pv = base
-                    pred = min(max(pv + (np.int32(planes[k, y, x]) - vv), 0), 255)
-                    out[k, y, x] = np.uint8((np.int32(planes[k, y, x]) - pred + 128) & 255)
-                _keep(vr, err, y, x, vv, mode, s)
+        # rows y0-4, y0-3 fill the v ring; y0-2, y0-1 also the errors
+        for y in range(max(0, y0 - 4), min(h, y0 + CHUNK_ROWS)):
+            _code_row(planes, out, k, y, params, vr, err, up, s, False, y >= y0)
 
 
-def compute_blend_residuals(planes: np.ndarray, params) -> np.ndarray:
+def compute_blend_residuals(planes: np.ndarray, params, only_plane: int = -1) -> np.ndarray:
     """Residual symbols of every pixel (all neighbours are known: bands of rows in parallel, each starting
     four rows early to fill its rings).
 
     Args:
         planes: uint8 (P, H, W), in coding order.
         params: int (P, 5): (mode, q1, c1, q2, c2) per plane (module docstring).
+        only_plane: >= 0: compute that plane's residuals only (the others are left undefined).
 
     Returns:
         uint8 (P, H, W).
@@ -196,51 +193,34 @@ def compute_blend_residuals(planes: np.ndarray, params) -> np.ndarray:
     planes = np.ascontiguousarray(planes, dtype=np.uint8)
     params = check_params(params, planes.shape[0])
     out = np.empty_like(planes)
+    plane_list = np.arange(planes.shape[0], dtype=np.int64) if only_plane < 0 else np.array([only_plane])
     if planes.size:
-        v = np.stack([planes[k].astype(np.int16) - _ref_planes(planes, params, k).astype(np.int16)
-                      for k in range(planes.shape[0])])
-        _residuals_nb(planes, v, params, out)
+        _residuals_nb(planes, params, out, plane_list)
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _reconstruct_nb(res, params, out, level):
-    _, h, w = res.shape
-    for i in prange(level.shape[0]):
-        k = level[i]
-        mode, q1, c1, q2, c2 = params[k, 0], params[k, 1], params[k, 2], params[k, 3], params[k, 4]
-        base = np.int32(128) if (q1 < 0 and q2 < 0) else np.int32(0)
-        err = np.zeros((N_SUB, ERR_ROWS, w), np.int16)
-        vr = np.zeros((ERR_ROWS, w), np.int32)
-        s = np.zeros(N_SUB, np.int32)
-        for y in range(h):
-            for x in range(w):
-                ref = _ref_at(out, q1, c1, q2, c2, y, x)
-                pv = _predict(vr, err, y, x, w, mode, s)
-                if y == 0 and x == 0:
-                    pv = base
-                pred = min(max(pv + ref, 0), 255)
-                xv = (np.int32(res[k, y, x]) - 128 + pred) & 255
-                out[k, y, x] = np.uint8(xv)
-                _keep(vr, err, y, x, xv - ref, mode, s)
+BAND_ROWS = 16       # the CPU decode scan's unit: a plane decodes band b once its references have
 
 
-def _levels(params) -> list:
-    """Planes grouped so that each group's references are decoded before it (the groups decode in order,
-    the planes of a group in parallel)."""
-    done: set = set()
-    levels = []
-    n = params.shape[0]
-    while len(done) < n:
-        level = [k for k in range(n) if k not in done
-                 and all(q < 0 or q in done for q in (int(params[k, 1]), int(params[k, 3])))]
-        levels.append(np.array(level, dtype=np.int64))
-        done.update(level)
-    return levels
+@njit(cache=True, nogil=True)
+def _decode_band(res, params, out, k, b, vr, err, up, s):
+    h = res.shape[1]
+    for y in range(b * BAND_ROWS, min(h, (b + 1) * BAND_ROWS)):
+        _code_row(res, out, k, y, params, vr, err, up, s, True, True)
+
+
+def _levels(params) -> np.ndarray:
+    """Each plane's level: 0 without references, else one more than its references' highest."""
+    lv = np.zeros(params.shape[0], np.int64)
+    for k in range(params.shape[0]):
+        lv[k] = max([0] + [int(lv[q]) + 1 for q in (int(params[k, 1]), int(params[k, 3])) if q >= 0])
+    return lv
 
 
 def reconstruct_blend(residuals: np.ndarray, params) -> np.ndarray:
-    """Inverse of :func:`compute_blend_residuals`: the decode scan.
+    """Inverse of :func:`compute_blend_residuals`: the decode scan.  On the CPU each plane is a thread
+    that decodes its rows in bands of BAND_ROWS, a band as soon as its references have decoded it (the
+    numba code releases the GIL), so colour planes run a band behind the planes they refer to.
 
     Args:
         residuals: uint8 (P, H, W), in coding order.
@@ -252,7 +232,45 @@ def reconstruct_blend(residuals: np.ndarray, params) -> np.ndarray:
     residuals = np.ascontiguousarray(residuals, dtype=np.uint8)
     params = check_params(params, residuals.shape[0])
     out = np.empty_like(residuals)
-    if residuals.size:
-        for level in _levels(params):
-            _reconstruct_nb(residuals, params, out, level)
+    n, h, w = residuals.shape
+    if residuals.size == 0:
+        return out
+    n_bands = -(-h // BAND_ROWS)
+    refs = [[int(q) for q in (params[k, 1], params[k, 3]) if q >= 0] for k in range(n)]
+    done = [0] * n                      # bands decoded per plane
+    cond = threading.Condition()
+    failure: list = []
+
+    def plane(k: int) -> None:
+        vr = np.zeros((ERR_ROWS, w), np.int32)
+        err = np.zeros((N_SUB, ERR_ROWS, w), np.int16)
+        up = np.zeros((N_SUB, w), np.int32)
+        s = np.zeros(N_SUB, np.int32)
+        try:
+            for b in range(n_bands):
+                with cond:
+                    while not failure and any(done[q] <= b for q in refs[k]):
+                        cond.wait()
+                    if failure:
+                        return
+                _decode_band(residuals, params, out, k, b, vr, err, up, s)
+                with cond:
+                    done[k] = b + 1
+                    cond.notify_all()
+        except BaseException as e:      # never leave the other planes waiting
+            with cond:
+                failure.append(e)
+                cond.notify_all()
+
+    if n == 1 or h <= BAND_ROWS:
+        for k in range(n):
+            plane(k)
+    else:
+        threads = [threading.Thread(target=plane, args=(k,), daemon=True) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    if failure:
+        raise failure[0]
     return out

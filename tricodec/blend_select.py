@@ -50,8 +50,7 @@ def estimate_bits(res: np.ndarray) -> float:
 
 
 def _plane_cost(sample: np.ndarray, k: int, params: np.ndarray) -> float:
-    sub = sample[:k + 1]
-    return estimate_bits(br.compute_blend_residuals(sub, params[:k + 1])[k])
+    return estimate_bits(br.compute_blend_residuals(sample, params, only_plane=k)[k])
 
 
 def choose_params(planes: np.ndarray) -> np.ndarray:

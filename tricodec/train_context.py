@@ -42,9 +42,18 @@ def _refs(n_planes: int):
     return [-1] if n_planes == 1 else RGB_REFS
 
 
-def _count_image(planes: np.ndarray, bins, hist_a, hist_b, lane_pixels: int) -> None:
+def _residuals(planes: np.ndarray, predictor: str) -> np.ndarray:
+    """The residuals the coder would see: MED (``predictor_ref``) or the blend with the encoder's choices."""
+    if predictor == "blend":
+        from .blend_ref import compute_blend_residuals
+        from .blend_select import choose_params
+        return compute_blend_residuals(planes, choose_params(planes))
+    return compute_residuals(planes, _refs(planes.shape[0]))
+
+
+def _count_image(planes: np.ndarray, bins, hist_a, hist_b, lane_pixels: int, predictor: str = "med") -> None:
     n = planes.shape[0]
-    res = compute_residuals(planes, _refs(n))
+    res = _residuals(planes, predictor)
     lane_rows = max(1, -(-lane_pixels // planes.shape[2]))
     cr.count_contexts(res, cm.plane_kinds(n), bins[0], bins[1], lane_rows, hist_a, hist_b)
 
@@ -59,7 +68,7 @@ def _save_checkpoint(path: Path, hist_a, hist_b, done: list[str], used: int, opt
 def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, lane_pixels: int = LANE_PIXELS,
                   base=None, base_weight: float = 0.0, checkpoint: Path | None = None, checkpoint_every: int = 50,
                   progress: Callable[[int, int], None] | None = None, bins: tuple | None = None,
-                  rate_lut: np.ndarray | None = None) -> bytes:
+                  rate_lut: np.ndarray | None = None, predictor: str = "med") -> bytes:
     """Fit a context model to the RGB/grey images of folder ``data``; returns a weights file's bytes.
 
     Args:
@@ -69,6 +78,7 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
             resumed, and it is rewritten every ``checkpoint_every`` images and at the end.
         progress: called with (images done, images total).
         bins, rate_lut: override the activity bins / adaptation schedule (ablations).
+        predictor: whose residuals are counted: "med" or "blend" (a wavefront model's ``predictor``).
     """
     if not name.isascii() or not 0 < len(name) <= 8:
         raise ValueError("model name must be 1-8 ASCII characters")
@@ -76,6 +86,8 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
     if not files:
         raise ValueError(f"no training images (PNG/BMP/TIFF/PPM/PGM) in {data}")
     options = {"data": Path(data).resolve().name, "seed": seed, "grain": grain, "lane_pixels": lane_pixels}
+    if predictor != "med":          # (older checkpoints, made with MED, hold no such key)
+        options["predictor"] = predictor
     bins = cm.default_bins() if bins is None else bins
     rate_lut = cm.rate_schedule(N0, MAX_RATE) if rate_lut is None else rate_lut
     hist_a = np.zeros((cr.N_KINDS, cr.NC_A, cr.N_TOKENS), np.int64)
@@ -97,11 +109,12 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
         planes = _planes(read_image(path))
         if planes is not None:
             used += 1
-            _count_image(planes, bins, hist_a, hist_b, lane_pixels)
+            _count_image(planes, bins, hist_a, hist_b, lane_pixels, predictor)
             if grain > 0:
                 rng = np.random.default_rng([seed, i])
                 noisy = planes.astype(np.float32) + rng.normal(0.0, grain, planes.shape)
-                _count_image(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), bins, hist_a, hist_b, lane_pixels)
+                _count_image(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), bins, hist_a, hist_b, lane_pixels,
+                             predictor)
         done.append(key)
         if checkpoint is not None and len(done) % checkpoint_every == 0:
             _save_checkpoint(checkpoint, hist_a, hist_b, done, used, options)
@@ -122,8 +135,8 @@ def train_context(data: Path, *, name: str, seed: int = 0, grain: float = 0.0, l
         prior_b = np.diff(b.init_b, axis=-1) / cr.Q_ADAPT * base_weight
     config = {"kind": "context", "name": name, "lane_pixels": lane_pixels, "rgb_order": RGB_ORDER,
               "rgb_refs": RGB_REFS,
-              "training": f"token counts of {used} images of {Path(data).name}/ (grain {grain}, seed {seed})"
-                          + tuned}
+              "training": f"token counts of {used} images of {Path(data).name}/ (grain {grain}, seed {seed}"
+                          + (f", {predictor} residuals" if predictor != "med" else "") + ")" + tuned}
     # uint16 holds every table entry (<= Q_ADAPT) and every bin: half the size of int32 weights
     return model_to_bytes(config, init_a=cm.tables_from_counts(hist_a + prior_a).astype(np.uint16),
                           init_b=cm.tables_from_counts(hist_b + prior_b).astype(np.uint16),

@@ -22,27 +22,35 @@ UPDATE_STEPS = 16       # tables move after every 16th step: +0.07% bytes agains
 
 
 def wavefront_from_context(context_weights: bytes, *, w0: int = W0, w_max: int = W_MAX,
-                           update_steps: int = UPDATE_STEPS) -> bytes:
+                           update_steps: int = UPDATE_STEPS, predictor: str = "med") -> bytes:
     """A context model's weights file -> a wavefront model's (same name, tables, bins and strips)."""
     with np.load(io.BytesIO(context_weights), allow_pickle=False) as z:
         config = json.loads(str(z["config"]))
         arrays = {k: np.asarray(z[k]) for k in ("init_a", "init_b", "bin_a", "bin_b")}
+    if predictor != "med":          # (tric-wf1's config has no such key: its content digest stays)
+        config["predictor"] = predictor
     config = {**config, "kind": "wavefront", "update_steps": update_steps,
               "training": config.get("training", "") + f"; weights min(u + {w0}, {w_max}), update every "
                                                          f"{update_steps} step(s)"}
     return model_to_bytes(config, weight_lut=wm.weight_schedule(w0, w_max).astype(np.uint16), **arrays)
 
 
-def train_wavefront(data: Path, *, name: str, base=None, base_weight: float = 0.0, **options) -> bytes:
+def train_wavefront(data: Path, *, name: str, base=None, base_weight: float = 0.0, predictor: str | None = None,
+                    **options) -> bytes:
     """Fit a wavefront model to the RGB/grey images of folder ``data``; returns a weights file's bytes.
-    ``base`` (a wavefront or context model) fine-tunes its starting tables; ``options`` are
-    :func:`tricodec.train_context.train_context`'s (seed, grain, checkpoint, progress ...)."""
+    ``base`` (a wavefront or context model) fine-tunes its starting tables; ``predictor`` ("med" or
+    "blend"; default: the base's, else "blend") is the one its tables are fitted to and it codes with;
+    ``options`` are :func:`tricodec.train_context.train_context`'s (seed, grain, checkpoint, progress ...)."""
     if base is not None:
         b = load_model(base)
         if b.kind not in ("wavefront", "context"):
             raise ValueError("fine-tuning starts from a wavefront or context model")
+        if predictor is None:
+            predictor = getattr(b, "predictor", "med")
         base = _as_context(b) if b.kind == "wavefront" else b
-    return wavefront_from_context(train_context(data, name=name, base=base, base_weight=base_weight, **options))
+    predictor = "blend" if predictor is None else predictor
+    return wavefront_from_context(train_context(data, name=name, base=base, base_weight=base_weight,
+                                                predictor=predictor, **options), predictor=predictor)
 
 
 def _as_context(model):
