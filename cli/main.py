@@ -728,7 +728,7 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
                                         "per-block table choice (the oldest kind: faster, ~5% larger)"),
           base: Optional[str] = typer.Option(None, "--base",
                                              help="wavefront/context kinds: fine-tune from this model (name or "
-                                                  "file; default tric-wf1 / tric-cx1); 'none' trains from your "
+                                                  "file; default tric-wf2 / tric-cx1); 'none' trains from your "
                                                   "images alone"),
           base_weight: float = typer.Option(256.0, "--base-weight", min=0,
                                             help="the base model's tables count as this many symbols per context"),
@@ -758,7 +758,7 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
     try:
         if kind in ("wavefront", "context"):
             fit = train_wavefront if kind == "wavefront" else train_context
-            base = {"wavefront": "tric-wf1", "context": "tric-cx1"}[kind] if base is None else base
+            base = {"wavefront": "tric-wf2", "context": "tric-cx1"}[kind] if base is None else base
             n_files = len(image_files(data))
             bar = _progress(n_files, quiet, "counting")
             task = bar.add_task("counting", total=n_files, rate="") if bar else None

@@ -1,7 +1,7 @@
 """Decode critical path of real .tric files, without a GPU: how many dependent steps one image needs and
-how many symbols each step decodes together, for the default model (tric-wf1) next to tric-cx1.
+how many symbols each step decodes together, for the default model (tric-wf2) next to tric-wf1 and tric-cx1.
 
-    python perf/parallelism.py DIR [--json] [--models tric-wf1 tric-cx1]
+    python perf/parallelism.py DIR [--json] [--models tric-wf2 tric-wf1 tric-cx1]
 
 For each image (RGB or grey, read as the CLI reads it) both models encode a real file; then
 * wavefront models: the twin decodes the file's strips and counts the dependent steps it actually runs:
@@ -112,7 +112,7 @@ def _row(r: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dir", type=Path)
-    p.add_argument("--models", nargs="+", default=["tric-wf1", "tric-cx1"])
+    p.add_argument("--models", nargs="+", default=["tric-wf2", "tric-wf1", "tric-cx1"])
     p.add_argument("--json", action="store_true", help="end with one JSON line for the first model")
     a = p.parse_args(argv)
     if not a.dir.is_dir():

@@ -82,8 +82,8 @@ DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
 MODE_NAMES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB",
               "HSV", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "RGB;16", "RGBA;16",
               "BGR;15", "BGR;16", "BGR;24", "RGB;15", "X", "", "rgb", "L\x01", "\x7f"]
-MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "tric-wf1", "TRIC-BS1", "x" * 8, "tric-bs", "tric-cx",
-               "tric-wf"]
+MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "tric-wf1", "tric-wf2", "TRIC-BS1", "x" * 8, "tric-bs",
+               "tric-cx", "tric-wf"]
 
 
 def _block_log2() -> int:
@@ -336,6 +336,7 @@ def build_corpus() -> list[Seed]:
         # The earlier models' SIDE/LANES layouts too (their files must keep decoding).
         out.append(Seed(name + "_bs2", tricodec.encode(image, device="cpu", model="tric-bs2"), digest))
         out.append(Seed(name + "_cx1", tricodec.encode(image, device="cpu", model="tric-cx1"), digest))
+        out.append(Seed(name + "_wf1", tricodec.encode(image, device="cpu", model="tric-wf1"), digest))
     for name, image in [("p_png_fallback_24x20", Image.fromarray(photo_like(20, 24, 3, 31), "RGB").quantize(20)),
                         ("rgba_png_fallback_12x10", Image.fromarray(photo_like(10, 12, 4, 32), "RGBA"))]:
         out.append(Seed(name, _png_fallback_file(image), image_digest(image)))
@@ -781,12 +782,27 @@ def t_lane_field(buf: bytearray, ctx: Ctx) -> str:
     return f"{ls.section.name}.lane[{i}] words {d:+d} (lengths fixed)"
 
 
+def t_blend_params(buf: bytearray, ctx: Ctx) -> str:
+    """tric-wf2 files: SIDE = lane rows (u32) + (mode, q1, c1, q2, c2) int8 per plane: set one parameter to an
+    edge value (an unknown mode, a reference to the plane itself or a later one, weights 0..4 and beyond)."""
+    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") != "tric-wf2":
+        return "params(not a blend file)"
+    secs = {s.tag: s for s in sections_of(buf) if s.end <= len(buf)}
+    if SEC_SIDE not in secs or secs[SEC_SIDE].length <= 4:
+        return "params(no parameters)"
+    side = secs[SEC_SIDE]
+    i = ctx.rng.randrange(side.length - 4)
+    v = ctx.rng.choice([-128, -2, -1, 0, 1, 2, 3, 4, 5, 127, ctx.rng.randrange(256) - 128])
+    buf[side.payload + 4 + i] = v & 0xFF
+    return f"params[{i // 5}][{i % 5}] = {v}"
+
+
 def t_strip_table(buf: bytearray, ctx: Ctx) -> str:
     """Wavefront-model files: LANES starts with (rANS words, raw words, log2 K) per strip (u32 each)."""
-    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") != "tric-wf1":
+    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") not in ("tric-wf1", "tric-wf2"):
         return "strip(not a wavefront file)"
     secs = {s.tag: s for s in sections_of(buf) if s.end <= len(buf)}
-    if SEC_SIDE not in secs or SEC_LANES not in secs or secs[SEC_SIDE].length != 4:
+    if SEC_SIDE not in secs or SEC_LANES not in secs or secs[SEC_SIDE].length < 4:
         return "strip(no model sections)"
     h = struct.unpack_from("<I", buf, 12)[0]
     rows = max(1, struct.unpack_from("<I", buf, secs[SEC_SIDE].payload)[0])
@@ -1068,7 +1084,7 @@ DECODE_MUTATORS: list[tuple[Mutator, int]] = [
     (m_truncate_random, 4), (m_duplicate_block, 2), (t_truncate_boundary, 6), (t_insert_boundary, 2),
     (t_delete_boundary, 2), (t_header_int, 8), (t_header_dims, 4), (t_header_text, 5), (t_header_swap, 5),
     (t_section_length, 6), (t_section_tag, 2), (t_section_splice, 6), (t_section_shuffle, 4),
-    (t_lane_field, 10), (t_strip_table, 6), (t_side_table, 4), (t_meta, 5), (t_fallback, 6),
+    (t_lane_field, 10), (t_strip_table, 6), (t_blend_params, 4), (t_side_table, 4), (t_meta, 5), (t_fallback, 6),
 ]
 
 

@@ -17,7 +17,7 @@ FILES = sorted(GOLDEN.glob("*.tric"))
 def test_golden_files_exist():
     assert len(FILES) >= 13
     assert {tricodec.read_header(p.read_bytes()).model_name for p in FILES} >= {"tric-bs1", "tric-bs2", "tric-cx1",
-                                                                               "tric-wf1", ""}
+                                                                               "tric-wf1", "tric-wf2", ""}
 
 
 def test_context_golden_has_several_lanes():
@@ -35,6 +35,14 @@ def test_wavefront_golden_has_strips_and_states():
     lane_rows = wavefront_model.unpack_side(sections[container.SEC_SIDE], header.height, header.width)
     counts, _ = wavefront_model.unpack_lanes(sections[container.SEC_LANES], (1, 70, 4096), lane_rows)
     assert lane_rows == 35 and counts[:, 2].tolist() == [5, 5]
+
+
+def test_blend_golden_pins_its_predictor_choices():
+    """The wf2 RGB golden pins the blend on every plane, R referring to G and B to (G + R) / 2."""
+    from tricodec import container, wavefront_model
+    header, sections = container.unpack((GOLDEN / "v1_wf2_rgb_41x34.tric").read_bytes())
+    params = wavefront_model.unpack_params(sections[container.SEC_SIDE], 3)
+    assert params.tolist() == [[1, -1, 0, -1, 0], [1, 0, 4, -1, 0], [1, 0, 2, 1, 2]]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

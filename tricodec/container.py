@@ -6,7 +6,10 @@ Header (48 bytes, little-endian; ``HEADER_SIZE`` is pinned by a test)::
       0    4 magic            b"TRIC"
       4    1 version          1
       5    1 flags            bit 0 FALLBACK: pixels are in the FALLBACK section, not model-coded
-                              bits 1-7 reserved, must be 0 (a decoder refuses unknown flags)
+                              bit 1 FRAMES: a multi-frame image (APNG, multi-page TIFF ...): one FRAMES
+                              section holding a complete .tric file per frame (``frames.py``); the
+                              header's size and mode are the first frame's, its crc32 covers the section
+                              bits 2-7 reserved, must be 0 (a decoder refuses unknown flags)
       6    2 header_len       48 (lets a future version grow the header)
       8    4 width            >= 1
      12    4 height           >= 1
@@ -27,10 +30,13 @@ Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in thi
 
 * model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes), laid out as the model the
   header names says: block-scale models as below, context models as in ``context_model.py``,
-  wavefront models (the default, tric-wf1) as in ``wavefront_model.py`` (``SIDE`` = strip rows;
+  wavefront models (tric-wf1; the default tric-wf2) as in ``wavefront_model.py`` (``SIDE`` = strip rows
+  [+ tric-wf2: its predictor's parameters per plane];
   ``LANES`` = per strip its rANS words, K interleaved states first, then its raw extra-bit words);
 * fallback: ``FALLBACK``;
-* optionally, last: ``META`` (ICC profile, EXIF, PNG text ...: see ``metadata.py``).
+* optionally, last: ``META`` (ICC profile, EXIF, PNG text ...: see ``metadata.py``);
+* multi-frame files (flag FRAMES, since 2026-11-30): ``FRAMES`` alone (``frames.py``). Decoders before
+  that refuse them (unknown flag); :func:`unpack` refuses them unless asked for frames.
 
 For block-scale models, a *lane stream* (inside ``SIDE`` and as the whole of ``LANES``) is ``lane_log2 (u8) | counts
 (u32 x n_lanes) | words (u16 x sum(counts))``; ``n_lanes`` follows from the symbol count, which
@@ -55,12 +61,14 @@ _HEADER = struct.Struct("<4sBBHIIBB8s8s8sIBB")
 assert _HEADER.size == HEADER_SIZE
 
 FLAG_FALLBACK = 1
-KNOWN_FLAGS = FLAG_FALLBACK
+FLAG_FRAMES = 2
+KNOWN_FLAGS = FLAG_FALLBACK | FLAG_FRAMES
 
 SEC_SIDE = 1
 SEC_LANES = 2
 SEC_FALLBACK = 3
 SEC_META = 4
+SEC_FRAMES = 5
 _SECTION = struct.Struct("<BI")
 
 LANE_LOG2_MIN, LANE_LOG2_MAX = 6, 16
@@ -131,8 +139,9 @@ def _text(raw: bytes, what: str) -> str:
 
 
 def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-           max_memory: int = DEFAULT_MAX_MEMORY) -> tuple[Header, dict[int, memoryview]]:
-    """Parse and validate the header and section table. Raises DecodeError on anything inconsistent."""
+           max_memory: int = DEFAULT_MAX_MEMORY, frames: bool = False) -> tuple[Header, dict[int, memoryview]]:
+    """Parse and validate the header and section table. Raises DecodeError on anything inconsistent, and
+    on a multi-frame file unless ``frames`` (``frames.py`` reads those)."""
     data = memoryview(data)
     if len(data) < 4 or bytes(data[:4]) != MAGIC:
         raise DecodeError("not a tricodec file (bad magic)")
@@ -145,8 +154,10 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise DecodeError("truncated header")
     (_, _, flags, header_len, width, height, channels, bit_depth, mode, model_name, model_hash,
      crc, n_sections, reserved) = _HEADER.unpack_from(data, 0)
-    if flags & ~KNOWN_FLAGS or reserved != 0 or header_len != HEADER_SIZE:
+    if flags & ~KNOWN_FLAGS or reserved != 0 or header_len != HEADER_SIZE or flags == KNOWN_FLAGS:
         raise DecodeError("unknown flags or header layout")
+    if flags & FLAG_FRAMES and not frames:
+        raise DecodeError("multi-frame file: decode it with tricodec.decode_frames (or tricodec decode)")
     if width < 1 or height < 1 or not 1 <= channels <= 4 or bit_depth not in (1, 8, 16, 32):
         raise DecodeError("invalid image dimensions in header")
     if width * height > max_pixels:
@@ -164,7 +175,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             raise DecodeError("truncated section table")
         tag, length = _SECTION.unpack_from(data, pos)
         pos += _SECTION.size
-        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META) or tag in sections:
+        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META, SEC_FRAMES) or tag in sections:
             raise DecodeError(f"unknown or repeated section {tag}")
         if pos + length > len(data):
             raise DecodeError("truncated file: a section runs past the end")
@@ -173,7 +184,10 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     if pos != len(data):
         raise DecodeError("trailing bytes after the last section")
     expected = {SEC_FALLBACK} if header.is_fallback else {SEC_SIDE, SEC_LANES}
-    if set(sections) - {SEC_META} != expected:
+    if flags & FLAG_FRAMES:
+        if set(sections) != {SEC_FRAMES}:
+            raise DecodeError("missing or unexpected sections for this kind of file")
+    elif set(sections) - {SEC_META} != expected:
         raise DecodeError("missing or unexpected sections for this kind of file")
     return header, sections
 
