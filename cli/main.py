@@ -25,6 +25,7 @@ import typer
 from PIL import Image
 
 from tricodec import codec
+from tricodec import frames as tframes
 from tricodec.backend import DEVICES, get_backend, image_workers
 from tricodec.errors import EncodeError, TricodecError, WriteError
 from tricodec.model import load_model
@@ -461,6 +462,8 @@ def _gpu_batch(backend) -> int:
 
 
 def _image_weight(image) -> int:
+    if isinstance(image, tframes.Frames):
+        return sum(_image_weight(f.image) for f in image)
     if isinstance(image, np.ndarray):
         return int(image.nbytes)
     w, h = image.size
@@ -476,7 +479,43 @@ def _tric_weight(data: bytes) -> int:
 
 
 def _same_pixels(a, b) -> bool:
+    if isinstance(a, tframes.Frames) or isinstance(b, tframes.Frames):
+        return isinstance(a, tframes.Frames) and isinstance(b, tframes.Frames) and tframes.same_frames(a, b)
     return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
+
+
+def _raw_bytes(image) -> int:
+    """Pixel bytes of an image, or of every frame of a multi-frame image."""
+    if isinstance(image, tframes.Frames):
+        return sum(len(pixel_bytes(f.image)) for f in image)
+    return len(pixel_bytes(image))
+
+
+def _read_source(path: Path):
+    """An input file as the codec takes it: a multi-frame APNG or TIFF as Frames, else one image."""
+    return tframes.read_frames(path) if tframes.is_multi_frame_file(path) else read_image(path)
+
+
+def _encode_any(image, device: str, model) -> bytes:
+    if isinstance(image, tframes.Frames):
+        return tframes.encode_frames(image, device=device, model=model)
+    return codec.encode(image, device=device, model=model)
+
+
+def _decode_any(data, device: str, model):
+    """A single image, or the Frames of a multi-frame file."""
+    if tframes.is_frames(data):
+        return tframes.decode_all(data, device=device, model=model)
+    return codec.decode_any(data, device=device, model=model)
+
+
+def _check_writable(image) -> None:
+    """WriteError when ``tricodec decode`` could not write this input back whole (a multi-frame file: a
+    full dry run of its writer, which reads its output back)."""
+    if isinstance(image, tframes.Frames):
+        tframes.write_frames(image, io.BytesIO(), png_level=DEFAULT_PNG_LEVEL)
+    else:
+        check_writable(image)
 
 
 @app.command()
@@ -505,32 +544,36 @@ def encode(src: str = typer.Argument(..., help="image file, folder, fsspec URL, 
         if s == STDIO:
             from PIL import Image
             try:
-                image = normalize(Image.open(io.BytesIO(_read_stdin())))
+                raw = _read_stdin()
+                image = tframes.read_frames(raw) if tframes.is_multi_frame_file(io.BytesIO(raw)) else \
+                    normalize(Image.open(io.BytesIO(raw)))
             except TricodecError:
                 raise
             except Exception as e:
                 raise EncodeError(f"stdin: cannot read image ({type(e).__name__}: {e})") from None
         else:
-            image = read_image(s)
+            image = _read_source(s)
         try:
-            check_writable(image)   # a file the CLI encodes, the CLI decodes whole
+            _check_writable(image)   # a file the CLI encodes, the CLI decodes whole
         except WriteError as e:
             raise EncodeError(f"{s}: tricodec decode could not write it back whole: {e}") from None
         if resume and d != STDIO and d.exists():
             try:
-                if _same_pixels(codec.decode_any(d.read_bytes(), device="cpu", model=m), image):
+                if _same_pixels(_decode_any(d.read_bytes(), "cpu", m), image):
                     return None
             except TricodecError:
                 pass  # a broken output of an interrupted run: encode again
         return image
 
     def compute(s: Path, image):
-        data = codec.encode(image, device=device, model=m)
-        if verify_output and not _same_pixels(codec.decode_any(data, device=device, model=m), image):
+        data = _encode_any(image, device, m)
+        if verify_output and not _same_pixels(_decode_any(data, device, m), image):
             raise TricodecError(f"{s}: verification failed, nothing written")
-        return data, len(pixel_bytes(image)), len(data)
+        return data, _raw_bytes(image), len(data)
 
     def compute_batch(srcs, images):
+        if any(isinstance(im, tframes.Frames) for im in images):
+            raise TypeError("multi-frame files are coded one by one")   # run_pipeline falls back to compute
         datas = codec.encode_batch(images, device=device, model=m)
         backs = codec.decode_batch(datas, device=device, model=m) if verify_output else None
         return [TricodecError(f"{s}: verification failed, nothing written")
@@ -612,14 +655,19 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
         return _read_stdin() if s == STDIO else s.read_bytes()
 
     def compute(s: Path, data: bytes):
-        image = codec.decode_any(data, device=device, model=m)
-        return image, len(pixel_bytes(image)), len(data)
+        image = _decode_any(data, device, m)
+        return image, _raw_bytes(image), len(data)
 
     def compute_batch(srcs, datas):
+        if any(tframes.is_frames(d) for d in datas):
+            raise TypeError("multi-frame files are decoded one by one")   # run_pipeline falls back to compute
         images = codec.decode_batch(datas, device=device, model=m)
         return [(image, len(pixel_bytes(image)), len(data)) for image, data in zip(images, datas)]
 
     def store(s: Path, d: Path, image):
+        if isinstance(image, tframes.Frames):
+            _store_frames(d, image)
+            return
         if d == STDIO:
             buf = io.BytesIO()
             write_image(image, buf, fmt_suffix or output_suffix(image), png_level=png_level)
@@ -627,12 +675,31 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
             return
         write_atomic(d, lambda p: write_image(image, p, fmt_suffix or d.suffix, png_level=png_level), force)
 
+    def _store_frames(d: Path, fr):
+        """A multi-frame file is written back as a file of its kind (APNG, multi-page TIFF), nothing else."""
+        ext = Image.registered_extensions()
+        wanted = fmt_suffix or (d.suffix if d != STDIO and d.suffix else fr.suffix)
+        if ext.get(wanted.lower(), wanted) != ext[fr.suffix]:
+            raise WriteError(f"a multi-frame {fr.kind} ({len(fr)} frames) is written back as {fr.kind} "
+                             f"({fr.suffix}); {wanted} cannot hold its frames")
+        if d == STDIO:
+            buf = io.BytesIO()
+            tframes.write_frames(fr, buf, png_level=png_level)
+            _write_out(d, buf.getvalue(), force)
+        else:
+            write_atomic(d, lambda p: tframes.write_frames(fr, p, png_level=png_level), force)
+
+    def out_name(p: Path) -> str:
+        kind = tframes.kind_of_tric(p)
+        if kind is not None:
+            return decoded_name(p.name, None, fmt_suffix or tframes.KINDS[kind])
+        return decoded_name(p.name, _header_mode(p), fmt_suffix)
+
     if fmt_suffix and dst != STDIO and not dst.is_dir() and not str(dst).endswith(os.sep) and not \
             Path(str(src)).is_dir() and dst.suffix and dst.suffix.lower() != fmt_suffix and \
             Image.registered_extensions().get(dst.suffix.lower()) != Image.registered_extensions().get(fmt_suffix):
         _usage(f"--format {out_format} but the output {dst} names another format")
-    pairs, ignored = _pairs(src, dst, _not_tric, lambda p: decoded_name(p.name, _header_mode(p), fmt_suffix),
-                            include, exclude)
+    pairs, ignored = _pairs(src, dst, _not_tric, out_name, include, exclude)
     clashes = _clashes(pairs)
     run_pipeline(pairs, load, compute, store, jobs=jobs, quiet=quiet or dst == STDIO, as_json=as_json,
                  verb="decoded", workers=workers or image_workers(device), weight=_tric_weight,
@@ -646,18 +713,32 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
     """Print a .tric file's header and the metadata it keeps."""
     try:
         data = file.read_bytes()
-        header = codec.read_header(data)
-        meta = codec.read_metadata(data)
+        frames = None
+        if tframes.is_frames(data):
+            header, kind, _, frames = tframes.read_frames_info(data)
+            first = frames[0][1]
+            meta = codec.read_metadata(first)
+            first_header = codec.read_header(first)
+        else:
+            header = first_header = codec.read_header(data)
+            meta = codec.read_metadata(data)
     except (TricodecError, OSError) as e:
         _fail(f"{file}: {e}")
         raise typer.Exit(1)
-    d = {"file": str(file), "bytes": len(data), "width": header.width, "height": header.height,
+    d = {"file": str(file), "bytes": len(data)}
+    if frames is not None:   # the first frame's header; every frame is a .tric file of its own
+        d.update({"frames": len(frames), "kind": kind})
+        header = first_header
+    samples = header.width * header.height * header.channels
+    if frames is not None:
+        samples = sum(h.width * h.height * h.channels for h in (codec.read_header(one) for _, one in frames))
+    d.update({"width": header.width, "height": header.height,
          "mode": header.mode, "channels": header.channels, "bit_depth": header.bit_depth,
          "coding": "fallback" if header.is_fallback else "model", "model": header.model_name or None,
          "model_hash": header.model_hash.hex() if not header.is_fallback else None,
          "crc32": f"{header.crc32:08x}",
-         "bpsp": round(8 * len(data) / (header.width * header.height * header.channels), 4),
-         "metadata": {k: len(v) for k, v in meta.items()}}
+         "bpsp": round(8 * len(data) / samples, 4),
+         "metadata": {k: len(v) for k, v in meta.items()}})
     if as_json:
         typer.echo(json.dumps(d))
     else:
@@ -679,14 +760,14 @@ def verify(src: Path = typer.Argument(..., help=".tric file or folder"),
         _usage(str(e))
 
     def load(s: Path, orig: Path):
-        return s.read_bytes(), (read_image(orig) if originals is not None else None)
+        return s.read_bytes(), (_read_source(orig) if originals is not None else None)
 
     def compute(s: Path, item):
         data, ref = item
-        image = codec.decode_any(data, device=device, model=m)
+        image = _decode_any(data, device, m)
         if ref is not None and not _same_pixels(ref, image):
             raise TricodecError(f"{s}: pixels differ from the original")
-        return None, len(pixel_bytes(image)), len(data)
+        return None, _raw_bytes(image), len(data)
 
     def orig_name(p: Path):
         return p.name[:-len(SUFFIX)] if p.name.endswith(SUFFIX) else p.name

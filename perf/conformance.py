@@ -391,10 +391,79 @@ def reason_key(msg: str) -> str:
 # API path (runs in the worker process)
 
 
+def pillow_sequence(data: bytes) -> tuple:
+    """An independent reading of a multi-frame file: Pillow's frames (composited, as a viewer shows them;
+    palette frames as RGBA), with each frame's duration, disposal and blend, and the loop count."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(data))
+    frames = []
+    for i in range(im.n_frames):
+        im.seek(i)
+        im.load()
+        px = im.convert("RGBA").tobytes() if im.mode in ("P", "PA") else im.tobytes()
+        frames.append((im.mode, im.size, px, im.info.get("duration"), im.info.get("disposal"),
+                       im.info.get("blend"), im.info.get("dpi"), im.info.get("icc_profile")))
+    return im.format, im.info.get("loop"), frames
+
+
+def sequence_lost(src: bytes, out: bytes) -> str | None:
+    """What a multi-frame output lost against its source, as Pillow reads both (None: nothing)."""
+    a, b = pillow_sequence(src), pillow_sequence(out)
+    if a[0] != b[0] or a[1] != b[1] or len(a[2]) != len(b[2]):
+        return f"{a[0]} of {len(a[2])} frames, loop {a[1]} -> {b[0]} of {len(b[2])} frames, loop {b[1]}"
+    for i, (x, y) in enumerate(zip(a[2], b[2])):
+        for what, u, v in zip(("mode", "size", "pixels", "duration", "disposal", "blend", "dpi", "ICC"), x, y):
+            if u != v:
+                return f"frame {i}: {what}"
+    return None
+
+
+def check_frames_api(path: Path) -> dict:
+    """A multi-frame file tricodec keeps (APNG, multi-page TIFF): read_frames -> encode_frames ->
+    decode_all -> write_frames; the written file must show the same frames as the source in Pillow."""
+    import io
+
+    import tricodec
+    from tricodec import frames
+
+    try:
+        fr = frames.read_frames(path)
+        data = frames.encode_frames(fr, device="cpu")
+    except tricodec.TricodecError as e:
+        return {"status": "refused", "reason": _one_line(e, path), "stage": "read"}
+    except Exception as e:
+        return {"status": "LOST", "class": f"frames: untyped exception in read/encode: {type(e).__name__}",
+                "detail": _one_line(f"{type(e).__name__}: {e}", path)}
+    try:
+        back = frames.decode_all(data, device="cpu")
+    except Exception as e:
+        return {"status": "LOST", "class": "frames: decode fails on what encode wrote",
+                "detail": _one_line(f"{type(e).__name__}: {e}", path)}
+    if not frames.same_frames(back, fr):
+        return {"status": "LOST", "class": "frames: decode differs from what was encoded",
+                "detail": frames.frames_differ(fr, back)}
+    buf = io.BytesIO()
+    try:
+        frames.write_frames(back, buf)
+    except tricodec.TricodecError as e:
+        return {"status": "refused", "reason": _one_line(e, path), "stage": "write"}
+    lost = sequence_lost(path.read_bytes(), buf.getvalue())
+    if lost:
+        return {"status": "LOST", "class": f"frames: written {fr.kind} differs", "detail": lost}
+    return {"status": "ok", "mode": f"{fr.kind} x{len(fr)}", "bytes": len(data)}
+
+
 def check_api(path: Path) -> dict:
     import tricodec
     from PIL import Image
     from tricodec.pixels import read_image
+
+    from tricodec import frames
+    if frames.is_multi_frame_file(path):
+        return check_frames_api(path)
 
     not_image = False
     try:
@@ -557,6 +626,16 @@ def check_cli_file(src: Path, rel: Path, tric: Path, out: Path, enc_fail: dict, 
     if dec is None:
         return {"status": "LOST", "class": "CLI decode: no output file and no failure reported",
                 "detail": f"exit {dec_rc}"}
+    from tricodec import frames
+    if frames.is_multi_frame_file(src):   # frames of an APNG or multi-page TIFF: compared frame by frame
+        try:
+            lost = sequence_lost(src.read_bytes(), dec.read_bytes())
+        except Exception as e:
+            return {"status": "LOST", "class": "CLI decode wrote a multi-frame file that cannot be read back",
+                    "detail": _one_line(f"{type(e).__name__}: {e}")}
+        if lost:
+            return {"status": "LOST", "class": "CLI: frames differ", "detail": lost + f" (output {dec.name})"}
+        return {"status": "ok", "output": dec.name}
     try:
         ref = Reading(src)
         got = Reading(dec)

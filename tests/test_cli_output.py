@@ -227,3 +227,13 @@ def test_format_and_output_suffix_must_agree(tmp_path):
     assert r.exit_code == 2 and "--format" in r.output
     r, out = _decode(tmp_path, tmp_path / "a.png.tric", "a.tif", "--format", "tiff")
     assert r.exit_code == 0 and Image.open(out).format == "TIFF"
+
+
+def test_writing_leaves_the_image_and_its_metadata_as_they_were(tmp_path):
+    """write_image hides info from Pillow's writers while they run; every path gives it back."""
+    from tricodec.pixels import write_image
+    image = _photo()
+    image.info = {"gamma": 0.45455, "dpi": (300.0, 300.0)}
+    for level in (1, 9, None):
+        write_image(image, io.BytesIO(), ".png", png_level=level)
+        assert image.info == {"gamma": 0.45455, "dpi": (300.0, 300.0)}, level

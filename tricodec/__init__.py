@@ -9,6 +9,7 @@ and as numba twins, which write the same bytes, on the CPU.
 from .codec import (decode, decode_any, decode_array, decode_batch, encode, encode_batch, read_header,
                     read_metadata)
 from .container import HEADER_SIZE, VERSION
+from .frames import decode_frames, encode_frames
 from .errors import BackendError, DecodeError, EncodeError, ModelError, TricodecError, WriteError
 from .model import load_model
 from . import pil_plugin as _pil_plugin
@@ -27,6 +28,6 @@ def __getattr__(name):
 
 
 __version__ = "0.1.0"
-__all__ = ["encode", "decode", "encode_batch", "decode_batch", "decode_array", "decode_any", "read_header", "read_metadata", "load_model", "TricodecError",
+__all__ = ["encode", "decode", "encode_batch", "decode_batch", "decode_array", "decode_any", "read_header", "read_metadata", "encode_frames", "decode_frames", "load_model", "TricodecError",
            "DecodeError", "EncodeError", "WriteError", "BackendError", "ModelError", "HEADER_SIZE", "VERSION",
            "TricDataset"]

@@ -100,12 +100,30 @@ def _normalize_pil(image: Image.Image, max_pixels: int):
     return image
 
 
+def normalize_page(image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """The current frame (page) of a multi-frame PIL image as :func:`normalize` gives a single image: a
+    copy holding its metadata, or its samples at full depth (a TIFF page's own, ``image.tell()``)."""
+    _check_size(image.width, image.height, max_pixels)
+    bits = _bits_pillow_drops(image)
+    if bits:
+        return _read_full_depth(image, bits)
+    image.load()
+    meta = metadata.collect(image)
+    page = image.copy()
+    page.info = {}   # the decoder's notes (a TIFF's 1-dpi default, its compression) are no metadata
+    return metadata.apply(page, meta)
+
+
 def _refuse_several(image: Image.Image) -> None:
     """Frames and icon sizes: Pillow shows one, encoding it alone would silently drop the others."""
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
+        from .frames import kind_of
+        if kind_of(image) is not None:
+            raise EncodeError(f"multi-frame image ({frames} frames): encode it with tricodec.encode_frames "
+                              "(tricodec encode does)")
         raise EncodeError(f"multi-frame image ({frames} frames): only the first would be kept, and "
-                          "frames are not supported yet")
+                          f"{image.format} frames are not supported yet")
     sizes = 1
     if image.format == "ICO":
         sizes = len(image.ico.entry)
@@ -196,7 +214,7 @@ def _read_full_depth(image: Image.Image, bits: int):
     if data is None:
         raise EncodeError(f"{what}: Pillow holds only 8 bits of it and its file cannot be read again "
                           "(open it from a path or a seekable file)")
-    out = reader(data)
+    out = reader(data, image.tell()) if image.format == "TIFF" else reader(data)
     # The file's metadata as Pillow reads it (a PNG's text and eXIf may follow the pixels: Pillow reads
     # them on load), given to the full-depth image the way a decode gives it back.
     return metadata.apply(out, metadata.collect(image, describe(out)[0]))
@@ -310,8 +328,9 @@ def _read_png16(data: bytes):
     return np.ascontiguousarray(arr)
 
 
-def _read_tiff16(data: bytes):
-    """16-bit RGB / RGBA TIFF at full depth (tifffile; imagecodecs for LZW, PackBits, JPEG ...)."""
+def _read_tiff16(data: bytes, page: int = 0):
+    """16-bit RGB / RGBA TIFF (its page ``page``) at full depth (tifffile; imagecodecs for LZW, PackBits,
+    JPEG ...)."""
     import logging
 
     import tifffile
@@ -321,7 +340,7 @@ def _read_tiff16(data: bytes):
     log.setLevel(logging.CRITICAL)  # its warnings on odd files go to stderr; a refusal says what matters
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages[0]
+            page = tif.pages[page]
             _check_tiff16(page)
             # No TIFF compression expands data more than a few thousand times (LZW: 4096 bytes per 12-bit
             # code): a file claiming more pixels is corrupt, and reading it would allocate them first.
@@ -562,14 +581,14 @@ def write_image(image, path, suffix: str | None = None, png_level: int | None = 
     fmt = Image.registered_extensions().get(suffix, "PNG")
     kwargs = save_kwargs(image, fmt)   # WriteError when fmt cannot hold the kept metadata
     extra = png_extra_chunks(image) if fmt == "PNG" else []
-    # Pillow's writers also read options from image.info (a TIFF's "compression" would re-encode it as
-    # JPEG): they get only the kept metadata, as the arguments above, never the info dict itself.
-    info, image.info = image.info, {}
     if fmt == "PNG" and png_level is not None and png_level <= FAST_PNG_MAX_LEVEL and image.mode in ("L", "LA", "RGB", "RGBA"):
         from .pngwrite import png_bytes
 
         _write_bytes(path, png_bytes(np.asarray(image), kwargs, extra, png_level))
         return
+    # Pillow's writers also read options from image.info (a TIFF's "compression" would re-encode it as
+    # JPEG): they get only the kept metadata, as the arguments above, never the info dict itself.
+    info, image.info = image.info, {}
     if fmt == "PNG" and png_level is not None:
         kwargs["compress_level"] = png_level
     try:

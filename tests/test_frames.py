@@ -1,0 +1,226 @@
+"""Multi-frame images (issue #14 item 2): APNG and multi-page TIFF as frames of one .tric file, through
+the API (encode_frames / decode_frames) and the CLI; frame timing, loop, disposal, blending and page
+metadata kept; what cannot be written back refused. Every file here is made by the test."""
+import importlib.util
+import io
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import tricodec
+from tricodec import container, frames
+from tricodec.cli.main import app
+
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("tricodec_conformance_frames", HERE.parent / "perf" / "conformance.py")
+conf = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = conf
+_spec.loader.exec_module(conf)
+
+runner = CliRunner()
+RNG = np.random.default_rng(14)
+
+
+def _rgba(i: int, h: int = 12, w: int = 16) -> Image.Image:
+    arr = np.random.default_rng(i).integers(0, 256, (h, w, 4), dtype=np.uint8)
+    arr[..., 3] = np.where(arr[..., 3] > 60, 255, arr[..., 3])
+    return Image.fromarray(arr)
+
+
+def _apng(path: Path, **kw) -> Path:
+    images = [_rgba(i) for i in range(4)]
+    images[0].save(path, format="PNG", save_all=True, append_images=images[1:], **kw)
+    return path
+
+
+def _chunk(typ: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + typ + body + struct.pack(">I", zlib.crc32(typ + body))
+
+
+def _hidden_default_apng() -> bytes:
+    """An APNG whose default image (IDAT) is not part of the animation: the first fcTL follows IDAT."""
+    def rows(arr):
+        return zlib.compress(b"".join(b"\0" + r.tobytes() for r in arr))
+    w, h = 6, 4
+    default = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    f1 = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    f2 = RNG.integers(0, 256, (2, 3, 3), dtype=np.uint8)
+    fctl = lambda seq, fw, fh, x, y, num, den, d, b: _chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, fw, fh, x, y, num, den, d, b))
+    return b"".join([b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)),
+                     _chunk(b"acTL", struct.pack(">II", 2, 7)), _chunk(b"gAMA", struct.pack(">I", 45455)),
+                     _chunk(b"IDAT", rows(default)),
+                     fctl(0, w, h, 0, 0, 3, 100, 0, 0), _chunk(b"fdAT", struct.pack(">I", 1) + rows(f1)),
+                     fctl(2, 3, 2, 2, 1, 7, 0, 1, 1), _chunk(b"fdAT", struct.pack(">I", 3) + rows(f2)),
+                     _chunk(b"IEND", b"")])
+
+
+def _cli(tmp_path, src: Path, *decode_args) -> tuple:
+    packed, out = tmp_path / "packed", tmp_path / "out"
+    r = runner.invoke(app, ["encode", str(src), str(packed)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["decode", str(packed), str(out), *decode_args])
+    assert r.exit_code == 0, r.output
+    (written,) = [p for p in out.rglob("*") if p.is_file()]
+    return written, next(packed.rglob("*.tric"))
+
+
+def test_apng_round_trips_through_api_with_its_timing(tmp_path):
+    path = _apng(tmp_path / "a.png", duration=[40, 80, 120, 160], loop=3, disposal=[0, 1, 2, 0], blend=[0, 1, 1, 0])
+    with pytest.raises(tricodec.EncodeError, match="encode_frames"):
+        tricodec.encode(Image.open(path))            # the single-image API says where frames go
+    data = tricodec.encode_frames(Image.open(path))
+    with pytest.raises(tricodec.DecodeError, match="decode_frames"):
+        tricodec.decode(data)
+    got = list(tricodec.decode_frames(data))
+    want = frames.read_frames(path)
+    assert [f.timing for f in got] == [f.timing for f in want]
+    assert [f.timing["duration"] for f in got] == [40, 80, 120, 160]
+    assert [f.timing["disposal"] for f in got] == [0, 1, 2, 0] and [f.timing["blend"] for f in got] == [0, 1, 1, 0]
+    for g, w in zip(got, want):
+        assert g.image.mode == w.image.mode and g.image.tobytes() == w.image.tobytes()
+    assert frames.decode_all(data).info == {"num_plays": struct.pack("<I", 3)}
+
+
+def test_apng_round_trips_through_the_cli(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    path = _apng(src / "a.png", duration=[40, 80, 120, 160], loop=0, disposal=[1, 0, 2, 1], blend=[0, 1, 0, 1])
+    out, tric = _cli(tmp_path, src)
+    assert out.name == "a.png" and conf.sequence_lost(path.read_bytes(), out.read_bytes()) is None
+    assert frames.same_frames(frames.read_frames(out), frames.read_frames(path))   # the raw frames too
+    info = runner.invoke(app, ["info", str(tric), "--json"])
+    assert info.exit_code == 0 and '"frames": 4' in info.stdout and '"kind": "APNG"' in info.stdout
+    r = runner.invoke(app, ["verify", str(tmp_path / "packed"), str(src)])
+    assert r.exit_code == 0, r.output
+
+
+def test_apng_with_a_default_image_outside_the_animation(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "h.png").write_bytes(_hidden_default_apng())
+    fr = frames.read_frames(src / "h.png")
+    assert [f.timing.get("hidden", False) for f in fr] == [True, False, False]
+    assert fr.frames[2].timing == {"duration": 70.0, "delay": (7, 0), "offset": (2, 1), "disposal": 1, "blend": 1}
+    out, _ = _cli(tmp_path, src)
+    back = frames.read_frames(out)
+    assert frames.same_frames(back, fr)                  # hidden default, offsets, delays, gAMA on every frame
+    assert back.frames[1].image.info["gamma"] == 0.45455
+    assert conf.sequence_lost((src / "h.png").read_bytes(), out.read_bytes()) is None
+
+
+def test_16bit_apng_keeps_its_depth(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "d.png").write_bytes((HERE / "conformance_fixtures" / "apng_mode_16bit.png").read_bytes())
+    fr = frames.read_frames(src / "d.png")
+    assert all(isinstance(f.image, np.ndarray) and f.image.dtype == np.uint16 for f in fr)
+    out, _ = _cli(tmp_path, src)
+    back = frames.read_frames(out)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(back, fr)) and len(back) == len(fr) == 3
+
+
+def _tiff_pages(path: Path) -> Path:
+    pages = [Image.fromarray(RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)),
+             Image.fromarray(RNG.integers(0, 256, (7, 5), dtype=np.uint8)),
+             Image.fromarray(RNG.integers(0, 256, (6, 8, 4), dtype=np.uint8), "RGBA").convert("CMYK"),
+             Image.fromarray(RNG.integers(0, 65536, (5, 6), dtype=np.uint16))]
+    from PIL import TiffImagePlugin
+    with TiffImagePlugin.AppendingTiffWriter(open(path, "w+b"), new=True) as tf:
+        for i, page in enumerate(pages):   # each page with its own resolution, one with an ICC profile
+            buf = io.BytesIO()
+            kw = {"icc_profile": b"\0\0\0\x80" + bytes(124)} if i == 2 else {}
+            page.save(buf, format="TIFF", dpi=(72 + i, 72 + i), **kw)
+            tf.write(buf.getvalue())
+            tf.newFrame()
+    return path
+
+
+def test_multipage_tiff_round_trips_with_page_metadata(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    path = _tiff_pages(src / "p.tif")
+    fr = frames.read_frames(path)
+    assert [f.image.mode for f in fr] == ["RGB", "L", "CMYK", "I;16"]
+    back = list(tricodec.decode_frames(tricodec.encode_frames(path)))
+    assert [f.image.info.get("dpi") for f in back] == [(72, 72), (73, 73), (74, 74), (75, 75)]
+    assert back[2].image.info["icc_profile"] == b"\0\0\0\x80" + bytes(124)
+    out, _ = _cli(tmp_path, src)
+    assert out.name == "p.tif"
+    assert conf.sequence_lost(path.read_bytes(), out.read_bytes()) is None
+    assert frames.same_frames(frames.read_frames(out), fr)
+
+
+def test_what_cannot_be_written_back_is_refused_by_encode(tmp_path):
+    """Palette pages of 2 colours (tests/conformance_fixtures/multipage.tiff): Pillow's TIFF writer pads
+    a palette to 256 entries. The CLI refuses to encode what its decode could not write back; the API
+    keeps the frames."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pal.tiff").write_bytes((HERE / "conformance_fixtures" / "multipage.tiff").read_bytes())
+    r = runner.invoke(app, ["encode", str(src), str(tmp_path / "packed")])
+    assert r.exit_code == 1 and "could not write it back" in r.output and "P image" in r.output
+    assert not (tmp_path / "packed" / "pal.tiff.tric").exists()
+    want = frames.read_frames(src / "pal.tiff")
+    back = list(tricodec.decode_frames(tricodec.encode_frames(src / "pal.tiff")))
+    assert [f.image.tobytes() for f in back] == [f.image.tobytes() for f in want] and len(back) == 3
+
+
+def test_frames_decode_only_to_their_own_kind(tmp_path):
+    data = tricodec.encode_frames(_apng(tmp_path / "a.png"))
+    (tmp_path / "a.png.tric").write_bytes(data)
+    r = runner.invoke(app, ["decode", str(tmp_path / "a.png.tric"), str(tmp_path / "o"), "--format", "npy"])
+    assert r.exit_code == 1 and "cannot hold its frames" in r.output
+    r = runner.invoke(app, ["decode", str(tmp_path / "a.png.tric"), str(tmp_path / "x.tiff")])
+    assert r.exit_code == 1 and "cannot hold its frames" in r.output and not (tmp_path / "x.tiff").exists()
+
+
+def test_single_image_files_are_one_frame():
+    image = _rgba(1)
+    (frame,) = list(tricodec.decode_frames(tricodec.encode(image)))
+    assert frame.image.tobytes() == image.tobytes() and frame.params == {} and frame.timing == {}
+
+
+def test_corrupt_apng_is_refused():
+    data = bytearray(_hidden_default_apng())
+    at = data.index(b"fdAT") + 4
+    data[at:at + 4] = struct.pack(">I", 9)           # fdAT sequence number out of order
+    at -= 8
+    n = struct.unpack(">I", data[at:at + 4])[0]
+    data[at + 8 + n:at + 12 + n] = struct.pack(">I", zlib.crc32(bytes(data[at + 4:at + 8 + n])))
+    with pytest.raises(tricodec.EncodeError, match="fdAT"):
+        frames.read_frames(bytes(data))
+
+
+def test_hostile_frames_files_are_decode_errors(tmp_path):
+    data = tricodec.encode_frames(_apng(tmp_path / "a.png"))
+    head, payload = data[:container.HEADER_SIZE + 5], data[container.HEADER_SIZE + 5:]
+
+    def rewrap(p: bytes) -> bytes:    # a valid CRC around a changed FRAMES section
+        h = container.Header(width=16, height=12, channels=4, bit_depth=8, mode="RGBA", flags=container.FLAG_FRAMES)
+        return container.pack(h, [(container.SEC_FRAMES, p)], zlib.crc32(p))
+
+    assert rewrap(payload) == data
+    cases = {
+        "truncated": data[:-7],
+        "bad crc": data[:-1] + bytes([data[-1] ^ 1]),
+        "unknown kind": rewrap(b"\x04GIF!" + payload[5:]),
+        "count too large": rewrap(payload.replace(struct.pack("<I", 4), struct.pack("<I", 1 << 30), 1)),
+        "trailing": rewrap(payload + b"\0"),
+        "no frames": rewrap(payload[:payload.index(struct.pack("<I", 4))] + struct.pack("<I", 0)),
+        "old flag combination": data[:5] + bytes([3]) + data[6:],
+    }
+    for what, bad in cases.items():
+        with pytest.raises(tricodec.DecodeError):
+            list(tricodec.decode_frames(bad))
+        assert what
+
+
+def test_older_decoders_refuse_frames_files_by_their_flag():
+    """A decoder from before frames files rejects unknown flags: the FRAMES flag is a new bit."""
+    assert container.FLAG_FRAMES & 1 == 0 and container.FLAG_FRAMES not in (0, container.FLAG_FALLBACK)

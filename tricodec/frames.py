@@ -1,0 +1,491 @@
+"""Multi-frame images (APNG, multi-page TIFF) as the frames of one ``.tric`` file.
+
+Each frame is coded as a complete single-image ``.tric`` file (model or fallback, its own CRC and its own
+META: a TIFF page's resolution and ICC profile, an APNG's colour chunks), so a frame decodes alone and
+every check of a single image applies to it. What ties them together (the kind of file, the loop count,
+each frame's timing, offset, disposal and blending) is kept verbatim, as the file said it.
+
+File: a header (container.py) with flag FRAMES, the first frame's size and mode, then one section
+``FRAMES``::
+
+    kind_len (u8) | kind (ASCII: "APNG" or "TIFF")
+    info_len (u32) | info        file parameters, in META's key -> bytes layout (metadata.pack)
+    count (u32)
+    count x [params_len (u32) | params (metadata.pack) | data_len (u32) | data (a single-image .tric)]
+
+Keys: APNG info ``num_plays`` (u32, 0 = forever); APNG frame params ``fctl`` (the fcTL chunk after its
+sequence number: width, height, x and y offset (u32 each), delay numerator and denominator (u16 each),
+dispose and blend op (u8 each)) or ``hidden`` (the default image when it is not part of the animation).
+TIFF pages have no parameters: each page's metadata is its frame's META.
+
+How frames are read: an APNG is split into its raw frames (each fcTL/fdAT run rebuilt as a PNG of its
+own, with the file's PLTE, tRNS and colour chunks), never Pillow's composited canvases, so writing it
+back gives the same raw frames and the same composition in any reader; TIFF pages through Pillow (16-bit
+colour pages are refused). Writing builds the same kind of file and reads it back: a file that would not
+give back every frame, parameter and kept metadata entry exactly is refused (WriteError).
+
+Other multi-frame files (GIF, MPO, ICO/ICNS with several sizes, FLI, multi-layer PSD) are still refused
+by ``encode`` with the reason.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import container as fmt
+from . import metadata
+from .errors import DecodeError, EncodeError, TricodecError, WriteError
+
+KINDS = {"APNG": ".png", "TIFF": ".tiff"}   # kind -> suffix of the file it is written back as
+MAX_FRAMES = 1 << 16
+MAX_TOTAL_PIXELS_FACTOR = 4   # all frames together: at most this many times ``max_pixels``
+_U32 = struct.Struct("<I")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Frame:
+    """One frame: its image (a PIL image, or a uint16 array for 16-bit colour, with its own metadata) and
+    its parameters as stored (raw bytes; :attr:`timing` gives them as numbers)."""
+    image: object
+    params: dict = field(default_factory=dict)
+
+    @property
+    def timing(self) -> dict:
+        """APNG frames: ``duration`` (ms), ``delay`` (numerator, denominator), ``offset`` (x, y),
+        ``disposal`` and ``blend`` (the fcTL op codes); ``hidden`` for a default image outside the
+        animation. Empty for TIFF pages."""
+        if "hidden" in self.params:
+            return {"hidden": True}
+        if "fctl" not in self.params:
+            return {}
+        w, h, x, y, num, den, dispose, blend = struct.unpack(">IIIIHHBB", self.params["fctl"])
+        return {"duration": 1000.0 * num / (den or 100), "delay": (num, den), "offset": (x, y),
+                "disposal": dispose, "blend": blend}
+
+
+@dataclass
+class Frames:
+    """A multi-frame image: the kind of file it came from, its file parameters and its frames."""
+    kind: str
+    frames: list
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self):
+        return iter(self.frames)
+
+    @property
+    def suffix(self) -> str:
+        return KINDS[self.kind]
+
+
+# ---- reading files ----------------------------------------------------------------------------------
+
+def kind_of(image) -> str | None:
+    """The frames kind of a PIL image with several frames that this module keeps, else None."""
+    if getattr(image, "n_frames", 1) <= 1:
+        return None
+    if image.format == "PNG" and getattr(image, "is_animated", False):
+        return "APNG"
+    if image.format == "TIFF":
+        return "TIFF"
+    return None
+
+
+def is_multi_frame_file(path) -> bool:
+    """Does Pillow open ``path`` as an image of several frames that this module keeps (APNG, TIFF)?"""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return kind_of(im) is not None
+    except Exception:  # not an image, or a hostile one: the single-image reader reports it
+        return False
+
+
+def kind_of_tric(path) -> str | None:
+    """The kind of a multi-frame .tric file (read from its first bytes), or None (a single image, or no
+    .tric file: its decode reports that)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(fmt.HEADER_SIZE + 5 + 1 + 8)
+    except OSError:
+        return None
+    if not is_frames(head) or len(head) < fmt.HEADER_SIZE + 6:
+        return None
+    n = head[fmt.HEADER_SIZE + 5]
+    kind = head[fmt.HEADER_SIZE + 6:fmt.HEADER_SIZE + 6 + n].decode("latin-1")
+    return kind if kind in KINDS else None
+
+
+def read_frames(source, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Frames:
+    """Frames of a multi-frame file: a path, file bytes or a PIL image opened from a file. EncodeError
+    when it is none this module keeps, or cannot be read whole."""
+    if isinstance(source, Image.Image):
+        from .pixels import _source_bytes
+        data = _source_bytes(source)
+        if data is None:
+            raise EncodeError("multi-frame image: its file cannot be read again (open it from a path or a "
+                              "seekable file)")
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        data = Path(source).read_bytes()
+    try:
+        im = Image.open(io.BytesIO(data))
+        kind = kind_of(im)
+    except TricodecError:
+        raise
+    except Exception as e:  # Pillow raises anything on hostile files
+        raise EncodeError(f"cannot read image ({type(e).__name__}: {e})") from None
+    if kind is None:
+        raise EncodeError(f"not a multi-frame image tricodec keeps ({im.format}, {getattr(im, 'n_frames', 1)} "
+                          "frames): APNG and multi-page TIFF are")
+    frames = _read_apng(data, max_pixels) if kind == "APNG" else _read_tiff_pages(im, data, max_pixels)
+    if sum(_pixels(f.image) for f in frames.frames) > MAX_TOTAL_PIXELS_FACTOR * max_pixels:
+        raise EncodeError(f"{len(frames)} frames of more than {MAX_TOTAL_PIXELS_FACTOR * max_pixels} pixels in all")
+    return frames
+
+
+def _pixels(image) -> int:
+    if isinstance(image, np.ndarray):
+        return image.shape[0] * image.shape[1]
+    return image.width * image.height
+
+
+def png_chunks(data: bytes, error=EncodeError) -> list[tuple[bytes, bytes]]:
+    """(type, body) of every chunk of a PNG file, CRCs checked; ``error`` for anything malformed."""
+    if data[:8] != PNG_SIGNATURE:
+        raise error("not a PNG file")
+    out, pos = [], 8
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise error("truncated PNG chunk")
+        n, typ = struct.unpack_from(">I4s", data, pos)
+        if n > len(data) - pos - 12:
+            raise error("truncated PNG chunk")
+        body = data[pos + 8:pos + 8 + n]
+        if zlib.crc32(typ + body) != struct.unpack_from(">I", data, pos + 8 + n)[0]:
+            raise error(f"corrupt PNG chunk {typ!r} (CRC)")
+        out.append((typ, body))
+        pos += 12 + n
+        if typ == b"IEND":
+            break
+    if not out or out[0][0] != b"IHDR" or len(out[0][1]) != 13 or out[-1][0] != b"IEND":
+        raise error("corrupt PNG (IHDR or IEND missing)")
+    return out
+
+
+def _chunk(typ: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + typ + body + struct.pack(">I", zlib.crc32(typ + body))
+
+
+_ANIMATION = (b"IHDR", b"acTL", b"fcTL", b"fdAT", b"IDAT", b"IEND")
+
+
+def _apng_parts(data: bytes, error=EncodeError):
+    """(IHDR body, shared chunks, num_plays, [(fctl or None, [image data])]): the raw frames of an
+    APNG; the first entry is the default image (fctl None when it is not part of the animation)."""
+    chunks = png_chunks(data, error)
+    ihdr = chunks[0][1]
+    shared = [(t, b) for t, b in chunks if t not in _ANIMATION]
+    actl = [b for t, b in chunks if t == b"acTL"]
+    if len(actl) != 1 or len(actl[0]) != 8:
+        raise error("corrupt APNG (acTL)")
+    num_frames, num_plays = struct.unpack(">II", actl[0])
+    default_fctl, idat, anim, seq = None, [], [], 0
+    for typ, body in chunks[1:]:
+        if typ == b"fcTL":
+            if len(body) != 26 or struct.unpack_from(">I", body)[0] != seq:
+                raise error("corrupt APNG (fcTL)")
+            seq += 1
+            if idat:
+                anim.append([body[4:], []])
+            elif default_fctl is None:
+                default_fctl = body[4:]   # before IDAT: the default image is the animation's first frame
+            else:
+                raise error("corrupt APNG (two fcTL before IDAT)")
+        elif typ == b"IDAT":
+            if anim:
+                raise error("corrupt APNG (IDAT after an fdAT frame)")
+            idat.append(body)
+        elif typ == b"fdAT":
+            if not anim or len(body) < 4 or struct.unpack_from(">I", body)[0] != seq:
+                raise error("corrupt APNG (fdAT)")
+            seq += 1
+            anim[-1][1].append(body[4:])
+    frames = [[default_fctl, idat]] + anim
+    animated = len(anim) + (default_fctl is not None)
+    if animated != num_frames or animated < 1:
+        raise error(f"corrupt APNG ({num_frames} frames announced, {animated} found)")
+    if any(not parts for _, parts in frames):
+        raise error("corrupt APNG (a frame without image data)")
+    return ihdr, shared, num_plays, frames
+
+
+def _frame_png(ihdr: bytes, shared: list, fctl: bytes | None, parts: list) -> bytes:
+    """One raw APNG frame as a PNG file of its own: the file's IHDR at the frame's size, its shared chunks."""
+    if fctl is not None:
+        ihdr = fctl[:8] + ihdr[8:]
+    return (PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + b"".join(_chunk(t, b) for t, b in shared)
+            + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b""))
+
+
+def _read_apng(data: bytes, max_pixels: int) -> Frames:
+    from .pixels import normalize
+
+    ihdr, shared, num_plays, raw = _apng_parts(data)
+    frames = []
+    for fctl, parts in raw:
+        w, h = struct.unpack(">II", (fctl or ihdr)[:8])
+        if w < 1 or h < 1 or w * h > max_pixels:
+            raise EncodeError(f"APNG frame of {w}x{h} pixels (limit {max_pixels})")
+        try:
+            image = normalize(Image.open(io.BytesIO(_frame_png(ihdr, shared, fctl, parts))), max_pixels)
+        except TricodecError as e:
+            raise EncodeError(f"APNG frame {len(frames)}: {e}") from None
+        except Exception as e:
+            raise EncodeError(f"APNG frame {len(frames)}: cannot read it ({type(e).__name__}: {e})") from None
+        frames.append(Frame(image, {"fctl": fctl} if fctl is not None else {"hidden": b"\x01"}))
+    return Frames("APNG", frames, {"num_plays": _U32.pack(num_plays)})
+
+
+def _read_tiff_pages(im: Image.Image, data: bytes, max_pixels: int) -> Frames:
+    from .pixels import normalize_page
+
+    frames = []
+    for i in range(im.n_frames):
+        try:
+            im.seek(i)
+            frames.append(Frame(normalize_page(im, max_pixels)))
+        except TricodecError as e:
+            raise EncodeError(f"TIFF page {i}: {e}") from None
+        except Exception as e:
+            raise EncodeError(f"TIFF page {i}: cannot read it ({type(e).__name__}: {e})") from None
+    return Frames("TIFF", frames)
+
+
+# ---- the .tric file ---------------------------------------------------------------------------------
+
+def is_frames(data) -> bool:
+    """Is ``data`` (or its first 6 bytes) a multi-frame .tric file?"""
+    head = bytes(data[:6])
+    return len(head) == 6 and head[:4] == fmt.MAGIC and bool(head[5] & fmt.FLAG_FRAMES)
+
+
+def encode_frames(source, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> bytes:
+    """Encode a multi-frame image (a :class:`Frames`, a path, file bytes, or a PIL image opened from a
+    file) as one ``.tric`` file: each frame coded like :func:`tricodec.encode`."""
+    from .codec import encode_batch
+
+    frames = source if isinstance(source, Frames) else read_frames(source, max_pixels)
+    if not frames.frames or len(frames) > MAX_FRAMES or frames.kind not in KINDS:
+        raise EncodeError(f"cannot encode {len(frames)} frames of kind {frames.kind!r}")
+    datas = encode_batch([f.image for f in frames], device=device, model=model, max_pixels=max_pixels)
+    kind = frames.kind.encode("ascii")
+    parts = [bytes([len(kind)]), kind, _blob(metadata.pack(frames.info)), _U32.pack(len(frames))]
+    for f, d in zip(frames, datas):
+        parts += [_blob(metadata.pack(f.params)), _blob(d)]
+    payload = b"".join(parts)
+    first = fmt.unpack(datas[0], max_pixels)[0]
+    header = fmt.Header(width=first.width, height=first.height, channels=first.channels,
+                        bit_depth=first.bit_depth, mode=first.mode, flags=fmt.FLAG_FRAMES)
+    return fmt.pack(header, [(fmt.SEC_FRAMES, payload)], zlib.crc32(payload))
+
+
+def _blob(b: bytes) -> bytes:
+    return _U32.pack(len(b)) + b
+
+
+def _take(buf: memoryview, pos: int, n: int) -> tuple[memoryview, int]:
+    if n > len(buf) - pos:
+        raise DecodeError("corrupted frames section (truncated)")
+    return buf[pos:pos + n], pos + n
+
+
+def _take_blob(buf: memoryview, pos: int) -> tuple[memoryview, int]:
+    raw, pos = _take(buf, pos, 4)
+    return _take(buf, pos, _U32.unpack(raw)[0])
+
+
+def read_frames_info(data, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> tuple[fmt.Header, str, dict, list]:
+    """(header, kind, file parameters, [(frame parameters, frame .tric bytes)]) of a multi-frame file,
+    everything checked (CRC, lengths, limits) before any frame is decoded."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    header, sections = fmt.unpack(data, max_pixels, frames=True)
+    if not header.flags & fmt.FLAG_FRAMES:
+        raise DecodeError("not a multi-frame file: decode it with tricodec.decode")
+    if header.flags & fmt.FLAG_FALLBACK or header.model_name or any(header.model_hash):
+        raise DecodeError("multi-frame file header names a model or a fallback")
+    buf = sections[fmt.SEC_FRAMES]
+    if fmt.file_crc(data, zlib.crc32(buf)) != header.crc32:
+        raise DecodeError("CRC mismatch: the file is corrupted")
+    kind_len, pos = _take(buf, 0, 1)
+    kind, pos = _take(buf, pos, kind_len[0])
+    kind = bytes(kind).decode("latin-1")
+    if kind not in KINDS:
+        raise DecodeError(f"unknown kind of multi-frame file {kind!r}")
+    info, pos = _take_blob(buf, pos)
+    info = metadata.unpack(info)
+    count, pos = _take(buf, pos, 4)
+    count = _U32.unpack(count)[0]
+    if not 1 <= count <= MAX_FRAMES or count > (len(buf) - pos) // 8:
+        raise DecodeError(f"corrupted frames section ({count} frames)")
+    frames, total = [], 0
+    for _ in range(count):
+        params, pos = _take_blob(buf, pos)
+        one, pos = _take_blob(buf, pos)
+        h = fmt.unpack(one, max_pixels)[0]   # each frame: a single-image file (a nested frames file is refused)
+        total += h.width * h.height
+        frames.append((metadata.unpack(params), one))
+    if pos != len(buf):
+        raise DecodeError("corrupted frames section (trailing bytes)")
+    if total > MAX_TOTAL_PIXELS_FACTOR * max_pixels:
+        raise DecodeError(f"{count} frames of {total} pixels in all exceed the limit of "
+                          f"{MAX_TOTAL_PIXELS_FACTOR * max_pixels}")
+    _check_params(kind, info, [p for p, _ in frames])
+    return header, kind, info, frames
+
+
+def _check_params(kind: str, info: dict, params: list) -> None:
+    """The stored parameters are the ones this kind has, of the right sizes (a decoder writes them back)."""
+    if kind == "APNG":
+        if set(info) != {"num_plays"} or len(info["num_plays"]) != 4:
+            raise DecodeError("corrupted APNG parameters")
+        for i, p in enumerate(params):
+            ok = (set(p) == {"fctl"} and len(p["fctl"]) == 22) or (i == 0 and set(p) == {"hidden"})
+            if not ok:
+                raise DecodeError(f"corrupted APNG frame {i} parameters")
+        if all("hidden" in p for p in params):
+            raise DecodeError("corrupted APNG parameters (no animation frame)")
+    elif info or any(params):
+        raise DecodeError(f"corrupted {kind} parameters")
+
+
+def decode_frames(data, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS):
+    """Iterate over the frames of a multi-frame ``.tric`` file: :class:`Frame` objects (``.image``: a PIL
+    image or a uint16 array for 16-bit colour, with its metadata; ``.params``, ``.timing``), one decoded
+    at a time. The whole file is checked before the first frame is decoded. A single-image file gives
+    its one image as one frame."""
+    from .codec import decode_any
+
+    if not is_frames(data):
+        yield Frame(decode_any(data, device=device, model=model, max_pixels=max_pixels))
+        return
+    _, _, _, frames = read_frames_info(data, max_pixels)
+    for params, one in frames:
+        yield Frame(decode_any(one, device=device, model=model, max_pixels=max_pixels), params)
+
+
+def decode_all(data, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Frames:
+    """A multi-frame file decoded whole: its :class:`Frames` (what :func:`write_frames` writes)."""
+    from .codec import decode_batch
+
+    _, kind, info, frames = read_frames_info(data, max_pixels)
+    images = decode_batch([bytes(one) for _, one in frames], device=device, model=model, max_pixels=max_pixels)
+    return Frames(kind, [Frame(im, p) for im, (p, _) in zip(images, frames)], info)
+
+
+# ---- writing files ----------------------------------------------------------------------------------
+
+def write_frames(frames: Frames, path, png_level: int | None = None) -> None:
+    """Write frames as a file of their kind (APNG, multi-page TIFF) to a path or a binary file object,
+    after checking that it reads back as the same frames, parameters and metadata (WriteError if not)."""
+    data = _apng_bytes(frames, png_level) if frames.kind == "APNG" else _tiff_bytes(frames)
+    differ = frames_differ(frames, read_frames(data, max_pixels=1 << 62))
+    if differ:
+        raise WriteError(f"the {frames.kind} written would not give back the same {len(frames)} frames ({differ})")
+    if isinstance(path, (str, Path)):
+        Path(path).write_bytes(data)
+    else:
+        path.write(data)
+
+
+def same_frames(a: Frames, b: Frames) -> bool:
+    """Same kind, parameters and frames (mode, size, pixels, palette, kept metadata)."""
+    return frames_differ(a, b) is None
+
+
+def frames_differ(a: Frames, b: Frames) -> str | None:
+    """What differs between two Frames (None: nothing)."""
+    from .pixels import describe, palette, pixel_bytes
+
+    if a.kind != b.kind or a.info != b.info or len(a) != len(b):
+        return f"{a.kind} of {len(a)} frames ({a.info}) against {b.kind} of {len(b)} ({b.info})"
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x.params != y.params:
+            return f"frame {i}: parameters {x.timing} against {y.timing}"
+        if describe(x.image) != describe(y.image) or palette(x.image) != palette(y.image) \
+                or pixel_bytes(x.image) != pixel_bytes(y.image):
+            return f"frame {i}: pixels, mode or palette"
+        mx, my = metadata.collect(x.image), metadata.collect(y.image)
+        if mx != my:
+            keys = sorted(k for k in set(mx) | set(my) if mx.get(k) != my.get(k))
+            return f"frame {i}: metadata {', '.join(keys)}"
+    return None
+
+
+def _frame_file(image, suffix: str, png_level: int | None) -> bytes:
+    from .pixels import write_image
+
+    buf = io.BytesIO()
+    write_image(image, buf, suffix, png_level=png_level)
+    return buf.getvalue()
+
+
+def _apng_bytes(frames: Frames, png_level: int | None) -> bytes:
+    pngs = [png_chunks(_frame_file(f.image, ".png", png_level), WriteError) for f in frames]
+    first = pngs[0]
+    head = [(t, b) for t, b in first if t not in (b"IHDR", b"IDAT", b"IEND")]
+    for i, chunks in enumerate(pngs):
+        if chunks[0][1][8:] != first[0][1][8:]:
+            raise WriteError(f"APNG frame {i} has another bit depth or colour type than the first: one APNG "
+                             "holds one kind of frame")
+        if [(t, b) for t, b in chunks if t not in (b"IHDR", b"IDAT", b"IEND")] != head:
+            raise WriteError(f"APNG frame {i} has other metadata or another palette than the first: one APNG "
+                             "holds one set")
+    plays = frames.info["num_plays"]
+    n_anim = sum(1 for f in frames if "fctl" in f.params)
+    out = [PNG_SIGNATURE, _chunk(b"IHDR", first[0][1]),
+           _chunk(b"acTL", struct.pack(">II", n_anim, _U32.unpack(plays)[0]))]
+    out += [_chunk(t, b) for t, b in head]
+    seq = 0
+    for i, (f, chunks) in enumerate(zip(frames, pngs)):
+        idats = [b for t, b in chunks if t == b"IDAT"]
+        if "fctl" in f.params:
+            fctl = f.params["fctl"]
+            if struct.unpack(">II", fctl[:8]) != struct.unpack(">II", chunks[0][1][:8]):
+                raise WriteError(f"APNG frame {i}: its size differs from its fcTL")
+            out.append(_chunk(b"fcTL", struct.pack(">I", seq) + fctl))
+            seq += 1
+        for d in idats:
+            if i == 0:
+                out.append(_chunk(b"IDAT", d))
+            else:
+                out.append(_chunk(b"fdAT", struct.pack(">I", seq) + d))
+                seq += 1
+    out.append(_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _tiff_bytes(frames: Frames) -> bytes:
+    from PIL import TiffImagePlugin
+
+    out = io.BytesIO()
+    with TiffImagePlugin.AppendingTiffWriter(out, new=True) as tf:
+        for f in frames:
+            tf.write(_frame_file(f.image, ".tiff", None))
+            tf.newFrame()
+    return out.getvalue()
