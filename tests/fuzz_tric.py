@@ -1650,6 +1650,8 @@ def _worker_main(conn, mem_limit: int, threads: int, workdir: str, warmup: bytes
             out = run_case(data, extra, origin, workdir=workdir)
         elif kind == "encode":
             out = run_encode_case(data, extra, workdir)
+        elif kind == "frames":
+            out = run_frames_case(data, workdir)
         else:
             out = _selftest(extra)
         out.maxrss_mb = _maxrss_mb()
@@ -1939,6 +1941,181 @@ def run_campaign(cases: Iterable[Case], jobs: int = 2, timeout: float = 10.0, me
                 progress(summary)
     summary.wall = time.monotonic() - t0
     return summary
+
+
+# ============================================================================================
+# Multi-frame files (flag FRAMES): the FRAMES section, restated from tricodec/frames.py's docstring
+# ============================================================================================
+#   kind_len (u8) | kind | info_len (u32) | info | count (u32) |
+#   count x [params_len (u32) | params (META layout) | data_len (u32) | data (a single-image .tric)]
+
+FLAG_FRAMES, SEC_FRAMES = 2, 5
+
+
+def build_frames_corpus() -> list[Seed]:
+    """Small multi-frame files: an APNG (4 frames, one partial with an offset, mixed disposal/blend, a
+    loop count) and a multi-page TIFF (RGB, L and I;16 pages, a resolution on one)."""
+    import tricodec
+    from tricodec import frames
+    out = []
+    imgs = [Image.fromarray(photo_like(10, 12, 4, 40 + i), "RGBA") for i in range(4)]
+    imgs[2] = Image.fromarray(photo_like(10, 12, 4, 50), "RGBA")
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="PNG", save_all=True, append_images=imgs[1:], duration=[30, 60, 90, 120], loop=2,
+                 disposal=[0, 1, 2, 0], blend=[0, 1, 0, 1])
+    out.append(Seed("apng_4f", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
+    pages = [Image.fromarray(photo_like(9, 11, 3, 60), "RGB"), Image.fromarray(photo_like(7, 5, 1, 61)[:, :, 0], "L"),
+             Image.fromarray(photo_like(6, 8, 1, 62)[:, :, 0].astype(np.uint16) * 257)]
+    buf = io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:], dpi=(150, 150))
+    out.append(Seed("tiff_3p", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
+    assert all(frames.is_frames(s.data) for s in out)
+    return out
+
+
+def frames_layout(data: bytes):
+    """(kind, info, [[params, data], ...], count) of a multi-frame file's FRAMES payload (ValueError if
+    it does not parse)."""
+    pos = HEADER_SIZE + 5
+    end = pos + struct.unpack_from("<I", data, HEADER_SIZE + 1)[0]
+
+    def take(n):
+        nonlocal pos
+        if n < 0 or pos + n > end:
+            raise ValueError("short")
+        pos += n
+        return data[pos - n:pos]
+
+    kind = take(take(1)[0])
+    info = take(struct.unpack("<I", take(4))[0])
+    count = struct.unpack("<I", take(4))[0]
+    frames = []
+    for _ in range(min(count, 64)):
+        params = take(struct.unpack("<I", take(4))[0])
+        frames.append([params, take(struct.unpack("<I", take(4))[0])])
+    return kind, info, frames, count
+
+
+def frames_file(head: bytes, kind: bytes, info: bytes, frames: list, count: int | None = None) -> bytes:
+    """A multi-frame file around a (possibly mangled) FRAMES payload, its header CRC made valid."""
+    payload = bytes([len(kind) & 0xFF]) + kind + _u32(len(info)) + info + _u32(len(frames) if count is None else count)
+    payload += b"".join(_u32(len(p)) + p + _u32(len(d)) + d for p, d in frames)
+    h = bytearray(head[:HEADER_SIZE])
+    h[46] = 1
+    h[42:46] = _u32(file_crc(bytes(h), zlib.crc32(payload)))
+    return bytes(h) + bytes([SEC_FRAMES]) + _u32(len(payload)) + payload
+
+
+def _fctl(rng: random.Random) -> bytes:
+    vals = [rng.choice([0, 1, 3, 12, 0x7FFFFFFF, 0xFFFFFFFF]) for _ in range(4)]
+    return struct.pack(">IIIIHHBB", *vals, rng.randrange(1 << 16), rng.choice([0, 1, 100, 0xFFFF]),
+                       rng.choice([0, 1, 2, 3, 255]), rng.choice([0, 1, 2, 255]))
+
+
+def frames_mutation(data: bytes, rng: random.Random, corpus: list) -> tuple[bytes, str]:
+    """One structured mutation of a multi-frame file (its CRC fixed), or a blind one."""
+    kind, info, frames, count = frames_layout(data)
+    frames = [list(f) for f in frames]
+    what = rng.randrange(11)
+    n = len(frames)
+    i = rng.randrange(n)
+    if what == 0:
+        v = rng.choice([0, 1, n - 1, n + 1, 1 << 16, (1 << 16) + 1, 0xFFFFFFFF])
+        return frames_file(data, kind, info, frames, v), f"frames.count={v}"
+    if what == 1:
+        k = rng.choice([b"APNG", b"TIFF", b"GIF", b"", b"\xff\xfe", b"A" * 255, b"apng"])
+        return frames_file(data, k, info, frames), f"frames.kind={k[:8]!r}"
+    if what == 2:
+        entries = rng.choice([[(b"fctl", _fctl(rng))], [(b"hidden", b"\x01")], [(b"fctl", _fctl(rng)[:rng.randrange(22)])],
+                              [(b"fctl", _fctl(rng)), (b"x", b"")], []])
+        frames[i][0] = meta_payload(entries)
+        return frames_file(data, kind, info, frames), f"frames[{i}].params={[k for k, _ in entries]}"
+    if what == 3:
+        entries = rng.choice([[(b"num_plays", _u32(rng.randrange(1 << 32)))], [(b"num_plays", b"\0")], [],
+                              [(b"loop", b"\0\0\0\0")]])
+        return frames_file(data, kind, meta_payload(entries), frames), f"frames.info={[k for k, _ in entries]}"
+    if what == 4:
+        del frames[i]
+        return frames_file(data, kind, info, frames), f"frames: drop {i}"
+    if what == 5:
+        frames.insert(i, list(frames[rng.randrange(n)]))
+        return frames_file(data, kind, info, frames), f"frames: duplicate into {i}"
+    if what == 6:
+        j = rng.randrange(n)
+        frames[i], frames[j] = frames[j], frames[i]
+        return frames_file(data, kind, info, frames), f"frames: swap {i},{j}"
+    if what == 7:
+        other = rng.choice(corpus)
+        frames[i][1] = other.data
+        return frames_file(data, kind, info, frames), f"frames[{i}].data<-{other.name}"
+    if what == 8:
+        cut = rng.randrange(len(frames[i][1]) + 1)
+        frames[i][1] = frames[i][1][:cut]
+        return frames_file(data, kind, info, frames), f"frames[{i}].data truncated@{cut}"
+    if what == 9:
+        d = bytearray(frames[i][1])
+        field = rng.choice(["width", "height", "mode", "channels"])
+        if field == "mode":
+            d[18:26] = rng.choice([b"RGB", b"RGBA", b"P", b"I;16", b"RGB;16"]).ljust(8, b"\0")
+        else:
+            put_field(d, field, rng.choice(int_extremes(HEADER_FIELDS[field][1], get_field(bytes(d), field))))
+        frames[i][1] = bytes(d)
+        return frames_file(data, kind, info, frames), f"frames[{i}].header.{field}"
+    buf = bytearray(data)
+    for _ in range(rng.randrange(1, 4)):
+        at = rng.randrange(len(buf))
+        buf[at] ^= 1 << rng.randrange(8)
+    return bytes(buf), "frames: blind bit flips"
+
+
+def frames_case(corpus: list[Seed], all_seeds: list[Seed], seed: int, index: int) -> Case:
+    """Multi-frame case ``index`` of run ``seed``: one to three mutations of a frames seed; frame data
+    may come from ``all_seeds`` (single-image files of every kind, or other frames files)."""
+    rng = _rng("frames", seed, index)
+    base = corpus[rng.randrange(len(corpus))]
+    data, descs = base.data, []
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        try:
+            data, d = frames_mutation(data, rng, all_seeds)
+        except (ValueError, IndexError, struct.error) as e:
+            d = f"skipped: {type(e).__name__}"
+        descs.append(d)
+    return Case("frames", seed, index, f"{base.name} | " + " ; ".join(descs), data)
+
+
+def run_frames_case(data: bytes, workdir: str | None = None) -> Outcome:
+    """Decode a multi-frame input (``frames.decode_all`` and the ``decode_frames`` iterator): a
+    DecodeError, or frames that each match their own header, that the iterator gives alike, and that
+    ``frames.write_frames`` writes or refuses with a TricodecError. Anything else is a failure."""
+    import tricodec
+    from tricodec import frames
+    t0 = time.perf_counter()
+    try:
+        fr = frames.decode_all(data, device="cpu")
+        one_by_one = list(tricodec.decode_frames(data, device="cpu"))
+    except tricodec.DecodeError as e:
+        return Outcome("DecodeError", error=_err(e), seconds=time.perf_counter() - t0)
+    except BaseException as e:  # noqa: BLE001
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        return Outcome(FAILURE, "exception", _err(e), traceback.format_exc(), time.perf_counter() - t0)
+    dt = time.perf_counter() - t0
+    if len(one_by_one) != len(fr) or any(image_digest(a.image) != image_digest(b.image) or a.params != b.params
+                                         for a, b in zip(fr, one_by_one)):
+        return Outcome(FAILURE, "wrong-pixels", "decode_frames and decode_all disagree", seconds=dt)
+    fd, path = tempfile.mkstemp(suffix=fr.suffix, dir=workdir)
+    os.close(fd)
+    try:
+        frames.write_frames(fr, path, png_level=1)
+    except tricodec.TricodecError:
+        pass
+    except BaseException as e:  # noqa: BLE001
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        return Outcome(FAILURE, "write", "writing the decoded frames: " + _err(e), traceback.format_exc(), dt)
+    finally:
+        os.unlink(path)
+    return Outcome("ok", "exact", seconds=dt)
 
 
 if __name__ == "__main__":  # quick look at the corpus

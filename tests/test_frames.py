@@ -224,3 +224,15 @@ def test_hostile_frames_files_are_decode_errors(tmp_path):
 def test_older_decoders_refuse_frames_files_by_their_flag():
     """A decoder from before frames files rejects unknown flags: the FRAMES flag is a new bit."""
     assert container.FLAG_FRAMES & 1 == 0 and container.FLAG_FRAMES not in (0, container.FLAG_FALLBACK)
+
+
+def test_frames_golden_keeps_decoding_and_the_encoder_still_writes_it():
+    """tests/golden/frames/v1_apng_4f.tric (tools/make_golden.py): never regenerate it to make this pass."""
+    folder = HERE / "golden" / "frames"
+    data = (folder / "v1_apng_4f.tric").read_bytes()
+    want = frames.read_frames(folder / "v1_apng_4f.png")
+    assert [f.timing["offset"] for f in want] == [(0, 0), (7, 9), (0, 0), (0, 0)]
+    assert frames.same_frames(frames.decode_all(data, device="cpu"), want)
+    _, kind, _, parts = frames.read_frames_info(data)
+    model = tricodec.read_header(bytes(parts[0][1])).model_name
+    assert kind == "APNG" and model and tricodec.encode_frames(folder / "v1_apng_4f.png", device="cpu", model=model) == data

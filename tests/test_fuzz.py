@@ -152,6 +152,23 @@ def test_encoder_fuzz_short(campaign):
     _check(campaign, "encode")
 
 
+FRAMES_CASES = 1500
+
+
+def test_frames_fuzz_short(corpus):
+    """Multi-frame files (APNG, multi-page TIFF): the FRAMES section mangled (count, kind, parameters,
+    frames dropped, duplicated, swapped, truncated, replaced by files of every kind, frame headers) with a
+    valid CRC, and blind bit flips; decoded and written back in the sandbox."""
+    seeds = fz.build_frames_corpus()
+    cases = [fz.Case("frames", SEED, -1, f"{s.name} | unmutated", s.data) for s in seeds]
+    cases += [fz.frames_case(seeds, seeds + corpus, SEED, i) for i in range(FRAMES_CASES)]
+    summary = fz.run_campaign(cases, jobs=JOBS, timeout=10.0, warmup=corpus[0].data)
+    print(f"\nframes fuzz ({len(cases)} cases): {summary.report()}")
+    assert summary.kinds[("frames", "ok", "exact")] >= len(seeds)        # the seeds decode and write back
+    assert summary.counts["DecodeError"] > FRAMES_CASES // 2 and summary.counts["ok"] > len(seeds)
+    _check(summary, "frames")
+
+
 # ---- bugs the fuzzer found, as direct reproducers ----
 
 def _with_meta(data: bytes, entries) -> bytes:

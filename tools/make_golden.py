@@ -33,6 +33,37 @@ def images():
     yield "v1_wide_4096x70", Image.fromarray(wide, "L")
 
 
+def frames_source() -> bytes:
+    """A 4-frame APNG of the 41x34 photo: the photo, the photo with a mirrored patch (Pillow's writer keeps
+    only the changed rectangle: a partial frame with an offset, blended over), upside down, its green as
+    grey; durations 50-200 ms, disposal none/none/background/previous, loop 3."""
+    import io
+    rgb = Image.open(FIXTURES / "photo_rgb_41x34.png").convert("RGBA")
+    patch = rgb.crop((0, 0, 20, 12)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    second = rgb.copy()
+    second.paste(patch, (7, 9))
+    third = rgb.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    fourth = Image.merge("RGBA", [rgb.getchannel("G")] * 3 + [rgb.getchannel("A")])
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG", save_all=True, append_images=[second, third, fourth], duration=[50, 100, 150, 200],
+             loop=3, disposal=[0, 0, 2, 1], blend=[0, 1, 0, 1])
+    return buf.getvalue()
+
+
+def frames_main(model):
+    """Multi-frame goldens (tests/golden/frames/, since 2026-11-30): the source file and its .tric."""
+    from tricodec import frames
+    folder = GOLDEN / "frames"
+    folder.mkdir(exist_ok=True)
+    src, tric = folder / "v1_apng_4f.png", folder / "v1_apng_4f.tric"
+    if tric.exists():
+        print("keep", tric.name)
+        return
+    src.write_bytes(frames_source())
+    tric.write_bytes(frames.encode_frames(src, device="cpu", model=model))
+    print("wrote", tric.name, tric.stat().st_size, "bytes")
+
+
 def main():
     GOLDEN.mkdir(parents=True, exist_ok=True)
     model = tricodec.load_model()
@@ -51,6 +82,7 @@ def main():
         im.save(src)
         tric.write_bytes(tricodec.encode(Image.open(src), device="cpu", model=model))
         print("wrote", tric.name, tric.stat().st_size, "bytes")
+    frames_main(model)
 
 
 if __name__ == "__main__":
