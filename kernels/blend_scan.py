@@ -32,7 +32,7 @@ import triton.language as tl
 from ._blend_jit import _blend_finish, _blend_term, _med, _subpredictions
 from .blend_residual import N_SUB, check_params, weight_lut
 
-BLOCK_H = 128       # rows decoded in parallel by the one program, per plane (pinned)
+BLOCK_H = 256       # rows decoded in parallel by the one program, per plane (pinned)
 MAX_PLANES = 4
 NUM_WARPS = 8
 RING = 4

@@ -109,3 +109,17 @@ def test_choice_finds_an_exact_colour_relation():
     assert tuple(params[2, 1:]) == (0, 2, 1, 2)
     gray = bs.choose_params(g[None])
     assert gray.shape == (1, 5) and tuple(gray[0, 1:]) == (-1, 0, -1, 0)
+
+
+def test_float_division_of_the_twin_is_the_integer_division():
+    """The twin divides the blend's sums in float64; over the sums' whole range (weights <= 2^24 each, six
+    of them; sub-predictions + 4096 in 1036..8176), including numerators one below a multiple of the
+    divisor, the result is the integer floor division."""
+    rng = np.random.default_rng(0)
+    tw = np.concatenate([rng.integers(1, 6 * 2**24 + 1, 400_000), np.arange(1, 2000),
+                         6 * 2**24 - np.arange(2000)]).astype(np.int64)
+    q = rng.integers(1036, 8177, tw.size).astype(np.int64)
+    for num in (q * tw + rng.integers(0, tw), q * tw - 1, q * tw, q * tw + tw - 1):
+        want = num // tw
+        got = (num.astype(np.float64) / tw.astype(np.float64)).astype(np.int64)
+        assert np.array_equal(got, want)

@@ -54,7 +54,7 @@ CASES = [  # (P, H, W), modes, mixes, content
     ((3, 19, 67), (0, 1, 1), [(-1, 0, -1, 0), (0, 4, -1, 0), (1, 4, -1, 0)], "extreme"),
     ((1, 24, 33), (1,), [], "flat"),
     ((4, 17, 20), (1,), RGB_MIXES, "photo"),
-    ((2, 140, 6), (1,), [(-1, 0, -1, 0), (0, 3, -1, 0)], "noise"),   # > one strip of the scan
+    ((2, 262, 5), (1,), [(-1, 0, -1, 0), (0, 3, -1, 0)], "noise"),   # > one strip of the scan (BLOCK_H rows)
 ]
 
 

@@ -143,7 +143,10 @@ def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store):
                 wt = np.int64(WEIGHT_LUT[e])
                 tw += wt
                 ts += wt * np.int64(s[i] + 4096)
-            pv4 = np.int32(s[0]) if tw == 0 else np.int32((ts + tw // 2) // tw - 4096)
+            # (ts + tw // 2) // tw, through a float64 division: both operands are exact in float64 (< 2^41),
+            # the quotient is below 2^14, so its rounding error (< 2^-39) never crosses an integer (the
+            # fraction is a multiple of 1 / tw >= 2^-27): the same integer, at a third of the cost.
+            pv4 = np.int32(s[0]) if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - 4096
             pv = ((pv4 + 4098) >> 2) - 1024
         if y == 0 and x == 0:
             pv = np.int32(128) if (q1 < 0 and q2 < 0) else np.int32(0)
