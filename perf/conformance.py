@@ -404,8 +404,11 @@ def pillow_sequence(data: bytes) -> tuple:
         im.seek(i)
         im.load()
         px = im.convert("RGBA").tobytes() if im.mode in ("P", "PA") else im.tobytes()
+        dpi = im.info.get("dpi")
+        if im.format == "TIFF" and 282 not in im.tag_v2:
+            dpi = None   # Pillow's reader says 1 dpi for a TIFF page without XResolution
         frames.append((im.mode, im.size, px, im.info.get("duration"), im.info.get("disposal"),
-                       im.info.get("blend"), im.info.get("dpi"), im.info.get("icc_profile")))
+                       im.info.get("blend"), dpi, im.info.get("icc_profile")))
     return im.format, im.info.get("loop"), frames
 
 

@@ -1954,7 +1954,8 @@ FLAG_FRAMES, SEC_FRAMES = 2, 5
 
 def build_frames_corpus() -> list[Seed]:
     """Small multi-frame files: an APNG (4 frames, one partial with an offset, mixed disposal/blend, a
-    loop count) and a multi-page TIFF (RGB, L and I;16 pages, a resolution on one)."""
+    loop count), a multi-page TIFF (RGB, L and I;16 pages, a resolution on one) and a GIF (3 frames, local
+    palettes, transparency, a comment)."""
     import tricodec
     from tricodec import frames
     out = []
@@ -1969,6 +1970,11 @@ def build_frames_corpus() -> list[Seed]:
     buf = io.BytesIO()
     pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:], dpi=(150, 150))
     out.append(Seed("tiff_3p", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
+    gif = [Image.fromarray(photo_like(8, 10, 3, 70 + i), "RGB").quantize(8 + 4 * i) for i in range(3)]
+    buf = io.BytesIO()
+    gif[0].save(buf, format="GIF", save_all=True, append_images=gif[1:], duration=[20, 40, 60], loop=0,
+                disposal=[2, 1, 0], transparency=1, comment=b"fuzz")
+    out.append(Seed("gif_3f", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
     assert all(frames.is_frames(s.data) for s in out)
     return out
 
@@ -2023,16 +2029,22 @@ def frames_mutation(data: bytes, rng: random.Random, corpus: list) -> tuple[byte
         v = rng.choice([0, 1, n - 1, n + 1, 1 << 16, (1 << 16) + 1, 0xFFFFFFFF])
         return frames_file(data, kind, info, frames, v), f"frames.count={v}"
     if what == 1:
-        k = rng.choice([b"APNG", b"TIFF", b"GIF", b"", b"\xff\xfe", b"A" * 255, b"apng"])
+        k = rng.choice([b"APNG", b"TIFF", b"GIF", b"MPO", b"", b"\xff\xfe", b"A" * 255, b"apng"])
         return frames_file(data, k, info, frames), f"frames.kind={k[:8]!r}"
     if what == 2:
+        desc = struct.pack("<HHHHB", *(rng.choice([0, 1, 8, 65535]) for _ in range(4)), rng.randrange(256))
         entries = rng.choice([[(b"fctl", _fctl(rng))], [(b"hidden", b"\x01")], [(b"fctl", _fctl(rng)[:rng.randrange(22)])],
-                              [(b"fctl", _fctl(rng)), (b"x", b"")], []])
+                              [(b"fctl", _fctl(rng)), (b"x", b"")], [],
+                              [(b"ext", bytes(rng.randrange(256) for _ in range(rng.randrange(12)))), (b"desc", desc),
+                               (b"lct", bytes(rng.choice([0, 6, 24, 768])))]])
         frames[i][0] = meta_payload(entries)
         return frames_file(data, kind, info, frames), f"frames[{i}].params={[k for k, _ in entries]}"
     if what == 3:
+        head = b"GIF89a" + struct.pack("<HH", rng.choice([0, 1, 65535]), rng.choice([0, 1, 65535])) + bytes(
+            [rng.randrange(256), 0, 0]) + bytes(rng.choice([0, 6, 768]))
         entries = rng.choice([[(b"num_plays", _u32(rng.randrange(1 << 32)))], [(b"num_plays", b"\0")], [],
-                              [(b"loop", b"\0\0\0\0")]])
+                              [(b"loop", b"\0\0\0\0")], [(b"head", head), (b"tail", b"")],
+                              [(b"head", head[:rng.randrange(13)]), (b"tail", b"\x21\xfe\x01x\x00")]])
         return frames_file(data, kind, meta_payload(entries), frames), f"frames.info={[k for k, _ in entries]}"
     if what == 4:
         del frames[i]

@@ -1,4 +1,4 @@
-"""Multi-frame images (APNG, multi-page TIFF) as the frames of one ``.tric`` file.
+"""Multi-frame images (APNG, GIF, multi-page TIFF) as the frames of one ``.tric`` file.
 
 Each frame is coded as a complete single-image ``.tric`` file (model or fallback, its own CRC and its own
 META: a TIFF page's resolution and ICC profile, an APNG's colour chunks), so a frame decodes alone and
@@ -8,7 +8,7 @@ each frame's timing, offset, disposal and blending) is kept verbatim, as the fil
 File: a header (container.py) with flag FRAMES, the first frame's size and mode, then one section
 ``FRAMES``::
 
-    kind_len (u8) | kind (ASCII: "APNG" or "TIFF")
+    kind_len (u8) | kind (ASCII: "APNG", "GIF" or "TIFF")
     info_len (u32) | info        file parameters, in META's key -> bytes layout (metadata.pack)
     count (u32)
     count x [params_len (u32) | params (metadata.pack) | data_len (u32) | data (a single-image .tric)]
@@ -16,16 +16,22 @@ File: a header (container.py) with flag FRAMES, the first frame's size and mode,
 Keys: APNG info ``num_plays`` (u32, 0 = forever); APNG frame params ``fctl`` (the fcTL chunk after its
 sequence number: width, height, x and y offset (u32 each), delay numerator and denominator (u16 each),
 dispose and blend op (u8 each)) or ``hidden`` (the default image when it is not part of the animation).
-TIFF pages have no parameters: each page's metadata is its frame's META.
+GIF info ``head`` (signature, logical screen descriptor and global colour table, verbatim) and ``tail``
+(extension blocks after the last frame); GIF frame params ``ext`` (every extension block before the
+frame, verbatim: the graphic control extension with delay, disposal and transparent index, the loop,
+comments, application data), ``desc`` (the 9-byte image descriptor: position, size, flags) and ``lct``
+(its local colour table). TIFF pages have no parameters: each page's metadata is its frame's META.
 
 How frames are read: an APNG is split into its raw frames (each fcTL/fdAT run rebuilt as a PNG of its
 own, with the file's PLTE, tRNS and colour chunks), never Pillow's composited canvases, so writing it
-back gives the same raw frames and the same composition in any reader; TIFF pages through Pillow (16-bit
-colour pages are refused). Writing builds the same kind of file and reads it back: a file that would not
+back gives the same raw frames and the same composition in any reader; a GIF likewise into the colour
+indices of each frame (a P image with the frame's palette; Pillow decodes the frame's LZW data alone),
+written back with Pillow's LZW coder between the verbatim blocks (a GIF Pillow wrote comes back byte
+for byte); TIFF pages through Pillow. Writing builds the same kind of file and reads it back: a file that would not
 give back every frame, parameter and kept metadata entry exactly is refused (WriteError).
 
-Other multi-frame files (GIF, MPO, ICO/ICNS with several sizes, FLI, multi-layer PSD) are still refused
-by ``encode`` with the reason.
+Other multi-frame files (MPO, ICO/ICNS with several sizes, FLI, multi-layer PSD) are still refused by
+``encode`` with the reason.
 """
 from __future__ import annotations
 
@@ -42,7 +48,7 @@ from . import container as fmt
 from . import metadata
 from .errors import DecodeError, EncodeError, TricodecError, WriteError
 
-KINDS = {"APNG": ".png", "TIFF": ".tiff"}   # kind -> suffix of the file it is written back as
+KINDS = {"APNG": ".png", "TIFF": ".tiff", "GIF": ".gif"}   # kind -> suffix of the file it is written back as
 MAX_FRAMES = 1 << 16
 MAX_TOTAL_PIXELS_FACTOR = 4   # all frames together: at most this many times ``max_pixels``
 _U32 = struct.Struct("<I")
@@ -98,6 +104,8 @@ def kind_of(image) -> str | None:
         return "APNG"
     if image.format == "TIFF":
         return "TIFF"
+    if image.format == "GIF":
+        return "GIF"
     return None
 
 
@@ -151,8 +159,10 @@ def read_frames(source, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Frames:
         raise EncodeError(f"cannot read image ({type(e).__name__}: {e})") from None
     if kind is None:
         raise EncodeError(f"not a multi-frame image tricodec keeps ({im.format}, {getattr(im, 'n_frames', 1)} "
-                          "frames): APNG and multi-page TIFF are")
-    frames = _read_apng(data, max_pixels) if kind == "APNG" else _read_tiff_pages(im, data, max_pixels)
+                          "frames): APNG, GIF and multi-page TIFF are")
+    reader = {"APNG": lambda: _read_apng(data, max_pixels), "GIF": lambda: _read_gif(data, max_pixels),
+              "TIFF": lambda: _read_tiff_pages(im, data, max_pixels)}[kind]
+    frames = reader()
     if sum(_pixels(f.image) for f in frames.frames) > MAX_TOTAL_PIXELS_FACTOR * max_pixels:
         raise EncodeError(f"{len(frames)} frames of more than {MAX_TOTAL_PIXELS_FACTOR * max_pixels} pixels in all")
     return frames
@@ -259,6 +269,122 @@ def _read_apng(data: bytes, max_pixels: int) -> Frames:
             raise EncodeError(f"APNG frame {len(frames)}: cannot read it ({type(e).__name__}: {e})") from None
         frames.append(Frame(image, {"fctl": fctl} if fctl is not None else {"hidden": b"\x01"}))
     return Frames("APNG", frames, {"num_plays": _U32.pack(num_plays)})
+
+
+def _gif_subblocks_end(data: bytes, pos: int, error) -> int:
+    """The position after a run of GIF data sub-blocks (length byte, data) ending with a zero length."""
+    while True:
+        if pos >= len(data):
+            raise error("truncated GIF (a block runs past the end)")
+        n = data[pos]
+        pos += 1 + n
+        if n == 0:
+            return pos
+
+
+def _gif_table(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _gif_parts(data: bytes, error=EncodeError):
+    """(head: signature + screen descriptor + global colour table, [(extensions before the frame, image
+    descriptor (9 bytes), local colour table, LZW minimum code size, LZW sub-blocks)], extensions after
+    the last frame) of a GIF file, its blocks walked but not decoded."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        raise error("not a GIF file")
+    pos = 13 + _gif_table(data[10])
+    head, frames, ext = data[:pos], [], b""
+    while True:
+        if pos >= len(data):
+            raise error("truncated GIF (no trailer)")
+        block = data[pos]
+        if block == 0x21:
+            end = _gif_subblocks_end(data, pos + 2, error)
+            ext += data[pos:end]
+            pos = end
+        elif block == 0x2C:
+            if pos + 11 > len(data):
+                raise error("truncated GIF image descriptor")
+            desc = data[pos + 1:pos + 10]
+            pos += 10
+            lct = data[pos:pos + _gif_table(desc[8])]
+            pos += len(lct)
+            mcs = data[pos]
+            end = _gif_subblocks_end(data, pos + 1, error)
+            frames.append((ext, desc, lct, mcs, data[pos + 1:end]))
+            ext, pos = b"", end
+        elif block == 0x3B:
+            if pos + 1 != len(data):
+                raise error(f"GIF with {len(data) - pos - 1} bytes after its trailer (they would be lost)")
+            return head, frames, ext
+        else:
+            raise error(f"corrupt GIF (block {block:#04x})")
+
+
+_INTERLACE = [(0, 8), (4, 8), (2, 4), (1, 2)]   # (first row, step) of the four GIF interlace passes
+
+
+def _interlace_order(h: int) -> list[int]:
+    return [r for first, step in _INTERLACE for r in range(first, h, step)]
+
+
+def _gif_frame_image(head: bytes, desc: bytes, lct: bytes, mcs: int, lzw: bytes, max_pixels: int, i: int):
+    """One raw GIF frame: its colour indices (decoded by Pillow from a GIF of that frame alone, with a
+    made-up colour table so that no palette reads as grey) as a P image with the frame's real palette."""
+    x, y, w, h = struct.unpack("<HHHH", desc[:8])
+    if w < 1 or h < 1 or (x + w) * (y + h) > max_pixels:   # a viewer's canvas reaches the frame's far corner
+        raise EncodeError(f"GIF frame {i} of {w}x{h} pixels at ({x}, {y}) exceeds the limit of {max_pixels} pixels")
+    table = lct or head[13:]
+    if not table:
+        raise EncodeError(f"GIF frame {i} has no colour table")
+    n = len(table) // 3
+    fake = bytes(b for k in range(n) for b in (k, 255 - k, 7))   # n distinct colours, none grey
+    lsd = struct.pack("<HH", w, h) + bytes([0x80 | ((desc[8] & 7) if lct else (head[10] & 7)), 0, 0])
+    one = (b"GIF89a" + lsd + fake + b"\x2c" + bytes(4) + desc[4:8] + bytes([desc[8] & 0x40])
+           + bytes([mcs]) + lzw + b"\x3b")
+    try:
+        im = Image.open(io.BytesIO(one))
+        im.load()
+    except Exception as e:
+        raise EncodeError(f"GIF frame {i}: cannot decode it ({type(e).__name__}: {e})") from None
+    if im.mode != "P" or im.size != (w, h):
+        raise EncodeError(f"GIF frame {i}: read as {im.mode} {im.size}")
+    out = Image.frombytes("P", (w, h), im.tobytes())
+    out.putpalette(table, "RGB")
+    return out
+
+
+def _read_gif(data: bytes, max_pixels: int) -> Frames:
+    head, parts, tail = _gif_parts(data)
+    sw, sh = struct.unpack("<HH", head[6:10])
+    if sw * sh > max_pixels:   # the canvas every viewer composes the frames on
+        raise EncodeError(f"GIF screen of {sw}x{sh} exceeds the limit of {max_pixels} pixels")
+    frames = []
+    for i, (ext, desc, lct, mcs, lzw) in enumerate(parts):
+        image = _gif_frame_image(head, desc, lct, mcs, lzw, max_pixels, i)
+        frames.append(Frame(image, {"ext": ext, "desc": desc, "lct": lct}))
+    return Frames("GIF", frames, {"head": head, "tail": tail})
+
+
+def _gif_bytes(frames: Frames) -> bytes:
+    """The GIF: its head, then per frame its extensions, descriptor and local colour table verbatim, and
+    its indices LZW-coded by Pillow (rows put in interlace order first where the descriptor says so)."""
+    out = [frames.info["head"]]
+    for i, f in enumerate(frames):
+        image, desc = f.image, f.params["desc"]
+        if not isinstance(image, Image.Image) or image.mode != "P" or image.size != struct.unpack("<HH", desc[4:8]):
+            raise WriteError(f"GIF frame {i} is not a palette image of its descriptor's size")
+        idx = np.asarray(image)
+        if desc[8] & 0x40:
+            idx = idx[_interlace_order(idx.shape[0])]
+        plain = Image.fromarray(np.ascontiguousarray(idx), "P")
+        plain.putpalette(bytes(range(256)) * 3)
+        buf = io.BytesIO()
+        plain.save(buf, format="GIF", optimize=False, interlace=False)
+        _, (one,), _ = _gif_parts(buf.getvalue(), WriteError)
+        out += [f.params["ext"], b"\x2c", desc, f.params["lct"], bytes([one[3]]), one[4]]
+    out += [frames.info["tail"], b"\x3b"]
+    return b"".join(out)
 
 
 def _read_tiff_pages(im: Image.Image, data: bytes, max_pixels: int) -> Frames:
@@ -370,6 +496,13 @@ def _check_params(kind: str, info: dict, params: list) -> None:
                 raise DecodeError(f"corrupted APNG frame {i} parameters")
         if all("hidden" in p for p in params):
             raise DecodeError("corrupted APNG parameters (no animation frame)")
+    elif kind == "GIF":
+        head = info.get("head", b"")
+        if set(info) != {"head", "tail"} or head[:6] not in (b"GIF87a", b"GIF89a") or len(head) < 13:
+            raise DecodeError("corrupted GIF parameters")
+        for i, p in enumerate(params):
+            if set(p) != {"ext", "desc", "lct"} or len(p["desc"]) != 9 or len(p["lct"]) != _gif_table(p["desc"][8]):
+                raise DecodeError(f"corrupted GIF frame {i} parameters")
     elif info or any(params):
         raise DecodeError(f"corrupted {kind} parameters")
 
@@ -403,7 +536,8 @@ def decode_all(data, *, device: str = "auto", model=None, max_pixels: int = fmt.
 def write_frames(frames: Frames, path, png_level: int | None = None) -> None:
     """Write frames as a file of their kind (APNG, multi-page TIFF) to a path or a binary file object,
     after checking that it reads back as the same frames, parameters and metadata (WriteError if not)."""
-    data = _apng_bytes(frames, png_level) if frames.kind == "APNG" else _tiff_bytes(frames)
+    data = {"APNG": lambda: _apng_bytes(frames, png_level), "TIFF": lambda: _tiff_bytes(frames),
+            "GIF": lambda: _gif_bytes(frames)}[frames.kind]()
     differ = frames_differ(frames, read_frames(data, max_pixels=1 << 62))
     if differ:
         raise WriteError(f"the {frames.kind} written would not give back the same {len(frames)} frames ({differ})")
