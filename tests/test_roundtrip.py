@@ -137,8 +137,8 @@ def test_shared_photos(path):
 
 def lane_overhead(header, sections) -> int:
     """Bytes a model-coded file spends on its lanes' framing: final rANS states and lengths."""
-    if header.model_name.startswith("tric-wf"):  # SIDE = lane_rows; LANES = counts (u32 x 3 x n) | words
-        lane_rows = struct.unpack("<I", bytes(sections[container.SEC_SIDE]))[0]
+    if header.model_name.startswith("tric-wf"):  # SIDE = lane_rows [+ params]; LANES = counts (u32 x 3 x n) | words
+        lane_rows = struct.unpack("<I", bytes(sections[container.SEC_SIDE][:4]))[0]
         n_lanes = -(-header.height // lane_rows)
         counts = struct.unpack_from(f"<{3 * n_lanes}I", sections[container.SEC_LANES], 0)
         assert 12 * n_lanes + 2 * (sum(counts[0::3]) + sum(counts[1::3])) == len(sections[container.SEC_LANES])

@@ -12,12 +12,12 @@ from tricodec import tensors
 from tricodec.errors import DecodeError
 from tricodec.pixels import from_array
 
-from helpers import photo_like
+from helpers import photo_crop, photo_like
 
 
 def _model_files():
     """Small 8-bit model-coded files: RGB, grey, RGBA (sizes the interpreter decodes in seconds)."""
-    images = [photo_like(5, 6, 3, seed=0), photo_like(6, 8, 1, seed=0).squeeze(), photo_like(4, 6, 4, seed=0)]
+    images = [photo_crop(6, 8, 3), photo_crop(10, 12, 1), photo_crop(6, 8, 4)]
     datas = [tricodec.encode(from_array(a), device="cpu") for a in images]
     assert not any(tricodec.read_header(d).is_fallback for d in datas)   # the model path is what is tested
     return datas
@@ -95,14 +95,14 @@ def test_torch_output_under_the_interpreter_equals_decode_array():
     out = tricodec.decode_batch(datas, device="triton", output="torch")
     for t, d in zip(out, datas):
         _same(t, tricodec.decode_array(d, device="cpu"))
-    assert tuple(out[1].shape) == (6, 8)
+    assert tuple(out[1].shape) == (10, 12)
     stacked = tricodec.decode_batch(datas[-2:-1] * 2, device="triton", output="torch", stack=True)
     _same(stacked, np.stack([tricodec.decode_array(datas[-2], device="cpu")] * 2))
 
 
 def test_stacked_model_files_under_the_interpreter():
     rgb = _model_files()[0]
-    other = tricodec.encode(from_array(photo_like(5, 6, 3, seed=0)[::-1].copy()), device="cpu")
+    other = tricodec.encode(from_array(photo_crop(6, 8, 3)[::-1].copy()), device="cpu")
     assert not tricodec.read_header(other).is_fallback
     out = tricodec.decode_batch([rgb, other], device="triton", output="torch", stack=True)
     _same(out, np.stack([tricodec.decode_array(rgb, device="cpu"), tricodec.decode_array(other, device="cpu")]))
