@@ -7,6 +7,7 @@ peak-RSS check; a hang, crash or memory blow-up is reported as a failure, never 
     python perf/fuzz_long.py --cases 100000 --seed 1 --jobs 2
     python perf/fuzz_long.py --cases 100000 --seed 1 --jobs 1 --out /tmp/fuzz-1   # failing inputs there
     python perf/fuzz_long.py --reproduce decode:1:4711       # re-create one case and run it in-process
+                                                             # (also frames:SEED:INDEX, test_fuzz's multi-frame cases)
     python perf/fuzz_long.py --replay /tmp/fuzz-1/decode-1-4711.tric
 
 Cases are numbered: case ``i`` of seed ``S`` is the same bytes on every machine (``kind:S:i``). A share
@@ -66,7 +67,8 @@ def save_failure(out_dir: Path, case: fz.Case, out: fz.Outcome, args) -> Path:
 def run_one_inprocess(kind: str, data: bytes, suffix: str, expect=None, origin=None) -> int:
     print(f"{kind} input: {len(data)} bytes" + (f" ({data.hex()})" if len(data) <= 512 else ""))
     t0 = time.monotonic()
-    out = fz.run_case(data, expect, origin) if kind == "decode" else fz.run_encode_case(data, suffix)
+    out = fz.run_case(data, expect, origin) if kind == "decode" else fz.run_frames_case(data) \
+        if kind == "frames" else fz.run_encode_case(data, suffix)
     print(f"-> {out.status} {out.kind} {out.error} ({time.monotonic() - t0:.2f} s)")
     if out.note:
         print(f"   note: {out.note}")
@@ -81,6 +83,9 @@ def reproduce(ident: str, args) -> int:
     if kind == "decode":
         corpus = fz.build_corpus()
         case = fz.decode_case(corpus, seed, index, heavy=not args.no_heavy)
+    elif kind == "frames":   # tests/test_fuzz.py's multi-frame cases (frame data from every seed)
+        seeds = fz.build_frames_corpus()
+        case = fz.frames_case(seeds, seeds + fz.build_corpus(), seed, index)
     else:
         case = fz.encode_case(fz.build_image_corpus(), seed, index)
     print(f"case {case.ident}: {case.desc}")
