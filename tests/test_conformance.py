@@ -44,13 +44,17 @@ CASES = {
     "piexif_r_sigma.jpg": ("camera JPEG with maker-note EXIF", "ok"),
     "ossfuzz-5730089102868480.sgi": ("16-bit SGI", "ok|refused"),
     "cross_scan_line_truncated.tga": ("truncated TGA", "ok|refused"),
+    "dispose_bgnd.gif": ("multi-frame GIF, disposal to background", "ok"),
+    "test_extents.gif": ("GIF frame partly outside the screen", "ok"),
+    "multipage-mmap.tiff": ("multi-page TIFF (pages with XResolution 0)", "ok"),
     "m13_crop_300x240.png": ("16-bit grey (I;16) astronomy image, cropped from m13.fits", "ok|refused"),
 }
 # API classes whose fix has not landed yet (strict: the day it lands the mark must go).
 API_XFAIL = {}
 # Through the CLI too (files written and read back; metadata compared): classes where the CLI differs.
 CLI_CASES = ["exif_gps.jpg", "pil_sample_cmyk.jpg", "piexif_r_sigma.jpg", "color_snakes.png", "tiff_16bit_RGB.tiff", "basn4a16.png",
-             "16_bit_binary.pgm", "tiff_strip_cmyk_jpeg.tif", "python.ico", "apng_mode_16bit.png"]
+             "16_bit_binary.pgm", "tiff_strip_cmyk_jpeg.tif", "python.ico", "apng_mode_16bit.png", "apng_delay.png",
+             "dispose_bgnd.gif", "test_extents.gif", "multipage-mmap.tiff", "multipage.tiff"]
 # Classes whose fix has not landed yet: strict, so the day it lands the mark must go. Empty since the
 # last two (exif_gps.jpg: a dpi PNG's pHYs cannot hold; pil_sample_cmyk.jpg: an EXIF thumbnail a TIFF
 # cannot hold, now refused by encode) were fixed (tests/test_metadata_kept.py).
@@ -139,3 +143,18 @@ def test_checker_sees_dropped_metadata_and_untyped_errors(tmp_path):
     untyped = conf.check_cli_file(src, Path("color_snakes.png"), tric, out,
                                   {key: f"{src}: internal error (ValueError: x)"}, {}, 1, 0)
     assert untyped["status"] == "LOST"
+
+
+def test_checker_sees_dropped_frames_and_changed_timing():
+    import io
+    from PIL import ImageSequence
+    data = (FIXTURES / "dispose_bgnd.gif").read_bytes()
+    assert conf.sequence_lost(data, data) is None
+    frames = [f.copy() for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))]
+    fewer = io.BytesIO()
+    frames[0].save(fewer, format="GIF", save_all=True, append_images=frames[1:-1], loop=0)
+    assert "frames" in conf.sequence_lost(data, fewer.getvalue())
+    slower = io.BytesIO()
+    frames[0].save(slower, format="GIF", save_all=True, append_images=frames[1:], duration=999,
+                   loop=Image.open(io.BytesIO(data)).info.get("loop"))
+    assert conf.sequence_lost(data, slower.getvalue()) is not None
