@@ -208,3 +208,13 @@ def test_cmyk_jpeg_exif_directories_are_kept_in_the_tiff(tmp_path):
     got = out.getexif()
     assert got[0x010F] == "Cam" and got[0x0131] == "tricodec test"
     assert got.get_ifd(0x8769)[0x9003] == "2026:11:30 00:00:00" and got.get_ifd(0x8825)[0x0001] == "N"
+
+
+def test_deep_array_metadata_survives_pickling():
+    """Process pools and Ray pickle decoded images: a 16-bit colour array keeps its metadata."""
+    import pickle
+    data = _png(RGB16, 2, 16, [(b"gAMA", GAMA), (b"tEXt", b"Title\0t")])
+    back = tricodec.decode_any(tricodec.encode(Image.open(io.BytesIO(data)), device="cpu"))
+    again = pickle.loads(pickle.dumps(back))
+    assert isinstance(again, DeepArray) and np.array_equal(again, RGB16)
+    assert again.info["gamma"] == 0.45455 and again.text == {"Title": "t"}

@@ -58,6 +58,14 @@ class DeepArray(np.ndarray):
         self.info = dict(getattr(obj, "info", None) or {})
         self.text = dict(getattr(obj, "text", None) or {})
 
+    def __reduce__(self):   # pickling (process pools, Ray) keeps the metadata too
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, (state, self.info, self.text)
+
+    def __setstate__(self, state):
+        array_state, self.info, self.text = state
+        super().__setstate__(array_state)
+
     @property
     def mode(self) -> str:
         return "RGBA;16" if self.ndim == 3 and self.shape[2] == 4 else "RGB;16"
