@@ -106,6 +106,10 @@ def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store):
                     if y > 1:
                         u += np.int32(err[i, r2, x])
                 up[i, x] = u
+    # the same row's errors at x-1 and x-2 of each sub-predictor, carried in registers
+    a0 = a1 = a2 = a3 = a4 = a5 = np.int32(0)
+    b0 = b1 = b2 = b3 = b4 = b5 = np.int32(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = np.int32(0)
     for x in range(w):
         ref = np.int32(0)
         if q1 >= 0:
@@ -126,27 +130,25 @@ def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store):
         else:
             vne = vr[r1, x + 1] if (y > 0 and x < w - 1) else vn
             vnne = vr[r2, x + 1] if (y > 1 and x < w - 1) else vne
-            s[0] = 4 * _med(vw, vn, vnw)
-            s[1] = 4 * vw
-            s[2] = 4 * vn
-            s[3] = 4 * (vw + vne - vn)
-            s[4] = 4 * (vn + vne - vnne)
-            s[5] = 2 * (vw + vn) + vne - vnw
-            tw = np.int64(0)
-            ts = np.int64(0)
-            for i in range(N_SUB):
-                e = up[i, x]
-                if x > 0:
-                    e += 2 * np.int32(err[i, r0, x - 1])
-                    if x > 1:
-                        e += np.int32(err[i, r0, x - 2])
-                wt = np.int64(WEIGHT_LUT[e])
-                tw += wt
-                ts += wt * np.int64(s[i] + 4096)
+            s0 = 4 * _med(vw, vn, vnw)
+            s1 = 4 * vw
+            s2 = 4 * vn
+            s3 = 4 * (vw + vne - vn)
+            s4 = 4 * (vn + vne - vnne)
+            s5 = 2 * (vw + vn) + vne - vnw
+            w0 = np.int64(WEIGHT_LUT[up[0, x] + 2 * a0 + b0])
+            w1 = np.int64(WEIGHT_LUT[up[1, x] + 2 * a1 + b1])
+            w2 = np.int64(WEIGHT_LUT[up[2, x] + 2 * a2 + b2])
+            w3 = np.int64(WEIGHT_LUT[up[3, x] + 2 * a3 + b3])
+            w4 = np.int64(WEIGHT_LUT[up[4, x] + 2 * a4 + b4])
+            w5 = np.int64(WEIGHT_LUT[up[5, x] + 2 * a5 + b5])
+            tw = w0 + w1 + w2 + w3 + w4 + w5
+            ts = (w0 * (s0 + 4096) + w1 * (s1 + 4096) + w2 * (s2 + 4096) + w3 * (s3 + 4096) + w4 * (s4 + 4096)
+                  + w5 * (s5 + 4096))
             # (ts + tw // 2) // tw, through a float64 division: both operands are exact in float64 (< 2^41),
             # the quotient is below 2^14, so its rounding error (< 2^-39) never crosses an integer (the
             # fraction is a multiple of 1 / tw >= 2^-27): the same integer, at a third of the cost.
-            pv4 = np.int32(s[0]) if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - 4096
+            pv4 = s0 if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - 4096
             pv = ((pv4 + 4098) >> 2) - 1024
         if y == 0 and x == 0:
             pv = np.int32(128) if (q1 < 0 and q2 < 0) else np.int32(0)
@@ -161,8 +163,20 @@ def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store):
         v = xv - ref
         vr[r0, x] = v
         if blend:
-            for i in range(N_SUB):
-                err[i, r0, x] = np.int16(abs(4 * v - s[i]))
+            v4 = 4 * v
+            b0, b1, b2, b3, b4, b5 = a0, a1, a2, a3, a4, a5
+            a0 = abs(v4 - s0)
+            a1 = abs(v4 - s1)
+            a2 = abs(v4 - s2)
+            a3 = abs(v4 - s3)
+            a4 = abs(v4 - s4)
+            a5 = abs(v4 - s5)
+            err[0, r0, x] = a0
+            err[1, r0, x] = a1
+            err[2, r0, x] = a2
+            err[3, r0, x] = a3
+            err[4, r0, x] = a4
+            err[5, r0, x] = a5
 
 
 @njit(cache=True, nogil=True, parallel=True)
