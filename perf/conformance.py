@@ -400,6 +400,12 @@ def pillow_sequence(data: bytes) -> tuple:
 
     im = Image.open(io.BytesIO(data))
     frames = []
+    if im.format == "ICO":   # one "frame" in Pillow: its sizes are the frames
+        for i in range(len(im.ico.entry)):
+            f = im.ico.frame(i)
+            px = f.convert("RGBA").tobytes() if f.mode in ("P", "PA") else f.tobytes()
+            frames.append((f.mode, f.size, px, None, None, None, None, None))
+        return im.format, None, frames
     for i in range(im.n_frames):
         im.seek(i)
         im.load()

@@ -1954,8 +1954,8 @@ FLAG_FRAMES, SEC_FRAMES = 2, 5
 
 def build_frames_corpus() -> list[Seed]:
     """Small multi-frame files: an APNG (4 frames, one partial with an offset, mixed disposal/blend, a
-    loop count), a multi-page TIFF (RGB, L and I;16 pages, a resolution on one) and a GIF (3 frames, local
-    palettes, transparency, a comment)."""
+    loop count), a multi-page TIFF (RGB, L and I;16 pages, a resolution on one), a GIF (3 frames, local
+    palettes, transparency, a comment) and two ICOs of two sizes (32-bit bitmaps; PNG images)."""
     import tricodec
     from tricodec import frames
     out = []
@@ -1975,6 +1975,11 @@ def build_frames_corpus() -> list[Seed]:
     gif[0].save(buf, format="GIF", save_all=True, append_images=gif[1:], duration=[20, 40, 60], loop=0,
                 disposal=[2, 1, 0], transparency=1, comment=b"fuzz")
     out.append(Seed("gif_3f", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
+    icons = [Image.fromarray(photo_like(n, n, 4, 80 + n), "RGBA") for n in (16, 24)]
+    for fmt in ("bmp", "png"):
+        buf = io.BytesIO()
+        icons[1].save(buf, format="ICO", sizes=[(16, 16), (24, 24)], append_images=icons[:1], bitmap_format=fmt)
+        out.append(Seed(f"ico_{fmt}", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
     assert all(frames.is_frames(s.data) for s in out)
     return out
 
@@ -2036,7 +2041,13 @@ def frames_mutation(data: bytes, rng: random.Random, corpus: list) -> tuple[byte
         entries = rng.choice([[(b"fctl", _fctl(rng))], [(b"hidden", b"\x01")], [(b"fctl", _fctl(rng)[:rng.randrange(22)])],
                               [(b"fctl", _fctl(rng)), (b"x", b"")], [],
                               [(b"ext", bytes(rng.randrange(256) for _ in range(rng.randrange(12)))), (b"desc", desc),
-                               (b"lct", bytes(rng.choice([0, 6, 24, 768])))]])
+                               (b"lct", bytes(rng.choice([0, 6, 24, 768])))],
+                              [(b"entry", bytes(8)), (b"dib", struct.pack("<IiiHH", 40, rng.choice([0, 1, 16, -5]),
+                                                                          rng.choice([0, 2, 32, 33]), 1,
+                                                                          rng.choice([1, 4, 8, 24, 32, 16]))
+                                                      + bytes(rng.choice([26, 90]))),
+                               (b"mask", zlib.compress(bytes(rng.randrange(64))))],
+                              [(b"entry", bytes(rng.randrange(10))), (b"png", b"\x01")]])
         frames[i][0] = meta_payload(entries)
         return frames_file(data, kind, info, frames), f"frames[{i}].params={[k for k, _ in entries]}"
     if what == 3:
@@ -2044,7 +2055,8 @@ def frames_mutation(data: bytes, rng: random.Random, corpus: list) -> tuple[byte
             [rng.randrange(256), 0, 0]) + bytes(rng.choice([0, 6, 768]))
         entries = rng.choice([[(b"num_plays", _u32(rng.randrange(1 << 32)))], [(b"num_plays", b"\0")], [],
                               [(b"loop", b"\0\0\0\0")], [(b"head", head), (b"tail", b"")],
-                              [(b"head", head[:rng.randrange(13)]), (b"tail", b"\x21\xfe\x01x\x00")]])
+                              [(b"head", head[:rng.randrange(13)]), (b"tail", b"\x21\xfe\x01x\x00")],
+                              [(b"type", rng.choice([b"\x01\x00", b"\x02\x00", b"\x03\x00", b""]))]])
         return frames_file(data, kind, meta_payload(entries), frames), f"frames.info={[k for k, _ in entries]}"
     if what == 4:
         del frames[i]

@@ -28,7 +28,7 @@ CASES = {
     "tiff_16bit_RGBa.tiff": ("16-bit RGBA TIFF with extra samples", "ok|refused"),
     "16bit.MM.deflate.tif": ("16-bit grey big-endian TIFF (I;16B)", "ok"),
     "16_bit_binary.pgm": ("16-bit PGM (Pillow mode I)", "ok|refused"),
-    "python.ico": ("ICO with several sizes (only the largest loads)", "ok|refused"),
+    "python.ico": ("ICO with several sizes (only the largest loads; sizes kept as frames since issue #14)", "ok"),
     "apng_delay.png": ("APNG (frames kept since issue #14)", "ok"),
     "apng_mode_16bit.png": ("16-bit APNG (was coded as one frame; frames kept since issue #14)", "ok"),
     "no_palette.gif": ("multi-frame GIF", "ok|refused"),

@@ -293,3 +293,69 @@ def test_gif_that_cannot_be_kept_is_refused():
     bomb[at + 1:at + 5] = struct.pack("<HH", 65535, 65535)   # a frame at the far corner of a 4-gigapixel canvas
     with pytest.raises(tricodec.EncodeError, match="exceeds the limit"):
         frames.read_frames(bytes(bomb))
+
+
+def test_ico_sizes_are_frames_byte_for_byte(tmp_path):
+    """Every size of an ICO (32-bit bitmaps with their AND masks: tests/conformance_fixtures/python.ico)
+    is a frame; the icon comes back byte for byte, through the API and the CLI."""
+    data = (HERE / "conformance_fixtures" / "python.ico").read_bytes()
+    with pytest.raises(tricodec.EncodeError, match="3 sizes"):
+        tricodec.encode(Image.open(io.BytesIO(data)))
+    fr = frames.read_frames(data)
+    assert fr.kind == "ICO" and [f.image.size for f in fr] == [(16, 16), (32, 32), (48, 48)]
+    back = list(tricodec.decode_frames(tricodec.encode_frames(data)))
+    assert [f.image.tobytes() for f in back] == [f.image.tobytes() for f in fr]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "p.ico").write_bytes(data)
+    out, _ = _cli(tmp_path, src)
+    assert out.name == "p.ico" and out.read_bytes() == data
+
+
+@pytest.mark.parametrize("bitmap_format", ["png", "bmp"])
+def test_ico_of_png_or_bitmap_images_round_trips(tmp_path, bitmap_format):
+    sizes = [(16, 16), (24, 24), (32, 32)]
+    images = [_rgba(i, *size) for i, size in enumerate(sizes)]
+    src = tmp_path / "src"
+    src.mkdir()
+    images[-1].save(src / "i.ico", sizes=sizes, append_images=images[:-1], bitmap_format=bitmap_format)
+    data = (src / "i.ico").read_bytes()
+    fr = frames.read_frames(data)
+    assert len(fr) == 3 and all(("png" in f.params) == (bitmap_format == "png") for f in fr)
+    out, _ = _cli(tmp_path, src)
+    assert conf.sequence_lost(data, out.read_bytes()) is None
+    assert frames.same_frames(frames.read_frames(out.read_bytes()), fr)
+    if bitmap_format == "bmp":
+        assert out.read_bytes() == data
+
+
+def test_ico_palette_bitmaps_keep_their_indices():
+    """1-, 4- and 8-bit icon bitmaps: colour indices and palette (BGRX entries) kept, bits packed back."""
+    def dib(bits: int, w: int, h: int, idx: np.ndarray) -> bytes:
+        colours = 1 << bits
+        pal = bytes(np.random.default_rng(bits).integers(0, 256, 4 * colours, dtype=np.uint8))
+        packed = np.packbits(((idx[:, :, None] >> np.arange(bits - 1, -1, -1)) & 1).reshape(h, -1).astype(np.uint8), axis=1) \
+            if bits < 8 else idx.astype(np.uint8)
+        stride = (w * bits + 31) // 32 * 4
+        rows = np.zeros((h, stride), np.uint8)
+        rows[:, :packed.shape[1]] = packed
+        mstride = (w + 31) // 32 * 4
+        mask = np.random.default_rng(bits + 1).integers(0, 256, (h, mstride), dtype=np.uint8)
+        head = struct.pack("<IiiHHIIiiII", 40, w, 2 * h, 1, bits, 0, 0, 0, 0, 0, 0)
+        return head + pal + rows[::-1].tobytes() + mask.tobytes()
+    blobs, entries = [], []
+    for bits, (w, h) in [(1, (13, 7)), (4, (9, 5)), (8, (6, 6))]:
+        idx = np.random.default_rng(w).integers(0, 1 << bits, (h, w))
+        blobs.append((dib(bits, w, h, idx), idx, bits, w, h))
+    offset = 6 + 16 * len(blobs)
+    head = struct.pack("<HHH", 0, 1, len(blobs))
+    for blob, _, bits, w, h in blobs:
+        head += struct.pack("<BBBBHHII", w, h, 0, 0, 1, bits, len(blob), offset)
+        offset += len(blob)
+    data = head + b"".join(b[0] for b in blobs)
+    fr = frames.read_frames(data)
+    for f, (_, idx, bits, w, h) in zip(fr, blobs):
+        assert f.image.mode == "P" and np.array_equal(np.asarray(f.image), idx)
+    buf = io.BytesIO()
+    frames.write_frames(frames.decode_all(frames.encode_frames(fr)), buf)
+    assert buf.getvalue() == data

@@ -1,4 +1,4 @@
-"""Multi-frame images (APNG, GIF, multi-page TIFF) as the frames of one ``.tric`` file.
+"""Multi-frame images (APNG, GIF, multi-page TIFF, ICO of several sizes) as the frames of one ``.tric`` file.
 
 Each frame is coded as a complete single-image ``.tric`` file (model or fallback, its own CRC and its own
 META: a TIFF page's resolution and ICC profile, an APNG's colour chunks), so a frame decodes alone and
@@ -8,7 +8,7 @@ each frame's timing, offset, disposal and blending) is kept verbatim, as the fil
 File: a header (container.py) with flag FRAMES, the first frame's size and mode, then one section
 ``FRAMES``::
 
-    kind_len (u8) | kind (ASCII: "APNG", "GIF" or "TIFF")
+    kind_len (u8) | kind (ASCII: "APNG", "GIF", "TIFF" or "ICO")
     info_len (u32) | info        file parameters, in META's key -> bytes layout (metadata.pack)
     count (u32)
     count x [params_len (u32) | params (metadata.pack) | data_len (u32) | data (a single-image .tric)]
@@ -20,17 +20,22 @@ GIF info ``head`` (signature, logical screen descriptor and global colour table,
 (extension blocks after the last frame); GIF frame params ``ext`` (every extension block before the
 frame, verbatim: the graphic control extension with delay, disposal and transparent index, the loop,
 comments, application data), ``desc`` (the 9-byte image descriptor: position, size, flags) and ``lct``
-(its local colour table). TIFF pages have no parameters: each page's metadata is its frame's META.
+(its local colour table). ICO info ``type`` (u16: 1 icon, 2 cursor); ICO frame params ``entry`` (the
+directory entry's first 8 bytes: width, height, colour count, reserved, planes/hotspot, bit count/hotspot)
+and either ``png`` (the image is a PNG file) or ``dib`` (the bitmap header and palette, verbatim),
+``mask`` (the AND mask, zlib-deflated) and optionally ``rest`` (bytes after it). TIFF pages have no
+parameters: each page's metadata is its frame's META.
 
 How frames are read: an APNG is split into its raw frames (each fcTL/fdAT run rebuilt as a PNG of its
 own, with the file's PLTE, tRNS and colour chunks), never Pillow's composited canvases, so writing it
 back gives the same raw frames and the same composition in any reader; a GIF likewise into the colour
 indices of each frame (a P image with the frame's palette; Pillow decodes the frame's LZW data alone),
 written back with Pillow's LZW coder between the verbatim blocks (a GIF Pillow wrote comes back byte
-for byte); TIFF pages through Pillow. Writing builds the same kind of file and reads it back: a file that would not
+for byte); an ICO into its images (a bitmap's XOR pixels as a P, RGB or RGBA image: an icon comes back
+byte for byte; a PNG image as a PNG); TIFF pages through Pillow. Writing builds the same kind of file and reads it back: a file that would not
 give back every frame, parameter and kept metadata entry exactly is refused (WriteError).
 
-Other multi-frame files (MPO, ICO/ICNS with several sizes, FLI, multi-layer PSD) are still refused by
+Other multi-frame files (MPO, ICNS, FLI, multi-layer PSD, animated WebP/AVIF) are still refused by
 ``encode`` with the reason.
 """
 from __future__ import annotations
@@ -48,7 +53,7 @@ from . import container as fmt
 from . import metadata
 from .errors import DecodeError, EncodeError, TricodecError, WriteError
 
-KINDS = {"APNG": ".png", "TIFF": ".tiff", "GIF": ".gif"}   # kind -> suffix of the file it is written back as
+KINDS = {"APNG": ".png", "TIFF": ".tiff", "GIF": ".gif", "ICO": ".ico"}   # kind -> suffix it is written back as
 MAX_FRAMES = 1 << 16
 MAX_TOTAL_PIXELS_FACTOR = 4   # all frames together: at most this many times ``max_pixels``
 _U32 = struct.Struct("<I")
@@ -98,6 +103,8 @@ class Frames:
 
 def kind_of(image) -> str | None:
     """The frames kind of a PIL image with several frames that this module keeps, else None."""
+    if image.format == "ICO" and len(getattr(getattr(image, "ico", None), "entry", ())) > 1:
+        return "ICO"
     if getattr(image, "n_frames", 1) <= 1:
         return None
     if image.format == "PNG" and getattr(image, "is_animated", False):
@@ -159,8 +166,9 @@ def read_frames(source, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Frames:
         raise EncodeError(f"cannot read image ({type(e).__name__}: {e})") from None
     if kind is None:
         raise EncodeError(f"not a multi-frame image tricodec keeps ({im.format}, {getattr(im, 'n_frames', 1)} "
-                          "frames): APNG, GIF and multi-page TIFF are")
+                          "frames): APNG, GIF, multi-page TIFF and ICO are")
     reader = {"APNG": lambda: _read_apng(data, max_pixels), "GIF": lambda: _read_gif(data, max_pixels),
+              "ICO": lambda: _read_ico(data, max_pixels),
               "TIFF": lambda: _read_tiff_pages(im, data, max_pixels)}[kind]
     frames = reader()
     if sum(_pixels(f.image) for f in frames.frames) > MAX_TOTAL_PIXELS_FACTOR * max_pixels:
@@ -387,6 +395,120 @@ def _gif_bytes(frames: Frames) -> bytes:
     return b"".join(out)
 
 
+# ICO: ICONDIR (reserved, type: 1 icon / 2 cursor, count; u16 each) and a 16-byte entry per image
+# (width, height, colour count, reserved (u8 each), planes or hotspot x, bit count or hotspot y (u16),
+# size, offset (u32)); each image a PNG file or a DIB: BITMAPINFOHEADER (height doubled), palette (BGRX),
+# XOR rows bottom up, then the 1-bit AND mask rows; every row padded to 4 bytes.
+
+def _dib_stride(width: int, bits: int) -> int:
+    return (width * bits + 31) // 32 * 4
+
+
+def _read_dib(dib: bytes, i: int):
+    """One DIB icon image -> (image, params): the XOR bitmap as a P (1/4/8 bits, its palette), RGB (24)
+    or RGBA (32: the fourth byte as alpha) image; the header, palette, zlib-deflated AND mask (as much of
+    it as the file has) and any bytes after it, verbatim."""
+    if len(dib) < 40:
+        raise EncodeError(f"ICO image {i}: truncated bitmap header")
+    size, w, h2, planes, bits, comp, _, _, _, used, _ = struct.unpack_from("<IiiHHIIiiII", dib)
+    if size != 40 or comp != 0 or bits not in (1, 4, 8, 24, 32) or w < 1 or h2 < 2 or h2 % 2:
+        raise EncodeError(f"ICO image {i}: a {bits}-bit bitmap (header {size}, compression {comp}, {w}x{h2}) "
+                          "is not supported (1, 4, 8, 24 and 32-bit uncompressed bitmaps, and PNG, are)")
+    h = h2 // 2
+    colours = (used or 1 << bits) if bits <= 8 else 0
+    if colours > 1 << bits:
+        raise EncodeError(f"ICO image {i}: {colours} palette entries for {bits} bits")
+    pal_end = 40 + 4 * colours
+    xor, mask = _dib_stride(w, bits) * h, _dib_stride(w, 1) * h
+    if len(dib) < pal_end + xor:   # the AND mask may be short or missing (Pillow writes none for 32 bits)
+        raise EncodeError(f"ICO image {i}: truncated bitmap ({len(dib)} bytes, {pal_end + xor} needed)")
+    rows = np.frombuffer(dib, np.uint8, xor, pal_end).reshape(h, -1)[::-1]
+    if bits == 32:
+        image = Image.fromarray(np.ascontiguousarray(rows[:, :4 * w].reshape(h, w, 4)[:, :, [2, 1, 0, 3]]), "RGBA")
+    elif bits == 24:
+        image = Image.fromarray(np.ascontiguousarray(rows[:, :3 * w].reshape(h, w, 3)[:, :, ::-1]), "RGB")
+    else:
+        idx = np.unpackbits(rows, axis=1)[:, :w * bits].reshape(h, w, bits) if bits < 8 else rows[:, :w, None]
+        idx = (idx.astype(np.uint16) << np.arange(bits - 1, -1, -1, dtype=np.uint16)).sum(axis=2) if bits < 8 \
+            else idx[:, :, 0]
+        image = Image.fromarray(np.ascontiguousarray(idx.astype(np.uint8)), "P")
+        quads = np.frombuffer(dib, np.uint8, 4 * colours, 40).reshape(-1, 4)
+        image.putpalette(quads[:, [2, 1, 0]].tobytes(), "RGB")
+    params = {"dib": dib[:pal_end], "mask": zlib.compress(dib[pal_end + xor:pal_end + xor + mask], 9)}
+    if len(dib) > pal_end + xor + mask:
+        params["rest"] = dib[pal_end + xor + mask:]
+    return image, params
+
+
+def _dib_bytes(image, params: dict, i: int) -> bytes:
+    """The DIB of an icon image, from its pixels and the verbatim header, palette and mask."""
+    head = params["dib"]
+    _, w, h2, _, bits = struct.unpack_from("<IiiHH", head)
+    h = h2 // 2
+    want = {1: "P", 4: "P", 8: "P", 24: "RGB", 32: "RGBA"}[bits]
+    if not isinstance(image, Image.Image) or image.mode != want or image.size != (w, h):
+        raise WriteError(f"ICO image {i} is not a {want} image of {w}x{h}")
+    arr = np.asarray(image)
+    stride = _dib_stride(w, bits)
+    if bits == 32:
+        rows = arr[:, :, [2, 1, 0, 3]].reshape(h, -1)
+    elif bits == 24:
+        rows = arr[:, :, ::-1].reshape(h, -1)
+    elif bits == 8:
+        rows = arr
+    else:
+        if int(arr.max(initial=0)) >= 1 << bits:
+            raise WriteError(f"ICO image {i}: an index does not fit {bits} bits")
+        b = ((arr[:, :, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint8)) & 1).reshape(h, -1)
+        rows = np.packbits(b, axis=1)
+    out = np.zeros((h, stride), np.uint8)
+    out[:, :rows.shape[1]] = rows
+    return head + out[::-1].tobytes() + zlib.decompress(params["mask"]) + params.get("rest", b"")
+
+
+def _read_ico(data: bytes, max_pixels: int) -> Frames:
+    from .pixels import normalize
+
+    if len(data) < 6:
+        raise EncodeError("truncated ICO header")
+    reserved, kind, count = struct.unpack_from("<HHH", data)
+    if reserved != 0 or kind not in (1, 2) or count < 1 or len(data) < 6 + 16 * count:
+        raise EncodeError("corrupt ICO header")
+    frames = []
+    for i in range(count):
+        entry = data[6 + 16 * i:22 + 16 * i]
+        size, offset = struct.unpack_from("<II", entry, 8)
+        if offset + size > len(data) or size < 8:
+            raise EncodeError(f"ICO image {i} runs past the end of the file")
+        blob = data[offset:offset + size]
+        if blob[:8] == PNG_SIGNATURE:
+            try:
+                image, params = normalize(Image.open(io.BytesIO(blob)), max_pixels), {"png": b"\x01"}
+            except TricodecError as e:
+                raise EncodeError(f"ICO image {i}: {e}") from None
+            except Exception as e:
+                raise EncodeError(f"ICO image {i}: cannot read its PNG ({type(e).__name__}: {e})") from None
+        else:
+            w, h2 = struct.unpack_from("<ii", blob, 4) if len(blob) >= 12 else (0, 0)
+            if w * abs(h2) // 2 > max_pixels:
+                raise EncodeError(f"ICO image {i} of {w}x{abs(h2) // 2} pixels")
+            image, params = _read_dib(blob, i)
+        params["entry"] = entry[:8]
+        frames.append(Frame(image, params))
+    return Frames("ICO", frames, {"type": struct.pack("<H", kind)})
+
+
+def _ico_bytes(frames: Frames, png_level: int | None) -> bytes:
+    blobs = [_frame_file(f.image, ".png", png_level) if "png" in f.params else _dib_bytes(f.image, f.params, i)
+             for i, f in enumerate(frames)]
+    offset = 6 + 16 * len(frames)
+    out = [struct.pack("<HHH", 0, struct.unpack("<H", frames.info["type"])[0], len(frames))]
+    for f, blob in zip(frames, blobs):
+        out.append(f.params["entry"] + struct.pack("<II", len(blob), offset))
+        offset += len(blob)
+    return b"".join(out + blobs)
+
+
 def _read_tiff_pages(im: Image.Image, data: bytes, max_pixels: int) -> Frames:
     from .pixels import normalize_page
 
@@ -503,6 +625,15 @@ def _check_params(kind: str, info: dict, params: list) -> None:
         for i, p in enumerate(params):
             if set(p) != {"ext", "desc", "lct"} or len(p["desc"]) != 9 or len(p["lct"]) != _gif_table(p["desc"][8]):
                 raise DecodeError(f"corrupted GIF frame {i} parameters")
+    elif kind == "ICO":
+        if set(info) != {"type"} or info["type"] not in (b"\x01\x00", b"\x02\x00"):
+            raise DecodeError("corrupted ICO parameters")
+        for i, p in enumerate(params):
+            ok = len(p.get("entry", b"")) == 8 and (set(p) == {"entry", "png"} or (
+                {"entry", "dib", "mask"} <= set(p) <= {"entry", "dib", "mask", "rest"} and len(p["dib"]) >= 40
+                and struct.unpack_from("<H", p["dib"], 14)[0] in (1, 4, 8, 24, 32)))
+            if not ok:
+                raise DecodeError(f"corrupted ICO image {i} parameters")
     elif info or any(params):
         raise DecodeError(f"corrupted {kind} parameters")
 
@@ -537,7 +668,7 @@ def write_frames(frames: Frames, path, png_level: int | None = None) -> None:
     """Write frames as a file of their kind (APNG, multi-page TIFF) to a path or a binary file object,
     after checking that it reads back as the same frames, parameters and metadata (WriteError if not)."""
     data = {"APNG": lambda: _apng_bytes(frames, png_level), "TIFF": lambda: _tiff_bytes(frames),
-            "GIF": lambda: _gif_bytes(frames)}[frames.kind]()
+            "GIF": lambda: _gif_bytes(frames), "ICO": lambda: _ico_bytes(frames, png_level)}[frames.kind]()
     differ = frames_differ(frames, read_frames(data, max_pixels=1 << 62))
     if differ:
         raise WriteError(f"the {frames.kind} written would not give back the same {len(frames)} frames ({differ})")

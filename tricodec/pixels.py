@@ -129,6 +129,9 @@ def _refuse_several(image: Image.Image) -> None:
         sizes = len(image.ico.entry)
     elif image.format == "ICNS":
         sizes = len(image.info.get("sizes", ()))
+    if sizes > 1 and image.format == "ICO":
+        raise EncodeError(f"multi-size ICO icon ({sizes} sizes): encode it with tricodec.encode_frames "
+                          "(tricodec encode does)")
     if sizes > 1:
         raise EncodeError(f"multi-size {image.format} icon ({sizes} sizes): only the largest would be kept, "
                           "and icons of several sizes are not supported yet")
