@@ -641,6 +641,10 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
     if out_format is not None and out_format.lower() not in OUTPUT_FORMATS:
         _usage(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {out_format!r}")
     fmt_suffix = OUTPUT_FORMATS[out_format.lower()] if out_format else None
+    from tricodec import remote
+    if (use_ray or remote.is_url(src) or remote.is_url(dst)) and (out_format or png_level != DEFAULT_PNG_LEVEL):
+        _usage("--format and --png-level are not supported with --ray or URLs (they write PNG, TIFF for modes "
+               "PNG cannot hold)")
     if _elsewhere("decode", src, dst, device, model, force, use_ray, address, quiet, as_json):
         return
     src, dst = Path(src), Path(dst)

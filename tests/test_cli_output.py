@@ -237,3 +237,11 @@ def test_writing_leaves_the_image_and_its_metadata_as_they_were(tmp_path):
     for level in (1, 9, None):
         write_image(image, io.BytesIO(), ".png", png_level=level)
         assert image.info == {"gamma": 0.45455, "dpi": (300.0, 300.0)}, level
+
+
+def test_output_options_are_refused_where_they_would_be_ignored(tmp_path):
+    """The Ray and fsspec paths write PNG/TIFF their own way: --format/--png-level there is a usage error."""
+    _packed(tmp_path / "p", {"a.png.tric": _photo()})
+    for extra in (["--format", "npy"], ["--png-level", "9"]):
+        r = runner.invoke(app, ["decode", str(tmp_path / "p"), "memory://out", *extra])
+        assert r.exit_code == 2 and "not supported with --ray or URLs" in r.output, extra
