@@ -9,9 +9,10 @@ For each image (RGB or grey, read as the CLI reads it) both models encode a real
 * context models: every symbol of a lane is one dependent step, lanes run side by side, so the longest
   lane's symbol count.
 ``symbols/step`` = the image's symbols / its critical path (mean), and the fewest symbols any dependent
-step of the longest strip decodes (min).  ``scan`` = the steps of the reconstruction scan kernel
-(``kernels/predictor_scan.py``: strips of BLOCK_H rows, all planes of a strip in one wavefront), the same
-for every model; a decode's whole critical path is the coder's plus the scan's.
+step of the longest strip decodes (min).  ``scan`` = the steps of the reconstruction scan kernel: MED
+(``kernels/predictor_scan.py``: strips of 256 rows, all planes of a strip in one wavefront on diagonals
+``x + y``) or, for tric-wf2, the blend (``kernels/blend_scan.py``: strips of 256 rows, diagonals ``x + 2y``,
+it reads NE and NNE); a decode's whole critical path is the coder's plus the scan's.
 With ``--json`` the last line is one JSON object for the first model:
 ``{"images": [{"name", "steps", "symbols_per_step", "bytes"}, ...]}``.
 """
@@ -31,7 +32,7 @@ from tricodec import wavefront_model as wm
 from tricodec import wavefront_ref as wr
 from tricodec.pixels import read_image
 
-SCAN_BLOCK_H = 256   # kernels/predictor_scan.py's BLOCK_H (not imported: that needs Triton)
+SCAN_BLOCK_H = 256   # kernels/predictor_scan.py's and blend_scan.py's BLOCK_H (not imported: needs Triton)
 
 
 def _images(folder: Path):
@@ -63,7 +64,7 @@ def wavefront_path(data: bytes) -> dict:
     header, sections = fmt.unpack(data)
     shape = (header.channels, header.height, header.width)
     model = tricodec.load_model(header.model_name)
-    lane_rows = wm.unpack_side(sections[fmt.SEC_SIDE], header.height, header.width)
+    lane_rows = wm.unpack_side(sections[fmt.SEC_SIDE][:4], header.height, header.width)
     counts, words = wm.unpack_lanes(sections[fmt.SEC_LANES], shape, lane_rows)
     stats = np.zeros((counts.shape[0], 2), np.int64)
     wr.decode_wavefront_lanes(counts, words, shape, cm.plane_kinds(shape[0]), *model.arrays, model.update_steps,
@@ -82,11 +83,13 @@ def context_path(data: bytes) -> dict:
     return {"steps": longest, "diagonals": longest, "min": 1, "strips": n_lanes}
 
 
-def scan_steps(height: int, width: int, planes: int) -> int:
+def scan_steps(height: int, width: int, planes: int, row_lag: int = 1) -> int:
     """Steps of the scan kernel: strips of SCAN_BLOCK_H rows one after another, every plane of a strip in
-    the same wavefront (plane k one step behind plane k - 1)."""
+    the same wavefront (plane k one step behind plane k - 1, row y ``row_lag`` steps behind row y - 1: 1 for
+    MED, 2 for the blend)."""
     strips = -(-height // SCAN_BLOCK_H)
-    return sum(width + min(SCAN_BLOCK_H, height - s * SCAN_BLOCK_H) - 1 + planes - 1 for s in range(strips))
+    return sum(width + row_lag * (min(SCAN_BLOCK_H, height - s * SCAN_BLOCK_H) - 1) + planes - 1
+               for s in range(strips))
 
 
 def measure(name: str, image, model: str) -> dict:
@@ -94,12 +97,13 @@ def measure(name: str, image, model: str) -> dict:
     header = tricodec.read_header(data)
     if header.is_fallback:
         return {"name": name, "model": model, "fallback": True, "bytes": len(data)}
-    kind = tricodec.load_model(header.model_name).kind
-    path = wavefront_path(data) if kind == "wavefront" else context_path(data)
+    m = tricodec.load_model(header.model_name)
+    path = wavefront_path(data) if m.kind == "wavefront" else context_path(data)
+    lag = 2 if getattr(m, "predictor", "med") == "blend" else 1
     symbols = header.width * header.height * header.channels
     return {"name": name, "model": model, "bytes": len(data), "symbols": symbols, **path,
             "symbols_per_step": symbols / path["steps"],
-            "scan": scan_steps(header.height, header.width, header.channels)}
+            "scan": scan_steps(header.height, header.width, header.channels, lag)}
 
 
 def _row(r: dict) -> str:
