@@ -179,8 +179,7 @@ def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store):
             err[5, r0, x] = a5
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _residuals_nb(planes, params, out, plane_list):
+def _residuals_py(planes, params, out, plane_list):
     _, h, w = planes.shape
     n_chunks = (h + CHUNK_ROWS - 1) // CHUNK_ROWS
     for job in prange(plane_list.shape[0] * n_chunks):
@@ -193,6 +192,11 @@ def _residuals_nb(planes, params, out, plane_list):
         # rows y0-4, y0-3 fill the v ring; y0-2, y0-1 also the errors
         for y in range(max(0, y0 - 4), min(h, y0 + CHUNK_ROWS)):
             _code_row(planes, out, k, y, params, vr, err, up, s, False, y >= y0)
+
+
+_residuals_nb = njit(cache=True, nogil=True, parallel=True)(_residuals_py)
+# the encoder's choice codes many small samples: one thread each (no parallel region to start and join)
+_residuals_serial = njit(cache=True, nogil=True)(_residuals_py)
 
 
 def compute_blend_residuals(planes: np.ndarray, params, only_plane: int = -1) -> np.ndarray:
@@ -212,7 +216,7 @@ def compute_blend_residuals(planes: np.ndarray, params, only_plane: int = -1) ->
     out = np.empty_like(planes)
     plane_list = np.arange(planes.shape[0], dtype=np.int64) if only_plane < 0 else np.array([only_plane])
     if planes.size:
-        _residuals_nb(planes, params, out, plane_list)
+        (_residuals_nb if only_plane < 0 else _residuals_serial)(planes, params, out, plane_list)
     return out
 
 
