@@ -772,6 +772,9 @@ def lost_report(out: dict, note: str = "") -> str:
 
 
 def main(argv=None) -> int:
+    from PIL import Image
+
+    Image.init()   # Pillow's plugin order, not the order files happen to be opened in (a .ico after a .tga reads as TGA)
     if argv is None and sys.argv[1:2] == ["--worker"]:
         worker_main()
         return 0

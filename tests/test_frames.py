@@ -359,3 +359,30 @@ def test_ico_palette_bitmaps_keep_their_indices():
     buf = io.BytesIO()
     frames.write_frames(frames.decode_all(frames.encode_frames(fr)), buf)
     assert buf.getvalue() == data
+
+
+def test_format_detection_does_not_depend_on_the_files_opened_before(tmp_path):
+    """Pillow 11+ loads a plugin by suffix on open and tries formats in the order they were loaded: after
+    a .tga was opened, a multi-size .ico (its first entry 256x256 with more than 64 KB of data) passes for
+    a TGA. tricodec tries the format a file's suffix names first (pixels.open_image), so the icon is read
+    as the icon it is, whatever the program opened before."""
+    import subprocess
+    arr = np.random.default_rng(0).integers(0, 4, (256, 256, 4), dtype=np.uint8)
+    arr[..., 3] = 255
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, format="ICO", sizes=[(256, 256), (16, 16)],
+                                      append_images=[Image.new("RGBA", (16, 16), (1, 2, 3, 255))])
+    data = bytearray(buf.getvalue())
+    entries = sorted((data[6 + 16 * i:22 + 16 * i] for i in range(2)), key=lambda e: -(e[0] or 256))
+    for i, e in enumerate(entries):       # the big entry first, planes 1: as many icon writers do
+        e[4:6] = b"\x01\x00"
+        data[6 + 16 * i:22 + 16 * i] = e
+    ico = tmp_path / "big.ico"
+    ico.write_bytes(bytes(data))
+    tga = HERE / "conformance_fixtures" / "cross_scan_line_truncated.tga"
+    code = ("import sys; from PIL import Image; Image.open(sys.argv[1])\n"   # a .tga first
+            "import tricodec; from tricodec import frames, pixels\n"
+            "fr = frames.read_frames(sys.argv[2])\n"
+            "print(pixels.open_image(sys.argv[2]).format, frames.is_multi_frame_file(sys.argv[2]), fr.kind, len(fr))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tga), str(ico)], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["ICO", "True", "ICO", "2"], out.stderr[-2000:]

@@ -120,10 +120,12 @@ def is_multi_frame_file(path) -> bool:
     """Does Pillow open ``path`` as an image of several frames that this module keeps (APNG, TIFF)?"""
     import warnings
 
+    from .pixels import open_image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with (open_image(path) if isinstance(path, (str, Path)) else Image.open(path)) as im:
                 return kind_of(im) is not None
     except Exception:  # not an image, or a hostile one: the single-image reader reports it
         return False
@@ -158,7 +160,12 @@ def read_frames(source, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Frames:
     else:
         data = Path(source).read_bytes()
     try:
-        im = Image.open(io.BytesIO(data))
+        if isinstance(source, (str, Path)):
+            from .pixels import open_image
+            fmt = open_image(source).format   # the suffix's format first (see pixels.open_image)
+            im = Image.open(io.BytesIO(data), formats=[fmt] if fmt else None)
+        else:
+            im = Image.open(io.BytesIO(data))
         kind = kind_of(im)
     except TricodecError:
         raise

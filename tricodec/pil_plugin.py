@@ -139,6 +139,10 @@ def register(*, device: str | None = None, model=None) -> None:
         _defaults["device"] = device
     if model is not None:
         _defaults["model"] = model
+    # Every Pillow plugin first, in Pillow's own order: Pillow 11+ imports a plugin by file extension on
+    # open, and tries formats in the order they were registered, so which reader a file gets would
+    # depend on what the program opened before (a multi-size .ico opened after a .tga reads as TGA).
+    Image.init()
     Image.register_open(FORMAT, TricImageFile, _accept)
     Image.register_save(FORMAT, _save)
     Image.register_save_all(FORMAT, _save)  # one frame only: codec.encode refuses multi-frame images

@@ -291,6 +291,19 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
         raise EncodeError(f"image of {width}x{height} exceeds the limit of {max_pixels} pixels")
 
 
+def open_image(path) -> Image.Image:
+    """``Image.open`` of a file, trying the format its suffix names first. Pillow tries formats in the
+    order their plugins were loaded, and loads them lazily by suffix: after a .tga was opened, a
+    multi-size .ico passes for a TGA. The suffix's format is tried alone first, then every format."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is not None:
+        try:
+            return Image.open(path, formats=[fmt])
+        except Image.UnidentifiedImageError:
+            pass  # a file named for another format: Pillow's detection decides
+    return Image.open(path)
+
+
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Read an image file without losing bits; raise EncodeError (one line, naming the file) when that is
     impossible. Images above ``max_pixels`` are refused from their header, before their pixels are read."""
@@ -298,7 +311,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
     try:
         with warnings.catch_warnings():  # Pillow's bomb warning: our own limit is checked just below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = open_image(path)
         _check_size(im.width, im.height, max_pixels)
         return normalize(im, max_pixels)  # the API's own path: the same refusals, the same full-depth reads
     except EncodeError as e:
