@@ -406,6 +406,12 @@ def pillow_sequence(data: bytes) -> tuple:
             px = f.convert("RGBA").tobytes() if f.mode in ("P", "PA") else f.tobytes()
             frames.append((f.mode, f.size, px, None, None, None, None, None))
         return im.format, None, frames
+    if im.format == "ICNS":   # likewise: every size, in Pillow's order
+        for size in sorted(im.info["sizes"]):
+            f = im.icns.getimage(size)
+            f.load()
+            frames.append((f.mode, f.size, f.tobytes(), None, None, None, None, None))
+        return im.format, None, frames
     for i in range(im.n_frames):
         im.seek(i)
         im.load()

@@ -1955,7 +1955,7 @@ FLAG_FRAMES, SEC_FRAMES = 2, 5
 def build_frames_corpus() -> list[Seed]:
     """Small multi-frame files: an APNG (4 frames, one partial with an offset, mixed disposal/blend, a
     loop count), a multi-page TIFF (RGB, L and I;16 pages, a resolution on one), a GIF (3 frames, local
-    palettes, transparency, a comment) and two ICOs of two sizes (32-bit bitmaps; PNG images)."""
+    palettes, transparency, a comment), two ICOs of two sizes (32-bit bitmaps; PNG images) and an ICNS."""
     import tricodec
     from tricodec import frames
     out = []
@@ -1980,6 +1980,9 @@ def build_frames_corpus() -> list[Seed]:
         buf = io.BytesIO()
         icons[1].save(buf, format="ICO", sizes=[(16, 16), (24, 24)], append_images=icons[:1], bitmap_format=fmt)
         out.append(Seed(f"ico_{fmt}", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
+    buf = io.BytesIO()
+    Image.fromarray(photo_like(32, 32, 4, 90), "RGBA").save(buf, format="ICNS", sizes=[(16, 16), (32, 32)])
+    out.append(Seed("icns_png", tricodec.encode_frames(buf.getvalue(), device="cpu"), ""))
     assert all(frames.is_frames(s.data) for s in out)
     return out
 
@@ -2056,7 +2059,9 @@ def frames_mutation(data: bytes, rng: random.Random, corpus: list) -> tuple[byte
         entries = rng.choice([[(b"num_plays", _u32(rng.randrange(1 << 32)))], [(b"num_plays", b"\0")], [],
                               [(b"loop", b"\0\0\0\0")], [(b"head", head), (b"tail", b"")],
                               [(b"head", head[:rng.randrange(13)]), (b"tail", b"\x21\xfe\x01x\x00")],
-                              [(b"type", rng.choice([b"\x01\x00", b"\x02\x00", b"\x03\x00", b""]))]])
+                              [(b"type", rng.choice([b"\x01\x00", b"\x02\x00", b"\x03\x00", b""]))],
+                              [(b"layout", rng.choice([b"ic07P", b"ic07Pic08P", b"s8mkM", b"TOC T", b"xxxxV", b"ic07",
+                                                       b"ic07Pxxxx?"])), (b"raw:0", b"\0" * rng.randrange(3))]])
         return frames_file(data, kind, meta_payload(entries), frames), f"frames.info={[k for k, _ in entries]}"
     if what == 4:
         del frames[i]

@@ -386,3 +386,38 @@ def test_format_detection_does_not_depend_on_the_files_opened_before(tmp_path):
             "print(pixels.open_image(sys.argv[2]).format, frames.is_multi_frame_file(sys.argv[2]), fr.kind, len(fr))\n")
     out = subprocess.run([sys.executable, "-c", code, str(tga), str(ico)], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["ICO", "True", "ICO", "2"], out.stderr[-2000:]
+
+
+def _icns(tmp_path) -> bytes:
+    """An ICNS made by Pillow (PNG images and a TOC), plus a 16x16 RLE-packed RGB image (kept verbatim),
+    its 8-bit mask (a frame) and a chunk of a kind tricodec does not know (kept verbatim)."""
+    im = _rgba(5, 64, 64).resize((128, 128))
+    im.save(tmp_path / "made.icns", sizes=[(16, 16), (32, 32), (64, 64), (128, 128)])
+    data = (tmp_path / "made.icns").read_bytes()
+    rng = np.random.default_rng(9)
+    mask = bytes(rng.integers(0, 256, 256, dtype=np.uint8))
+    rgb = rng.integers(0, 256, (3, 256), dtype=np.uint8)       # 16x16 RGB, Apple's RLE: literal runs of 128
+    rle = b"".join(b"\x7f" + bytes(ch[k:k + 128]) for ch in rgb for k in (0, 128))
+    chunks = frames._icns_chunks(data) + [(b"is32", rle), (b"s8mk", mask), (b"name", b"hello")]
+    chunks = [(t, frames._icns_toc(chunks) if t == b"TOC " else d) for t, d in chunks]   # a TOC that is right
+    body = b"".join(t + struct.pack(">I", 8 + len(d)) + d for t, d in chunks)
+    return b"icns" + struct.pack(">I", 8 + len(body)) + body
+
+
+def test_icns_sizes_masks_and_other_chunks_round_trip(tmp_path):
+    data = _icns(tmp_path)
+    with pytest.raises(tricodec.EncodeError, match="encode_frames"):
+        tricodec.encode(Image.open(io.BytesIO(data)))
+    fr = frames.read_frames(data)
+    assert fr.kind == "ICNS" and [f.params["type"] for f in fr][-1] == b"s8mk"
+    assert fr.frames[-1].image.mode == "L" and fr.info["layout"].endswith(b"is32Vs8mkMnameV")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "i.icns").write_bytes(data)
+    out, _ = _cli(tmp_path, src)
+    back = out.read_bytes()
+    assert out.name == "i.icns" and conf.sequence_lost(data, back) is None
+    assert frames.same_frames(frames.read_frames(back), fr)
+    chunks = frames._icns_chunks(back)
+    assert chunks[-1] == (b"name", b"hello") and chunks[-2][0] == b"s8mk"
+    assert chunks[0][0] == b"TOC " and chunks[0][1] == frames._icns_toc(chunks)   # rebuilt for the new lengths

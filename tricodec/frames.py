@@ -1,4 +1,5 @@
-"""Multi-frame images (APNG, GIF, multi-page TIFF, ICO of several sizes) as the frames of one ``.tric`` file.
+"""Multi-frame images (APNG, GIF, multi-page TIFF, ICO/ICNS of several sizes) as the frames of one ``.tric``
+file.
 
 Each frame is coded as a complete single-image ``.tric`` file (model or fallback, its own CRC and its own
 META: a TIFF page's resolution and ICC profile, an APNG's colour chunks), so a frame decodes alone and
@@ -8,7 +9,7 @@ each frame's timing, offset, disposal and blending) is kept verbatim, as the fil
 File: a header (container.py) with flag FRAMES, the first frame's size and mode, then one section
 ``FRAMES``::
 
-    kind_len (u8) | kind (ASCII: "APNG", "GIF", "TIFF" or "ICO")
+    kind_len (u8) | kind (ASCII: "APNG", "GIF", "TIFF", "ICO" or "ICNS")
     info_len (u32) | info        file parameters, in META's key -> bytes layout (metadata.pack)
     count (u32)
     count x [params_len (u32) | params (metadata.pack) | data_len (u32) | data (a single-image .tric)]
@@ -23,8 +24,10 @@ comments, application data), ``desc`` (the 9-byte image descriptor: position, si
 (its local colour table). ICO info ``type`` (u16: 1 icon, 2 cursor); ICO frame params ``entry`` (the
 directory entry's first 8 bytes: width, height, colour count, reserved, planes/hotspot, bit count/hotspot)
 and either ``png`` (the image is a PNG file) or ``dib`` (the bitmap header and palette, verbatim),
-``mask`` (the AND mask, zlib-deflated) and optionally ``rest`` (bytes after it). TIFF pages have no
-parameters: each page's metadata is its frame's META.
+``mask`` (the AND mask, zlib-deflated) and optionally ``rest`` (bytes after it). ICNS info ``layout``
+(per chunk its type and how it is kept: P a PNG frame, M an 8-bit mask frame, T the table of contents,
+rebuilt, V verbatim) and ``raw:<i>`` (the data of verbatim chunk i: RLE-packed RGB, JPEG 2000 ...); ICNS
+frame params ``type``. TIFF pages have no parameters: each page's metadata is its frame's META.
 
 How frames are read: an APNG is split into its raw frames (each fcTL/fdAT run rebuilt as a PNG of its
 own, with the file's PLTE, tRNS and colour chunks), never Pillow's composited canvases, so writing it
@@ -35,8 +38,8 @@ for byte); an ICO into its images (a bitmap's XOR pixels as a P, RGB or RGBA ima
 byte for byte; a PNG image as a PNG); TIFF pages through Pillow. Writing builds the same kind of file and reads it back: a file that would not
 give back every frame, parameter and kept metadata entry exactly is refused (WriteError).
 
-Other multi-frame files (MPO, ICNS, FLI, multi-layer PSD, animated WebP/AVIF) are still refused by
-``encode`` with the reason.
+Other multi-frame files (MPO: its frames are JPEGs, no lossless MPO can be written back; FLI,
+multi-layer PSD, animated WebP/AVIF) are still refused by ``encode`` with the reason.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from . import container as fmt
 from . import metadata
 from .errors import DecodeError, EncodeError, TricodecError, WriteError
 
-KINDS = {"APNG": ".png", "TIFF": ".tiff", "GIF": ".gif", "ICO": ".ico"}   # kind -> suffix it is written back as
+KINDS = {"APNG": ".png", "TIFF": ".tiff", "GIF": ".gif", "ICO": ".ico", "ICNS": ".icns"}   # kind -> its suffix
 MAX_FRAMES = 1 << 16
 MAX_TOTAL_PIXELS_FACTOR = 4   # all frames together: at most this many times ``max_pixels``
 _U32 = struct.Struct("<I")
@@ -105,6 +108,8 @@ def kind_of(image) -> str | None:
     """The frames kind of a PIL image with several frames that this module keeps, else None."""
     if image.format == "ICO" and len(getattr(getattr(image, "ico", None), "entry", ())) > 1:
         return "ICO"
+    if image.format == "ICNS" and len(image.info.get("sizes", ())) > 1:
+        return "ICNS"
     if getattr(image, "n_frames", 1) <= 1:
         return None
     if image.format == "PNG" and getattr(image, "is_animated", False):
@@ -173,9 +178,9 @@ def read_frames(source, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> Frames:
         raise EncodeError(f"cannot read image ({type(e).__name__}: {e})") from None
     if kind is None:
         raise EncodeError(f"not a multi-frame image tricodec keeps ({im.format}, {getattr(im, 'n_frames', 1)} "
-                          "frames): APNG, GIF, multi-page TIFF and ICO are")
+                          "frames): APNG, GIF, multi-page TIFF, ICO and ICNS are")
     reader = {"APNG": lambda: _read_apng(data, max_pixels), "GIF": lambda: _read_gif(data, max_pixels),
-              "ICO": lambda: _read_ico(data, max_pixels),
+              "ICO": lambda: _read_ico(data, max_pixels), "ICNS": lambda: _read_icns(data, max_pixels),
               "TIFF": lambda: _read_tiff_pages(im, data, max_pixels)}[kind]
     frames = reader()
     if sum(_pixels(f.image) for f in frames.frames) > MAX_TOTAL_PIXELS_FACTOR * max_pixels:
@@ -516,6 +521,90 @@ def _ico_bytes(frames: Frames, png_level: int | None) -> bytes:
     return b"".join(out + blobs)
 
 
+# ICNS: b"icns" | total length (u32 BE) | chunks of type (4 bytes) | length (u32 BE, header included) |
+# data. PNG images become frames, 8-bit masks (s8mk, l8mk, h8mk, t8mk: n x n bytes) L frames; every other
+# chunk (the TOC, RLE-packed RGB, JPEG 2000, version, name ...) is kept verbatim. The TOC (a list of
+# type and length) is rebuilt from the chunks written when it described the source's chunks exactly.
+_ICNS_MASKS = {b"s8mk": 16, b"l8mk": 32, b"h8mk": 48, b"t8mk": 128}
+
+
+def _icns_chunks(data: bytes, error=EncodeError) -> list[tuple[bytes, bytes]]:
+    if data[:4] != b"icns" or len(data) < 8 or struct.unpack(">I", data[4:8])[0] != len(data):
+        raise error("corrupt ICNS header (its length is not the file's)")
+    out, pos = [], 8
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise error("truncated ICNS chunk")
+        typ, n = data[pos:pos + 4], struct.unpack(">I", data[pos + 4:pos + 8])[0]
+        if n < 8 or pos + n > len(data):
+            raise error(f"corrupt ICNS chunk {typ!r} (length {n})")
+        out.append((typ, data[pos + 8:pos + n]))
+        pos += n
+    return out
+
+
+def _icns_toc(chunks: list) -> bytes:
+    return b"".join(t + struct.pack(">I", len(d) + 8) for t, d in chunks if t != b"TOC ")
+
+
+def _read_icns(data: bytes, max_pixels: int) -> Frames:
+    from .pixels import normalize
+
+    chunks = _icns_chunks(data)
+    frames, layout, info = [], b"", {}
+    for i, (typ, body) in enumerate(chunks):
+        if body[:8] == PNG_SIGNATURE:
+            try:
+                image = normalize(Image.open(io.BytesIO(body)), max_pixels)
+            except TricodecError as e:
+                raise EncodeError(f"ICNS {typ.decode('latin-1')!r} image: {e}") from None
+            except Exception as e:
+                raise EncodeError(f"ICNS {typ.decode('latin-1')!r} image: cannot read its PNG "
+                                  f"({type(e).__name__}: {e})") from None
+            frames.append(Frame(image, {"type": typ}))
+            layout += typ + b"P"
+        elif typ in _ICNS_MASKS and len(body) == _ICNS_MASKS[typ] ** 2:
+            n = _ICNS_MASKS[typ]
+            frames.append(Frame(Image.frombytes("L", (n, n), body), {"type": typ}))
+            layout += typ + b"M"
+        elif typ == b"TOC " and body == _icns_toc(chunks):
+            layout += typ + b"T"
+        else:
+            info[f"raw:{i}"] = body
+            layout += typ + b"V"
+    if not frames:
+        raise EncodeError("ICNS without a PNG image or a mask: nothing to code")
+    info["layout"] = layout
+    return Frames("ICNS", frames, info)
+
+
+def _icns_bytes(frames: Frames, png_level: int | None) -> bytes:
+    layout, it, chunks = frames.info["layout"], iter(frames), []
+    for i in range(len(layout) // 5):
+        typ, how = layout[5 * i:5 * i + 4], layout[5 * i + 4:5 * i + 5]
+        if how in (b"P", b"M"):
+            f = next(it, None)
+            if f is None or f.params.get("type") != typ:
+                raise WriteError(f"ICNS chunk {i}: no frame of type {typ!r}")
+            if how == b"M":
+                if not isinstance(f.image, Image.Image) or f.image.mode != "L" or f.image.size != (_ICNS_MASKS[typ],) * 2:
+                    raise WriteError(f"ICNS mask {typ!r} is not an L image of its size")
+                body = f.image.tobytes()
+            else:
+                body = _frame_file(f.image, ".png", png_level)
+        elif how == b"T":
+            body = None   # filled in below, from the chunks written
+        else:
+            body = frames.info[f"raw:{i}"]
+        chunks.append((typ, body))
+    if next(it, None) is not None:
+        raise WriteError("ICNS frames left over after its layout")
+    toc = _icns_toc([(t, b) for t, b in chunks if b is not None])
+    chunks = [(t, toc if b is None else b) for t, b in chunks]
+    body = b"".join(t + struct.pack(">I", len(b) + 8) + b for t, b in chunks)
+    return b"icns" + struct.pack(">I", len(body) + 8) + body
+
+
 def _read_tiff_pages(im: Image.Image, data: bytes, max_pixels: int) -> Frames:
     from .pixels import normalize_page
 
@@ -641,6 +730,17 @@ def _check_params(kind: str, info: dict, params: list) -> None:
                 and struct.unpack_from("<H", p["dib"], 14)[0] in (1, 4, 8, 24, 32)))
             if not ok:
                 raise DecodeError(f"corrupted ICO image {i} parameters")
+    elif kind == "ICNS":
+        layout = info.get("layout", b"")
+        if len(layout) % 5 or not layout:
+            raise DecodeError("corrupted ICNS parameters")
+        items = [(layout[k:k + 4], layout[k + 4:k + 5]) for k in range(0, len(layout), 5)]
+        framed = [t for t, how in items if how in (b"P", b"M")]
+        raws = {f"raw:{k}" for k, (_, how) in enumerate(items) if how == b"V"}
+        if any(how not in b"PMTV" or len(how) != 1 for _, how in items) or set(info) != raws | {"layout"} \
+                or [p.get("type") for p in params] != framed or any(set(p) != {"type"} for p in params) \
+                or any(t not in _ICNS_MASKS for t, how in items if how == b"M"):
+            raise DecodeError("corrupted ICNS parameters")
     elif info or any(params):
         raise DecodeError(f"corrupted {kind} parameters")
 
@@ -675,7 +775,8 @@ def write_frames(frames: Frames, path, png_level: int | None = None) -> None:
     """Write frames as a file of their kind (APNG, multi-page TIFF) to a path or a binary file object,
     after checking that it reads back as the same frames, parameters and metadata (WriteError if not)."""
     data = {"APNG": lambda: _apng_bytes(frames, png_level), "TIFF": lambda: _tiff_bytes(frames),
-            "GIF": lambda: _gif_bytes(frames), "ICO": lambda: _ico_bytes(frames, png_level)}[frames.kind]()
+            "GIF": lambda: _gif_bytes(frames), "ICO": lambda: _ico_bytes(frames, png_level),
+            "ICNS": lambda: _icns_bytes(frames, png_level)}[frames.kind]()
     differ = frames_differ(frames, read_frames(data, max_pixels=1 << 62))
     if differ:
         raise WriteError(f"the {frames.kind} written would not give back the same {len(frames)} frames ({differ})")

@@ -122,6 +122,9 @@ def _refuse_several(image: Image.Image) -> None:
         if kind_of(image) is not None:
             raise EncodeError(f"multi-frame image ({frames} frames): encode it with tricodec.encode_frames "
                               "(tricodec encode does)")
+        if image.format == "MPO":
+            raise EncodeError(f"MPO of {frames} JPEG frames: only the first would be kept, and no lossless MPO "
+                              "can be written back (tricodec keeps APNG, GIF, TIFF pages, ICO and ICNS sizes)")
         raise EncodeError(f"multi-frame image ({frames} frames): only the first would be kept, and "
                           f"{image.format} frames are not supported yet")
     sizes = 1
@@ -129,9 +132,9 @@ def _refuse_several(image: Image.Image) -> None:
         sizes = len(image.ico.entry)
     elif image.format == "ICNS":
         sizes = len(image.info.get("sizes", ()))
-    if sizes > 1 and image.format == "ICO":
-        raise EncodeError(f"multi-size ICO icon ({sizes} sizes): encode it with tricodec.encode_frames "
-                          "(tricodec encode does)")
+    if sizes > 1 and image.format in ("ICO", "ICNS"):
+        raise EncodeError(f"multi-size {image.format} icon ({sizes} sizes): encode it with "
+                          "tricodec.encode_frames (tricodec encode does)")
     if sizes > 1:
         raise EncodeError(f"multi-size {image.format} icon ({sizes} sizes): only the largest would be kept, "
                           "and icons of several sizes are not supported yet")
