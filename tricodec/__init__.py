@@ -6,7 +6,15 @@ and as numba twins, which write the same bytes, on the CPU.
     data = tricodec.encode(image)          # PIL image or numpy array -> bytes
     image = tricodec.decode(data)          # -> PIL image, identical pixels and mode
 """
-from .codec import (decode, decode_any, decode_array, decode_batch, encode, encode_batch, read_header,
+import os as _os
+
+# numba's OpenMP workers keep spinning after each parallel region (the coder's strips) and then compete for
+# the cores with the predictor scan's plane threads that follow: passive waiting decodes a kodak image ~7%
+# faster on 2 cores (perf/RESULTS.md). Only a default: set OMP_WAIT_POLICY before importing tricodec to
+# choose otherwise (it also applies to OpenMP runtimes started later in the process).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .codec import (decode, decode_any, decode_array, decode_batch, encode, encode_batch, read_header,  # noqa: E402
                     read_metadata)
 from .container import HEADER_SIZE, VERSION
 from .frames import decode_frames, encode_frames
