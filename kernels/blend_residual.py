@@ -178,6 +178,17 @@ def check_params(params, n_planes: int, device) -> torch.Tensor:
     return torch.from_numpy(check(np.asarray(params), n_planes)).to(device)
 
 
+def prepare(name: str, planes: torch.Tensor, params, scratch_per_sample: int) -> tuple:
+    """The wrappers' common checks -> (params int32 (P, 5) on the device, the uint8 (P, H, W) output):
+    a uint8 (P, H, W) tensor, valid params, int32 offsets for it and ``scratch_per_sample`` times its size."""
+    if not isinstance(planes, torch.Tensor) or planes.dtype != torch.uint8 or planes.ndim != 3:
+        raise ValueError(f"{name} must be a uint8 (P, H, W) tensor")
+    prm = check_params(params, planes.shape[0], planes.device)
+    if scratch_per_sample * planes.numel() >= 2**31 or max(planes.stride()) * max(planes.shape) >= 2**31:
+        raise ValueError("image too large for int32 offsets")
+    return prm, torch.empty(tuple(planes.shape), dtype=torch.uint8, device=planes.device)
+
+
 def compute_blend_residuals(planes: torch.Tensor, params) -> torch.Tensor:
     """Residual symbols of every pixel, computed in parallel.
 
@@ -188,15 +199,10 @@ def compute_blend_residuals(planes: torch.Tensor, params) -> torch.Tensor:
     Returns:
         uint8 (P, H, W), contiguous, on planes' device.
     """
-    if not isinstance(planes, torch.Tensor) or planes.dtype != torch.uint8 or planes.ndim != 3:
-        raise ValueError("planes must be a uint8 (P, H, W) tensor")
+    prm, out = prepare("planes", planes, params, N_SUB)
     p, h, w = planes.shape
-    prm = check_params(params, p, planes.device)
-    out = torch.empty((p, h, w), dtype=torch.uint8, device=planes.device)
     if planes.numel() == 0:
         return out
-    if N_SUB * planes.numel() >= 2**31 or max(planes.stride()) * max(planes.shape) >= 2**31:
-        raise ValueError("image too large for int32 offsets")
     err = torch.empty((p, N_SUB, h, w), dtype=torch.int16, device=planes.device)
     grid = (triton.cdiv(w, BLOCK_W), triton.cdiv(h, BLOCK_H), p)
     _blend_errors_kernel[grid](planes, prm, err, h, w, *planes.stride(),

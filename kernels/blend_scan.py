@@ -30,7 +30,7 @@ import triton
 import triton.language as tl
 
 from ._blend_jit import _blend_finish, _blend_term, _med, _subpredictions
-from .blend_residual import N_SUB, check_params, weight_lut
+from .blend_residual import N_SUB, prepare, weight_lut
 
 BLOCK_H = 256       # rows decoded in parallel by the one program, per plane (pinned)
 MAX_PLANES = 4
@@ -140,15 +140,10 @@ def reconstruct_blend(residuals: torch.Tensor, params) -> torch.Tensor:
     Returns:
         uint8 (P, H, W), contiguous, on residuals' device: the planes.
     """
-    if not isinstance(residuals, torch.Tensor) or residuals.dtype != torch.uint8 or residuals.ndim != 3:
-        raise ValueError("residuals must be a uint8 (P, H, W) tensor")
+    prm, out = prepare("residuals", residuals, params, 1)
     p, h, w = residuals.shape
-    prm = check_params(params, p, residuals.device)
-    out = torch.empty((p, h, w), dtype=torch.uint8, device=residuals.device)
     if residuals.numel() == 0:
         return out
-    if residuals.numel() >= 2**31 or max(residuals.stride()) * max(residuals.shape) >= 2**31:
-        raise ValueError("image too large for int32 offsets")
     if p > MAX_PLANES:
         raise ValueError(f"at most {MAX_PLANES} planes")
     vring = torch.zeros((p, RING, w), dtype=torch.int32, device=residuals.device)
