@@ -7,32 +7,22 @@ pixel, strips of the scan (more rows than its BLOCK_H, so the error rings wrap a
 """
 import numpy as np
 import pytest
-import torch
 
 from tricodec import blend_ref as br
 from tricodec.kernels import blend_residual, blend_scan
 
-from helpers import photo_like
-
-DEV = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _t(a):
-    return torch.from_numpy(np.ascontiguousarray(a)).to(DEV)
+from test_kernels_predictor import _planes as _test_planes
+from test_kernels_predictor import _t
 
 
 def _planes(kind, shape, seed):
+    """The predictor tests' noise / photo / extreme planes, and flat areas (every error 0)."""
+    if kind != "flat":
+        return _test_planes(kind, shape, seed)
     p, h, w = shape
-    rng = np.random.default_rng(seed)
-    if kind == "noise":
-        return rng.integers(0, 256, shape).astype(np.uint8)
-    if kind == "extreme":
-        return (rng.integers(0, 2, shape) * 255).astype(np.uint8)
-    if kind == "flat":
-        out = np.full(shape, 77, np.uint8)
-        out[:, h // 2:, w // 3:] = 200
-        return out
-    return np.ascontiguousarray(photo_like(h, w, p, seed=seed).reshape(h, w, p).transpose(2, 0, 1))
+    out = np.full(shape, 77, np.uint8)
+    out[:, h // 2:, w // 3:] = 200
+    return out
 
 
 def _params(p, modes, mixes):
