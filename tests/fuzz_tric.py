@@ -65,8 +65,9 @@ from tricodec.pixels import content_crc
 # ============================================================================================
 
 HEADER_SIZE = 48
-SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META = 1, 2, 3, 4
-SECTION_NAMES = {SEC_SIDE: "SIDE", SEC_LANES: "LANES", SEC_FALLBACK: "FALLBACK", SEC_META: "META"}
+SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META, SEC_DEEP = 1, 2, 3, 4, 6
+SECTION_NAMES = {SEC_SIDE: "SIDE", SEC_LANES: "LANES", SEC_FALLBACK: "FALLBACK", SEC_META: "META",
+                 SEC_DEEP: "DEEP"}
 # name -> (offset, size); integer fields are little-endian
 HEADER_FIELDS = {
     "magic": (0, 4), "version": (4, 1), "flags": (5, 1), "header_len": (6, 2), "width": (8, 4),
@@ -270,6 +271,11 @@ def seed_images() -> list[tuple[str, object]]:
                                           exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0")),
         ("rgb16_array_13x11", (np.random.default_rng(12).integers(0, 65536, (11, 13, 3))).astype(np.uint16)),
         ("rgba16_array_7x5", (photo_like(5, 7, 4, 13).astype(np.uint16) * 251)),
+        # model-coded 16-bit (the depth split): a photo's samples on top, noise in the 5 bits below
+        ("rgb16_photo_24x20", (photo(20, 24, 14).astype(np.uint16) << 5) + rng.integers(0, 32, (20, 24, 3),
+                                                                                        dtype=np.uint16)),
+        ("i16_photo_22x18", Image.fromarray((photo(18, 22, 15)[:, :, 1].astype("<u2") << 4)
+                                            + rng.integers(0, 16, (18, 22), dtype="<u2"))),
     ]
 
 

@@ -17,15 +17,16 @@ import numpy as np
 from PIL import Image
 
 from . import container as fmt
-from . import metadata
+from . import deep, metadata
 from .backend import CPU, get_backend, image_workers
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
 from .fallback import choose_fallback, decode_fallback
 from .model import find_model, load_model
 from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
 
-# Modes the model codes, with their planes' channel counts.
+# Modes the model codes, with their planes' channel counts: 8-bit, and 16-bit through the depth split.
 MODEL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+DEEP_MODEL_MODES = {"I;16": 1, "RGB;16": 3, "RGBA;16": 4}
 
 
 def _layout(model, channels: int) -> tuple[tuple, tuple]:
@@ -38,6 +39,24 @@ def _layout(model, channels: int) -> tuple[tuple, tuple]:
 
 
 # ---- the model path: each model kind codes its planes behind model_base's interface ----
+
+def encode_model(arr: np.ndarray, order: tuple, refs: tuple, model, backend) -> list[tuple[int, bytes]]:
+    """(H, W, C) pixels -> the model's sections: uint8 through the model's whole-image step, uint16
+    through the depth split (``deep.py``) around the model's residual coder."""
+    if arr.dtype == np.uint16:
+        planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
+        return deep.encode_deep(model, planes, refs, backend)
+    return model.encode_image(arr, order, refs, backend)
+
+
+def decode_model(sections: dict, arr: np.ndarray, order: tuple, refs: tuple, model, backend) -> None:
+    """Inverse of :func:`encode_model`, into ``arr`` (uint8 or uint16 (H, W, C))."""
+    if arr.dtype == np.uint16:
+        h, w = arr.shape[:2]
+        arr[:, :, list(order)] = deep.decode_deep(model, sections, (len(order), h, w), refs, backend).transpose(1, 2, 0)
+    else:
+        model.decode_image(sections, arr, order, refs, backend)
+
 
 def encode_planes(planes: np.ndarray, refs: tuple, model, backend) -> list[tuple[int, bytes]]:
     """uint8 (P, H, W) planes in coding order -> the model's sections (SIDE, LANES)."""
@@ -56,10 +75,10 @@ class _EncodeJob:
     """One image between :func:`_encode_prepare` and :func:`_encode_finish`."""
     image: object
     header: fmt.Header
-    raw: object                  # the pixel bytes (a view of ``arr`` for model modes)
+    raw: object                  # the pixel bytes (a view of ``arr`` for 8-bit model modes)
     tail: list                   # the META section, if any
     crc: int
-    arr: np.ndarray | None       # uint8 (H, W, C) for model modes, else None (fallback only)
+    arr: np.ndarray | None       # uint8 / uint16 (H, W, C) for model modes, else None (fallback only)
     order: tuple = ()
     refs: tuple = ()
 
@@ -74,14 +93,16 @@ def _encode_prepare(image, model, max_pixels: int) -> _EncodeJob:
         raise EncodeError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
     is_model_mode = mode in MODEL_MODES
     arr = np.asarray(image, dtype=np.uint8).reshape(h, w, channels) if is_model_mode else None
-    # For model modes the array holds exactly Pillow's tobytes(): no second copy of a big image.
+    if mode in DEEP_MODEL_MODES:
+        arr = np.asarray(image).astype(np.uint16, copy=False).reshape(h, w, channels)
+    # For 8-bit model modes the array holds exactly Pillow's tobytes(): no second copy of a big image.
     raw = memoryview(arr).cast("B") if is_model_mode else pixel_bytes(image)
     meta = metadata.collect(image)
     tail = [(fmt.SEC_META, metadata.pack(meta))] if meta else []
     crc = content_crc(image, raw if is_model_mode else None)
     header = fmt.Header(width=w, height=h, channels=channels, bit_depth=depth, mode=mode)
     job = _EncodeJob(image, header, raw, tail, crc, arr)
-    if is_model_mode:
+    if arr is not None:
         job.order, job.refs = _layout(model, channels)
     return job
 
@@ -121,7 +142,7 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     job = _encode_prepare(image, model, max_pixels)
     if job.arr is None:
         return _encode_finish(job, None, model)
-    return _encode_finish(job, model.encode_image(job.arr, job.order, job.refs, backend), model)
+    return _encode_finish(job, encode_model(job.arr, job.order, job.refs, model, backend), model)
 
 
 def backend_for(device: str, model):
@@ -180,7 +201,8 @@ def _decode_prepare(data, model, max_pixels: int, max_memory: int):
             _check_shape(image, header)
             raise DecodeError("CRC mismatch: the file is corrupted")
         return _decode_finish_image(image, header, sections)
-    if MODEL_MODES.get(mode) != header.channels or header.bit_depth != 8:
+    modes = DEEP_MODEL_MODES if header.bit_depth == 16 else MODEL_MODES if header.bit_depth == 8 else {}
+    if modes.get(mode) != header.channels:
         raise DecodeError(f"mode {mode!r} with {header.channels} channels cannot be model-coded")
     hint = load_model(model) if model is not None else None
     try:
@@ -205,18 +227,26 @@ def _decode_finish_image(image, header: fmt.Header, sections: dict):
 
 
 def _decode_finish(job: _DecodeJob, arr: np.ndarray):
-    """uint8 (H, W, C) pixels of a model-coded file -> the checked image."""
+    """uint8 / uint16 (H, W, C) pixels of a model-coded file -> the checked image."""
     header = job.header
-    if fmt.file_crc(job.data, zlib.crc32(arr)) != header.crc32:
+    if arr.dtype == np.uint16:
+        image = Image.fromarray(arr[:, :, 0]) if header.channels == 1 else arr   # uint16 (H, W) -> I;16
+        crc = content_crc(image)
+    else:
+        image = None
+        crc = zlib.crc32(arr)
+    if fmt.file_crc(job.data, crc) != header.crc32:
         raise DecodeError("CRC mismatch: the file is corrupted")
-    image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, header.mode)
+    if image is None:
+        image = Image.fromarray(arr[:, :, 0] if header.channels == 1 else arr, header.mode)
     return _decode_finish_image(image, header, job.sections)
 
 
 def _decode_job(job: _DecodeJob, backend):
     h, w = job.header.height, job.header.width
-    arr = np.empty((h, w, job.header.channels), dtype=np.uint8)
-    job.model.decode_image(job.sections, arr, job.order, job.refs, backend)
+    dtype = np.uint16 if job.header.bit_depth == 16 else np.uint8
+    arr = np.empty((h, w, job.header.channels), dtype=dtype)
+    decode_model(job.sections, arr, job.order, job.refs, job.model, backend)
     return _decode_finish(job, arr)
 
 
@@ -266,8 +296,9 @@ def encode_batch(images, *, device: str = "auto", model=None, max_pixels: int = 
     if backend is CPU:
         return _map(lambda im: encode(im, device=device, model=m, max_pixels=max_pixels), images, device, workers)
     jobs = [_encode_prepare(im, m, max_pixels) for im in images]
-    sections = {}
-    for group in _groups([j for j in jobs if j.arr is not None], lambda j: j.arr.nbytes):
+    sections = {id(j): encode_model(j.arr, j.order, j.refs, m, backend)
+                for j in jobs if j.arr is not None and j.arr.dtype == np.uint16}
+    for group in _groups([j for j in jobs if j.arr is not None and id(j) not in sections], lambda j: j.arr.nbytes):
         for j, secs in zip(group, m.encode_planes_batch([j.planes() for j in group], [j.refs for j in group],
                                                         backend)):
             sections[id(j)] = secs
@@ -328,6 +359,8 @@ def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = f
     coded = [j for j in jobs if isinstance(j, _DecodeJob)]
     on_cpu = [j for j in coded if backend_for(device, j.model) is CPU]
     out = dict(zip(map(id, on_cpu), _map(lambda j: _decode_job(j, CPU), on_cpu, "cpu", workers)))
+    out.update((id(j), _decode_job(j, backend_for(device, j.model)))      # 16-bit: one at a time
+               for j in coded if id(j) not in out and j.header.bit_depth == 16)
     on_gpu = [j for j in coded if id(j) not in out]
     for m in {id(j.model): j.model for j in on_gpu}.values():
         for group in _groups([j for j in on_gpu if j.model is m],

@@ -33,6 +33,8 @@ Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in thi
   wavefront models (tric-wf1; the default tric-wf2) as in ``wavefront_model.py`` (``SIDE`` = strip rows
   [+ tric-wf2: its predictor's parameters per plane];
   ``LANES`` = per strip its rANS words, K interleaved states first, then its raw extra-bit words);
+  model-coded 16-bit images add ``DEEP`` (since 2026-11-30: their depth split, ``deep.py``; decoders
+  before that refuse model-coded 16-bit files);
 * fallback: ``FALLBACK``;
 * optionally, last: ``META`` (ICC profile, EXIF, PNG text ...: see ``metadata.py``);
 * multi-frame files (flag FRAMES, since 2026-11-30): ``FRAMES`` alone (``frames.py``). Decoders before
@@ -69,6 +71,7 @@ SEC_LANES = 2
 SEC_FALLBACK = 3
 SEC_META = 4
 SEC_FRAMES = 5
+SEC_DEEP = 6
 _SECTION = struct.Struct("<BI")
 
 LANE_LOG2_MIN, LANE_LOG2_MAX = 6, 16
@@ -175,7 +178,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             raise DecodeError("truncated section table")
         tag, length = _SECTION.unpack_from(data, pos)
         pos += _SECTION.size
-        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META, SEC_FRAMES) or tag in sections:
+        if tag not in (SEC_SIDE, SEC_LANES, SEC_FALLBACK, SEC_META, SEC_FRAMES, SEC_DEEP) or tag in sections:
             raise DecodeError(f"unknown or repeated section {tag}")
         if pos + length > len(data):
             raise DecodeError("truncated file: a section runs past the end")
@@ -184,6 +187,8 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     if pos != len(data):
         raise DecodeError("trailing bytes after the last section")
     expected = {SEC_FALLBACK} if header.is_fallback else {SEC_SIDE, SEC_LANES}
+    if not header.is_fallback and bit_depth == 16:
+        expected.add(SEC_DEEP)
     if flags & FLAG_FRAMES:
         if set(sections) != {SEC_FRAMES}:
             raise DecodeError("missing or unexpected sections for this kind of file")

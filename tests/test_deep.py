@@ -1,0 +1,167 @@
+"""16-bit images through the model: the depth split (tricodec/deep.py), its container section and the
+round trips through the API on every backend we test."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import tricodec
+from tricodec import container, deep
+from tricodec.errors import DecodeError
+
+from helpers import photo_crop
+
+
+def deep_photo(h: int, w: int, channels: int, bits: int = 16, seed: int = 0) -> np.ndarray:
+    """A photo crop widened to ``bits`` bits: its 8-bit samples on top, sensor-like noise below."""
+    rng = np.random.default_rng(seed)
+    base = photo_crop(h, w, channels, seed=seed).astype(np.int64).reshape(h, w, channels) << (bits - 8)
+    noise = rng.integers(0, 1 << (bits - 8), base.shape) if bits > 8 else 0
+    return (base + noise).astype(np.uint16)
+
+
+def as_input(arr: np.ndarray):
+    """What a user passes: an I;16 image for grey, the uint16 array for colour."""
+    return Image.fromarray(arr[:, :, 0]) if arr.shape[2] == 1 else arr
+
+
+def roundtrip(arr: np.ndarray, device: str = "cpu") -> bytes:
+    data = tricodec.encode(as_input(arr), device=device)
+    back = tricodec.decode_array(data, device=device)
+    assert back.dtype == np.uint16 and np.array_equal(back.reshape(arr.shape), arr)
+    return data
+
+
+# ---- the split ----
+
+@pytest.mark.parametrize("value, expected", [(0, (1, 0)), (1, (1, 0)), (4095, (12, 0)), (4095 << 4, (12, 4)),
+                                             (65535, (16, 0)), (1 << 15, (1, 15)), (3 << 14, (2, 14))])
+def test_depth_of(value, expected):
+    planes = np.zeros((2, 3, 4), np.uint16)
+    planes[1, 2, 3] = value
+    assert deep.depth_of(planes) == expected
+
+
+@pytest.mark.parametrize("depth, shifts", [(16, (0, 4, 8)), (12, (0, 3, 11)), (9, (0, 1, 8)), (8, (0, 2, 7)),
+                                           (1, (0, 0, 0))])
+def test_split_join_inverts(depth, shifts):
+    rng = np.random.default_rng(depth)
+    half = 1 << (depth - 1)
+    e = rng.integers(-half, half, (3, 13, 17)).astype(np.int32)
+    e[:, 0, :4] = [-half, half - 1, 0, -1] if depth > 1 else [-1, 0, 0, -1]   # the extremes
+    sym, body = deep.split(e, depth, shifts)
+    assert sym.dtype == np.uint8
+    s = deep.join(sym, memoryview(body), depth, shifts)
+    assert np.array_equal(s.astype(np.int32) - half, e)
+
+
+def test_split_escapes_only_where_the_symbol_is_clamped():
+    e = np.array([[[0, 126, 127, -127, -128, 5000, -5000]]], np.int32)
+    sym, body = deep.split(e, 16, (0,))
+    assert sym.tolist() == [[[128, 254, 255, 1, 0, 255, 0]]]
+    assert len(body) == -(-4 * 16 // 8)          # four escapes of 16 bits, no low bits
+
+
+def test_join_refuses_a_body_of_the_wrong_length():
+    e = np.arange(-40, 40, dtype=np.int32).reshape(1, 8, 10) * 300
+    sym, body = deep.split(e, 16, (3,))
+    for bad in (body[:-1], body + b"\0"):
+        with pytest.raises(DecodeError):
+            deep.join(sym, memoryview(bad), 16, (3,))
+
+
+def test_shift_choice_follows_the_noise():
+    """Noise in the low bits is stored raw, not modelled: more noise, a larger shift."""
+    rng = np.random.default_rng(1)
+    quiet = rng.laplace(0, 2, (1, 64, 64)).astype(np.int32)
+    loud = rng.laplace(0, 600, (1, 64, 64)).astype(np.int32)
+    assert deep.choose_shifts(quiet, 16) == (0,)
+    assert 5 <= deep.choose_shifts(loud, 16)[0] <= 10
+
+
+# ---- through the codec ----
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_deep_photo_is_model_coded_and_smaller_than_png(channels, tmp_path):
+    arr = deep_photo(48, 40, channels, bits=12, seed=channels)
+    data = roundtrip(arr)
+    header, sections = container.unpack(data)
+    assert not header.is_fallback and header.bit_depth == 16 and header.model_name == "tric-wf2"
+    assert container.SEC_DEEP in sections
+    assert deep.unpack_params(sections[container.SEC_DEEP], channels)[:2] == (12, 0)
+    path = tmp_path / "x.png"
+    if channels == 1:
+        as_input(arr).save(path, optimize=True)
+        assert len(data) < path.stat().st_size
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (5, 3), (33, 70)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_deep_sizes(shape, channels):
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    roundtrip(rng.integers(0, 1 << 16, shape + (channels,)).astype(np.uint16))
+
+
+@pytest.mark.parametrize("bits, zeros", [(16, 0), (10, 0), (10, 6), (8, 8), (3, 0), (1, 15)])
+def test_deep_depths_are_kept(bits, zeros):
+    """Data of any significant depth, shifted up in its container or not, comes back exactly, the depth
+    coded being the one the data needs."""
+    arr = (deep_photo(40, 36, 3, bits=max(bits, 8), seed=bits) >> max(0, 8 - bits)) << zeros
+    data = roundtrip(arr)
+    header, sections = container.unpack(data)
+    if not header.is_fallback:
+        depth, k, _ = deep.unpack_params(sections[container.SEC_DEEP], 3)
+        assert (depth, k) == deep.depth_of(arr)
+
+
+def test_deep_triton_writes_the_cpu_bytes():
+    """The kernels' path (interpreter here, a GPU where there is one) writes and reads the same bytes."""
+    arr = deep_photo(21, 19, 3, bits=14, seed=5)
+    data = roundtrip(arr, device="cpu")
+    assert tricodec.encode(as_input(arr), device="triton") == data
+    assert np.array_equal(tricodec.decode_array(data, device="triton"), arr)
+
+
+def test_deep_batch_matches_single():
+    arrs = [deep_photo(20, 24, c, bits=16, seed=c) for c in (1, 3, 4)]
+    datas = tricodec.encode_batch([as_input(a) for a in arrs], device="cpu")
+    assert datas == [tricodec.encode(as_input(a), device="cpu") for a in arrs]
+    for a, back in zip(arrs, tricodec.decode_batch(datas, output="numpy", device="cpu")):
+        assert np.array_equal(back.reshape(a.shape), a)
+
+
+# ---- damaged files ----
+
+def _rebuild(data: bytes, arr: np.ndarray, change) -> bytes:
+    """The file with its sections changed, its CRC still right for ``arr``: only the change is wrong."""
+    from tricodec.pixels import content_crc
+    header, sections = container.unpack(data)
+    secs = {tag: bytes(payload) for tag, payload in sections.items()}
+    change(secs)
+    return container.pack(header, list(secs.items()), content_crc(arr))
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s.pop(container.SEC_DEEP),
+    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:-1]),
+    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP] + b"\0"),
+    lambda s: s.__setitem__(container.SEC_DEEP, bytes([17]) + s[container.SEC_DEEP][1:]),
+    lambda s: s.__setitem__(container.SEC_DEEP, bytes([12, 5]) + s[container.SEC_DEEP][2:]),
+    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:2] + bytes([16, 0, 0])
+                            + s[container.SEC_DEEP][5:]),
+], ids=["missing", "short", "long", "depth 17", "depth + zeros > 16", "shift >= depth"])
+def test_damaged_depth_section_is_refused(change):
+    arr = deep_photo(16, 16, 3, bits=16)
+    data = tricodec.encode(arr, device="cpu")
+    assert np.array_equal(tricodec.decode_array(_rebuild(data, arr, lambda s: None), device="cpu"), arr)
+    with pytest.raises(DecodeError):
+        tricodec.decode_array(_rebuild(data, arr, change), device="cpu")
+
+
+def test_every_flipped_byte_is_caught():
+    data = tricodec.encode(as_input(deep_photo(20, 18, 1, bits=12)), device="cpu")
+    assert not tricodec.read_header(data).is_fallback
+    for i in range(container.HEADER_SIZE, len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x41
+        with pytest.raises(DecodeError):
+            tricodec.decode_array(bytes(bad), device="cpu")

@@ -1,0 +1,220 @@
+"""16-bit images (1-16 significant bits a sample) through any model: the depth split.
+
+A model's coder codes 8-bit residual symbols with contexts and tables learned on 8-bit photos. A deep
+image reaches it like this (planes in the model's coding order; everything integer)::
+
+    k = trailing zero bits every sample shares       # data shifted up in its 16-bit container
+    D = bit length of max(x >> k)  (>= 1)             # 12-bit data in 16-bit samples: D = 12
+    v = x >> k
+    s = MED residual symbol of v at depth D           # predictor_ref with bits=D: s in [0, 2^D)
+    e = s - 2^(D-1)                                   # signed residual
+    per plane p, a shift t_p (the encoder's choice, 0 <= t_p < D; recorded):
+        q   = e >> t_p                                # floor; q in [-2^(E-1), 2^(E-1)), E = D - t_p
+        low = e & (2^t_p - 1)                         # the t_p low bits, stored raw
+        sym = clamp(q, -128, 127) + 128               # uint8: what the model codes, with its contexts
+        if E > 8 and sym in (0, 255): q follows exactly in E raw bits (q + 2^(E-1))   # escape
+
+The shift puts the residuals in the range the 8-bit contexts and tables know; the bits below it are close
+to uniform noise in a deep photo, so storing them raw costs little. The decoder inverts each step:
+``e = (q << t_p) | low``, ``s = e + 2^(D-1)``, the MED scan at depth D, ``x = v << k``.
+
+The model's sections (SIDE, LANES) hold the symbols as for an 8-bit image; the ``DEEP`` section holds::
+
+    D (u8) | k (u8) | t_p (u8 x P)
+    | per plane: its escapes, E_p bits each, LSB first, padded to a byte (none when E_p <= 8)
+    | per plane: its low bits as t_p bit planes (bit 0 first), each ceil(H*W / 8) bytes, LSB first
+
+Only the choice of the shifts uses floats (an entropy estimate); it is recorded, never recomputed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import container as fmt
+from .errors import DecodeError
+
+MAX_BITS = 16
+SAMPLE_ROWS = 256          # rows the shift estimate reads at most (spread over the image)
+_BUCKETS = 16              # context buckets of the estimate: log2 of 1 + |q_W| + |q_N|
+
+
+def depth_of(planes: np.ndarray) -> tuple[int, int]:
+    """uint16 planes -> (D, k): the bits every sample needs after dropping the ``k`` low zero bits all
+    samples share."""
+    ored = int(np.bitwise_or.reduce(planes, axis=None)) if planes.size else 0
+    k = (ored & -ored).bit_length() - 1 if ored else 0
+    top = int(planes.max()) >> k if planes.size else 0
+    return max(1, top.bit_length()), k
+
+
+# ---- the encoder's choice of shifts (an estimate: recorded, never recomputed) ----
+
+def _tokens(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``context_ref._token`` of clamp(q) (vectorised) -> (token, extra bits)."""
+    q = np.clip(q, -128, 127)
+    z = np.where(q >= 0, 2 * q, -2 * q - 1)
+    n = np.maximum(np.floor(np.log2(np.maximum(z, 1))).astype(np.int64), 4)
+    big = z >= 16
+    tok = np.where(big, 16 + 2 * (n - 4) + ((z >> (n - 1)) & 1), z)
+    return tok, np.where(big, n - 1, 0)
+
+
+def _cost(up: np.ndarray, cur: np.ndarray, depth: int, t: int) -> float:
+    """Estimated bits a sample of rows ``cur`` (n, W) of signed residuals, ``up`` the rows above them, at
+    shift ``t``: the token's entropy given a bucket of its left and upper neighbours' |q| (what the
+    contexts see), its extra bits, the t raw bits and the escapes."""
+    q = cur[:, 1:] >> t
+    near = np.abs(cur[:, :-1] >> t) + np.abs(up[:, 1:] >> t)
+    tok, extra = _tokens(q)
+    bucket = np.minimum(np.floor(np.log2(1 + near)).astype(np.int64), _BUCKETS - 1)
+    joint = np.bincount((bucket * 24 + tok).ravel(), minlength=_BUCKETS * 24).reshape(_BUCKETS, 24)
+    n = joint.sum()
+    if n == 0:
+        return float(t)
+    rows = np.broadcast_to(joint.sum(axis=1, keepdims=True), joint.shape)
+    nz = joint > 0
+    bits = -(joint[nz] * np.log2(joint[nz] / rows[nz])).sum()
+    escapes = int(np.count_nonzero((q <= -128) | (q >= 127))) if depth - t > 8 else 0
+    return (bits + extra.sum() + escapes * (depth - t)) / n + t
+
+
+def _sample_rows(h: int) -> np.ndarray:
+    """Rows the estimate reads (each with the row above it), spread over the image."""
+    if h <= SAMPLE_ROWS:
+        return np.arange(1, h)
+    return np.unique(np.linspace(1, h - 1, SAMPLE_ROWS).astype(np.int64))
+
+
+def choose_shifts(e: np.ndarray, depth: int) -> tuple[int, ...]:
+    """int32 (P, H, W) signed residuals -> each plane's shift (the cheapest by :func:`_cost`)."""
+    rows = _sample_rows(e.shape[1])
+    if rows.size == 0:
+        return (0,) * e.shape[0]
+    out = []
+    for plane in e:
+        up, cur = plane[rows - 1], plane[rows]
+        costs = [_cost(up, cur, depth, t) for t in range(depth)]
+        out.append(int(np.argmin(costs)))
+    return tuple(out)
+
+
+# ---- the split and its inverse ----
+
+def _pack_bits(values: np.ndarray, width: int) -> bytes:
+    """Non-negative ints < 2**width -> ``width`` bits each, LSB first, padded to a byte."""
+    if width == 0 or values.size == 0:
+        return b""
+    bits = ((values.reshape(-1, 1) >> np.arange(width)) & 1).astype(np.uint8)
+    return np.packbits(bits.ravel(), bitorder="little").tobytes()
+
+
+def _unpack_bits(data: bytes, n: int, width: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n * width, bitorder="little")
+    return (bits.reshape(n, width).astype(np.int32) << np.arange(width, dtype=np.int32)).sum(axis=1,
+                                                                                          dtype=np.int32)
+
+
+def _bit_planes(low: np.ndarray, t: int) -> bytes:
+    """One plane's low bits as ``t`` packed bit planes (bit 0 first): a byte per 8 samples per bit."""
+    flat = low.ravel()
+    return b"".join(np.packbits(((flat >> b) & 1).astype(np.uint8), bitorder="little").tobytes()
+                    for b in range(t))
+
+
+def split(e: np.ndarray, depth: int, shifts: tuple) -> tuple[np.ndarray, bytes]:
+    """int32 (P, H, W) signed residuals -> (uint8 (P, H, W) symbols, the DEEP section's payload)."""
+    n_planes = e.shape[0]
+    sym = np.empty(e.shape, np.uint8)
+    escapes, lows = [], []
+    for p in range(n_planes):
+        t = shifts[p]
+        q = e[p] >> t
+        sym[p] = (np.clip(q, -128, 127) + 128).astype(np.uint8)
+        width = depth - t
+        if width > 8:
+            hit = (sym[p] == 0) | (sym[p] == 255)
+            escapes.append(_pack_bits((q[hit] + (1 << (width - 1))).astype(np.int64), width))
+        lows.append(_bit_planes(e[p] & ((1 << t) - 1), t))
+    return sym, b"".join(escapes) + b"".join(lows)
+
+
+def pack_params(depth: int, zeros: int, shifts: tuple) -> bytes:
+    return bytes([depth, zeros, *shifts])
+
+
+def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple]:
+    """The DEEP section's head -> (D, k, shifts), validated."""
+    if len(payload) < 2 + n_planes:
+        raise DecodeError("truncated depth section")
+    depth, zeros = payload[0], payload[1]
+    shifts = tuple(payload[2:2 + n_planes])
+    if not 1 <= depth <= MAX_BITS or depth + zeros > MAX_BITS or any(t >= depth for t in shifts):
+        raise DecodeError("invalid depth parameters")
+    return depth, zeros, shifts
+
+
+def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.ndarray:
+    """Inverse of :func:`split` (``body``: the DEEP payload after its head) -> uint16 (P, H, W) residual
+    symbols s in [0, 2^D). DecodeError when ``body`` does not hold exactly what the symbols need."""
+    n_planes, h, w = sym.shape
+    n = h * w
+    plane_bytes = -(-n // 8)
+    low_bytes = sum(shifts) * plane_bytes
+    if low_bytes > len(body):
+        raise DecodeError("truncated depth section")
+    pos = 0
+    qs = []
+    for p in range(n_planes):
+        q = sym[p].astype(np.int32) - 128
+        width = depth - shifts[p]
+        if width > 8:
+            hit = (sym[p] == 0) | (sym[p] == 255)
+            n_hit = int(np.count_nonzero(hit))
+            size = -(-n_hit * width // 8)
+            if pos + size > len(body) - low_bytes:
+                raise DecodeError("truncated depth section")
+            q[hit] = _unpack_bits(bytes(body[pos:pos + size]), n_hit, width) - (1 << (width - 1))
+            pos += size
+        qs.append(q)
+    if pos + low_bytes != len(body):
+        raise DecodeError("depth section does not match the image")
+    out = np.empty(sym.shape, np.uint16)
+    half = 1 << (depth - 1)
+    for p, q in enumerate(qs):
+        t = shifts[p]
+        e = q << t
+        for b in range(t):
+            bits = np.unpackbits(np.frombuffer(body, np.uint8, plane_bytes, pos), count=n, bitorder="little")
+            e |= bits.reshape(h, w).astype(np.int32) << b
+            pos += plane_bytes
+        s = e + half
+        if s.min() < 0 or s.max() >= 2 * half:
+            raise DecodeError("residual out of range: the file is corrupted")
+        out[p] = s
+    return out
+
+
+# ---- the model path of a deep image ----
+
+def encode_deep(model, planes: np.ndarray, refs: tuple, backend) -> list:
+    """uint16 (P, H, W) planes in coding order -> the model's sections and the DEEP section."""
+    depth, zeros = depth_of(planes)
+    v = planes >> zeros if zeros else planes
+    s = backend.download(backend.compute_residuals(backend.upload(np.ascontiguousarray(v)), refs, depth))
+    e = s.astype(np.int32) - (1 << (depth - 1))
+    shifts = choose_shifts(e, depth)
+    sym, body = split(e, depth, shifts)
+    sections = model.encode_residuals_batch([backend.upload(sym)], backend)[0]
+    return list(sections) + [(fmt.SEC_DEEP, pack_params(depth, zeros, shifts) + body)]
+
+
+def decode_deep(model, sections: dict, shape: tuple, refs: tuple, backend) -> np.ndarray:
+    """Inverse of :func:`encode_deep` -> uint16 (P, H, W) planes in coding order, on the host."""
+    payload = sections.get(fmt.SEC_DEEP)
+    if payload is None:
+        raise DecodeError("16-bit file without its depth section")
+    depth, zeros, shifts = unpack_params(payload, shape[0])
+    sym = backend.download(model.decode_residuals_batch([sections], [shape], backend)[0])
+    s = join(sym, payload[2 + shape[0]:], depth, shifts)
+    v = backend.download(backend.reconstruct(backend.upload(s), refs, depth))
+    return v << zeros if zeros else v
