@@ -5,7 +5,10 @@ into the kernels' status outputs so a wrapper needs at most one device->host rea
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from tricodec.predictor_ref import check_bits
 
 PREC_BITS = 16
 PREC_TOTAL = 1 << PREC_BITS
@@ -62,13 +65,29 @@ def check_refs(refs, n_planes: int, device) -> torch.Tensor:
     return torch.tensor(refs, dtype=torch.int32, device=device)
 
 
-def check_planes(name: str, t, refs):
-    """A uint8 (P, H, W) plane stack and its refs -> (refs as int32 on its device, an empty uint8
-    (P, H, W) output beside it): the checks both predictor kernels share."""
+def check_planes(name: str, t, refs, bits: int = 8, check_samples: bool = False):
+    """A uint8 or uint16 (P, H, W) plane stack, its refs and sample depth -> (refs as int32 on its
+    device, an empty (P, H, W) output of t's dtype beside it, bits as an int): the checks both
+    predictor kernels share.  The dtype/bits rule is the twin's (``predictor_ref.check_bits``: uint8
+    only at 8 bits, uint16 at any depth in 1..16), so both refuse the same calls.
+
+    ``check_samples`` (the encoder's side) also refuses a sample >= ``2**bits``, whose residual would
+    not round-trip; it costs one reduction and a device->host read-back, paid only when the dtype can
+    hold such a sample (never for uint8 at 8 bits or uint16 at 16)."""
     t = need_tensor(name, t)
-    if t.ndim != 3 or t.dtype != torch.uint8:
-        raise ValueError("planes must be uint8 (P, H, W) with one ref per plane")
-    return check_refs(refs, t.shape[0], t.device), torch.empty(tuple(t.shape), dtype=torch.uint8, device=t.device)
+    np_dtype = {torch.uint8: np.uint8, torch.uint16: np.uint16}.get(t.dtype)
+    if t.ndim != 3 or np_dtype is None:
+        raise ValueError("planes must be uint8 or uint16 (P, H, W) with one ref per plane")
+    bits = check_bits(bits, np_dtype)
+    refs_t = check_refs(refs, t.shape[0], t.device)
+    if check_samples and t.dtype == torch.uint16 and bits < 16 and t.numel():
+        # torch has few uint16 kernels; the same-size int16 view (no copy) has them all: a sample
+        # >= 2**15 shows there as a negative value.  maxv (<= 2**15 - 1) is an int16 too: 2**15 as a
+        # scalar would wrap.
+        v = t.view(torch.int16)
+        if bool(((v < 0) | (v > (1 << bits) - 1)).any()):
+            raise ValueError(f"{name} hold a sample >= 2**{bits}")
+    return refs_t, torch.empty(tuple(t.shape), dtype=t.dtype, device=t.device), bits
 
 
 def lane_count(n_symbols: int, lane_size: int) -> int:

@@ -37,8 +37,10 @@ class Backend:
     name: str
     upload: Callable               # numpy -> backend array
     download: Callable             # backend array -> numpy
-    compute_residuals: Callable    # (planes uint8 (P,H,W), refs) -> uint8 (P,H,W)
-    reconstruct: Callable          # (residuals uint8 (P,H,W), refs) -> uint8 (P,H,W)
+    # MED predictor, samples of bits = 1..16 bits: arrays uint8 at bits == 8, uint16 at any bits;
+    # output dtype = input dtype (predictor_ref's docstring states the rule)
+    compute_residuals: Callable    # (planes (P,H,W), refs, bits=8) -> residuals (P,H,W)
+    reconstruct: Callable          # (residuals (P,H,W), refs, bits=8) -> planes (P,H,W)
     compute_blend_residuals: Callable  # (planes uint8 (P,H,W), params int (P,5)) -> uint8 (P,H,W)
     reconstruct_blend: Callable    # (residuals uint8 (P,H,W), params int (P,5)) -> uint8 (P,H,W)
     choose_block_scales: Callable  # (residuals, cost int32 (T,256), block_log2) -> uint8 (P,Hb,Wb)
@@ -151,8 +153,8 @@ def _triton_backend(name: str, device: str) -> Backend:
 
     return Backend(
         name=name, upload=upload, download=download,
-        compute_residuals=lambda planes, refs: pred_res.compute_residuals(planes, _refs(refs)),
-        reconstruct=lambda residuals, refs: pred_scan.reconstruct(residuals, _refs(refs)),
+        compute_residuals=lambda planes, refs, bits=8: pred_res.compute_residuals(planes, _refs(refs), bits),
+        reconstruct=lambda residuals, refs, bits=8: pred_scan.reconstruct(residuals, _refs(refs), bits),
         compute_blend_residuals=blend_res.compute_blend_residuals,
         reconstruct_blend=blend_scan.reconstruct_blend,
         choose_block_scales=scales.choose_block_scales,
