@@ -10,8 +10,10 @@ from tricodec import predictor_ref
 from helpers import photo_like
 
 
-def _spec_residuals(planes, params):
-    """blend_ref's docstring, pixel by pixel, with whole error planes (no rings, no bands)."""
+def _spec_residuals(planes, params, bits=8):
+    """blend_ref's docstring, pixel by pixel, with whole error planes (no rings, no bands), at depth
+    ``bits`` (Python ints: no overflow, floor divisions)."""
+    half, maxv, esh, off = 1 << (bits - 1), (1 << bits) - 1, max(bits - 8, 0), 1 << (bits + 4)
     n, h, w = planes.shape
     x = planes.astype(np.int64)
     out = np.zeros_like(planes)
@@ -45,15 +47,15 @@ def _spec_residuals(planes, params):
                             + e(i, y, xx - 2) + e(i, y - 2, xx)
                         wt = 2**30 // (8 + S) ** 2
                         tw += wt
-                        ts += wt * (s[i] + 4096)
-                    pv4 = s[0] if tw == 0 else (ts + tw // 2) // tw - 4096
-                    pv = int(np.floor(pv4 / 4 + 0.5))
+                        ts += wt * (int(s[i]) + off)
+                    pv4 = int(s[0]) if tw == 0 else (ts + tw // 2) // tw - off
+                    pv = (pv4 + 2) // 4                     # floor(pv4 / 4 + 1/2)
                 if y == 0 and xx == 0:
-                    pv = 128 if q1 < 0 and q2 < 0 else 0
-                pred = min(max(pv + ref[y, xx], 0), 255)
-                out[k, y, xx] = (x[k, y, xx] - pred + 128) & 255
+                    pv = half if q1 < 0 and q2 < 0 else 0
+                pred = min(max(pv + ref[y, xx], 0), maxv)
+                out[k, y, xx] = (x[k, y, xx] - pred + half) & maxv
                 for i in range(6):
-                    err[i, y, xx] = abs(4 * v[y, xx] - s[i])
+                    err[i, y, xx] = min(abs(4 * v[y, xx] - s[i]) >> esh, 16 * 255)
     return out
 
 
@@ -73,6 +75,72 @@ def test_twin_equals_the_docstring(shape, modes, content):
     res = br.compute_blend_residuals(planes, params)
     assert np.array_equal(res, _spec_residuals(planes, params))
     assert np.array_equal(br.reconstruct_blend(res, params), planes)
+
+
+def _deep_planes(content, shape, bits, seed):
+    """uint16 planes at depth ``bits``: full-range noise, 0/maxv patterns, or smooth content hugging 0 and
+    maxv (photo-like, stretched to the depth and pushed against both ends: the clamps)."""
+    n, h, w = shape
+    maxv = (1 << bits) - 1
+    rng = np.random.default_rng(seed)
+    if content == "noise":
+        return rng.integers(0, maxv + 1, shape).astype(np.uint16)
+    if content == "extreme":
+        return (rng.integers(0, 2, shape) * maxv).astype(np.uint16)
+    p = photo_like(h, w, n, seed=seed).reshape(h, w, n).transpose(2, 0, 1).astype(np.int64)
+    x = (p * maxv) // 255 + rng.integers(-3, 4, shape)          # full-scale, a little noise at every depth
+    x[:, :, : w // 2] -= maxv // 3                                # left half near 0, right half near maxv
+    x[:, :, w // 2:] += maxv // 3
+    return np.ascontiguousarray(np.clip(x, 0, maxv).astype(np.uint16))
+
+
+@pytest.mark.parametrize("bits", [8, 10, 16])
+@pytest.mark.parametrize("shape,modes,content", [
+    ((3, 1, 1), (1, 1, 1), "noise"), ((1, 1, 13), (1,), "smooth"), ((1, 13, 1), (1,), "smooth"),
+    ((3, 9, 8), (1, 0, 1), "noise"), ((3, 37, 11), (1, 1, 1), "smooth"),   # > CHUNK_ROWS, > BAND_ROWS
+    ((3, 12, 10), (1, 1, 1), "extreme"), ((4, 21, 9), (0, 1, 1, 1), "smooth")])
+def test_twin_equals_the_docstring_at_depth(bits, shape, modes, content):
+    """uint16 planes at 8, 10 and 16 bits against the plain statement (at 16: errors beyond the cap)."""
+    n = shape[0]
+    planes = _deep_planes(content, shape, bits, seed=sum(shape) + bits)
+    params = np.array([(modes[k],) + (MIXES[k] if k < 3 else (-1, 0, -1, 0)) for k in range(n)], np.int32)
+    res = br.compute_blend_residuals(planes, params, bits=bits)
+    assert res.dtype == np.uint16
+    assert np.array_equal(res, _spec_residuals(planes, params, bits))
+    assert np.array_equal(br.reconstruct_blend(res, params, bits), planes)
+    if bits == 8:       # uint16 at 8 bits is the uint8 predictor, value for value
+        assert np.array_equal(br.compute_blend_residuals(planes.astype(np.uint8), params), res)
+        assert np.array_equal(br.reconstruct_blend(res.astype(np.uint8), params), planes)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 7, 9, 12, 15, 16])
+def test_every_depth_round_trips(bits):
+    rng = np.random.default_rng(bits)
+    for content in ("noise", "extreme", "smooth"):
+        planes = _deep_planes(content, (3, 19, 23), bits, seed=bits)
+        for mode in (0, 1):
+            for mix in ((0, 4, -1, 0), (0, 1, 1, 3)):
+                params = np.array([(mode, -1, 0, -1, 0), (mode, 0, 2, -1, 0), (mode,) + mix], np.int32)
+                res = br.compute_blend_residuals(planes, params, bits=bits)
+                assert int(res.max()) < 2**bits
+                assert np.array_equal(br.reconstruct_blend(res, params, bits=bits), planes)
+                # bits above the depth in a residual are ignored by the decoder
+                noisy = res | (rng.integers(0, 2, res.shape).astype(np.uint16) << bits) if bits < 16 else res
+                assert np.array_equal(br.reconstruct_blend(noisy, params, bits=bits), planes)
+
+
+def test_depth_rules():
+    """predictor_ref.check_bits: uint8 only at 8 bits, uint16 at 1..16; samples must fit the depth."""
+    p8 = np.zeros((1, 2, 2), np.uint8)
+    params = [[1, -1, 0, -1, 0]]
+    for bad in (0, 17, 9, True, 8.0):
+        with pytest.raises(ValueError):
+            br.compute_blend_residuals(p8, params, bits=bad)
+        with pytest.raises(ValueError):
+            br.reconstruct_blend(p8, params, bits=bad)
+    with pytest.raises(ValueError):
+        br.compute_blend_residuals(np.full((1, 2, 2), 1024, np.uint16), params, bits=10)
+    assert br.compute_blend_residuals(np.full((1, 2, 2), 1023, np.uint16), params, bits=10).dtype == np.uint16
 
 
 def test_med_mode_is_the_old_predictor():
@@ -99,6 +167,17 @@ def test_bad_params_are_refused(bad):
         br.check_params(np.array(bad), 1)
 
 
+def test_reference_weights_sum_to_at_most_4():
+    """c1 + c2 <= 4 keeps v in [-maxv, maxv], the docstring's ranges (every mix of the encoder obeys it)."""
+    ok = [[0, -1, 0, -1, 0], [0, -1, 0, -1, 0], [1, 0, 1, 1, 3]]
+    br.check_params(np.array(ok), 3)
+    for c1, c2 in ((4, 1), (3, 2), (4, 4)):
+        with pytest.raises(ValueError):
+            br.check_params(np.array(ok[:2] + [[1, 0, c1, 1, c2]]), 3)
+    for mixes in bs.REFS_RGB:
+        assert all(c1 + c2 <= 4 for _, c1, _, c2 in mixes)
+
+
 def test_choice_finds_an_exact_colour_relation():
     """B = (G + R) / 2 exactly: the choice must refer B to both planes, which leaves only MED's errors."""
     rng = np.random.default_rng(1)
@@ -111,15 +190,31 @@ def test_choice_finds_an_exact_colour_relation():
     assert gray.shape == (1, 5) and tuple(gray[0, 1:]) == (-1, 0, -1, 0)
 
 
-def test_float_division_of_the_twin_is_the_integer_division():
-    """The twin divides the blend's sums in float64; over the sums' whole range (weights <= 2^24 each, six
-    of them; sub-predictions + 4096 in 1036..8176), including numerators one below a multiple of the
-    divisor, the result is the integer floor division."""
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_float_division_of_the_twin_is_the_integer_division(bits):
+    """The twin divides the blend's sums in float64; over the sums' whole range at depth ``bits`` (weights
+    <= 2^24 each, six of them; sub-predictions + OFF in [OFF - 12 maxv, OFF + 12 maxv]: 1036..8176 at 8
+    bits, 262156..1834996 at 16), including numerators one below a multiple of the divisor, the result is
+    the integer floor division (the proof: blend_ref._code_row; it needs numerators below 2^53)."""
+    maxv, off = (1 << bits) - 1, 1 << (bits + 4)
+    rng = np.random.default_rng(bits)
     tw = np.concatenate([rng.integers(1, 6 * 2**24 + 1, 400_000), np.arange(1, 2000),
                          6 * 2**24 - np.arange(2000)]).astype(np.int64)
-    q = rng.integers(1036, 8177, tw.size).astype(np.int64)
-    for num in (q * tw + rng.integers(0, tw), q * tw - 1, q * tw, q * tw + tw - 1):
+    q = rng.integers(off - 12 * maxv, off + 12 * maxv + 1, tw.size).astype(np.int64)
+    q[:1000], q[1000:2000] = off - 12 * maxv, off + 12 * maxv           # both ends of the range
+    for num in (q * tw + rng.integers(0, tw), q * tw - 1, q * tw, q * tw + tw - 1, q * tw + tw // 2):
+        assert int(num.max()) < 2**53
         want = num // tw
         got = (num.astype(np.float64) / tw.astype(np.float64)).astype(np.int64)
         assert np.array_equal(got, want)
+
+
+def test_sums_stay_in_range_at_16_bits():
+    """The docstring's bounds at D = 16, from the spec's worst cases: every e_i capped to the table, every
+    s_i + OFF positive, the weighted sum inside int64 (and below 2^53: the float division above)."""
+    maxv, off = 2**16 - 1, 2**20
+    assert br.MAX_ERR_SUM == 10 * br.E_MAX == 10 * 16 * 255 and br.WEIGHT_LUT.dtype == np.int32
+    assert (16 * maxv) >> 8 == 4095 > br.E_MAX          # the cap is needed above 8 bits ...
+    assert 16 * 255 == br.E_MAX                         # ... and a no-op at 8 (and below)
+    assert off - 12 * maxv > 0 and 16 * maxv < 2**31
+    assert int(br.WEIGHT_LUT[0]) == 2**24 and 6 * 2**24 * (off + 12 * maxv) + 3 * 2**24 < 2**53

@@ -41,8 +41,9 @@ class Backend:
     # output dtype = input dtype (predictor_ref's docstring states the rule)
     compute_residuals: Callable    # (planes (P,H,W), refs, bits=8) -> residuals (P,H,W)
     reconstruct: Callable          # (residuals (P,H,W), refs, bits=8) -> planes (P,H,W)
-    compute_blend_residuals: Callable  # (planes uint8 (P,H,W), params int (P,5)) -> uint8 (P,H,W)
-    reconstruct_blend: Callable    # (residuals uint8 (P,H,W), params int (P,5)) -> uint8 (P,H,W)
+    # blended predictor, the same depth rule (blend_ref's docstring): uint8 at bits == 8, uint16 at any
+    compute_blend_residuals: Callable  # (planes (P,H,W), params int (P,5), bits=8) -> residuals (P,H,W)
+    reconstruct_blend: Callable    # (residuals (P,H,W), params int (P,5), bits=8) -> planes (P,H,W)
     choose_block_scales: Callable  # (residuals, cost int32 (T,256), block_log2) -> uint8 (P,Hb,Wb)
     table_ids: Callable            # (side_info uint8 (P,Hb,Wb), H, W, block_log2) -> int32 (P,H,W)
     encode_lanes: Callable         # (symbols, table_ids, cdf, lane_size) -> (counts, words)
@@ -74,7 +75,8 @@ CPU = Backend(
     download=_identity,
     compute_residuals=predictor_ref.compute_residuals,
     reconstruct=predictor_ref.reconstruct,
-    compute_blend_residuals=blend_ref.compute_blend_residuals,
+    # by keyword: the twin's third positional argument is only_plane
+    compute_blend_residuals=lambda planes, params, bits=8: blend_ref.compute_blend_residuals(planes, params, bits=bits),
     reconstruct_blend=blend_ref.reconstruct_blend,
     choose_block_scales=choose_block_scales,
     table_ids=block_table_ids,
