@@ -1,5 +1,7 @@
 """16-bit images through the model: the depth split (tricodec/deep.py), its container section and the
 round trips through the API on every backend we test."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -146,9 +148,10 @@ def _rebuild(data: bytes, arr: np.ndarray, change) -> bytes:
     lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP] + b"\0"),
     lambda s: s.__setitem__(container.SEC_DEEP, bytes([17]) + s[container.SEC_DEEP][1:]),
     lambda s: s.__setitem__(container.SEC_DEEP, bytes([12, 5]) + s[container.SEC_DEEP][2:]),
-    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:2] + bytes([16, 0, 0])
-                            + s[container.SEC_DEEP][5:]),
-], ids=["missing", "short", "long", "depth 17", "depth + zeros > 16", "shift >= depth"])
+    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:3] + bytes([16, 0, 0])
+                            + s[container.SEC_DEEP][6:]),
+    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:2] + bytes([9]) + s[container.SEC_DEEP][3:]),
+], ids=["missing", "short", "long", "depth 17", "depth + zeros > 16", "shift >= depth", "unknown predictor"])
 def test_damaged_depth_section_is_refused(change):
     arr = deep_photo(16, 16, 3, bits=16)
     data = tricodec.encode(arr, device="cpu")
@@ -165,3 +168,24 @@ def test_every_flipped_byte_is_caught():
         bad[i] ^= 0x41
         with pytest.raises(DecodeError):
             tricodec.decode_array(bytes(bad), device="cpu")
+
+
+# ---- golden files: 16-bit files written today keep decoding (never regenerate them to pass) ----
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def test_deep_goldens_pin_the_split():
+    """The grey golden is 12-bit data (shift 4, no escapes); the colour one full 16-bit with escapes."""
+    _, grey = container.unpack((GOLDEN / "v1_wf2_gray16_37x29.tric").read_bytes())
+    assert deep.unpack_params(grey[container.SEC_DEEP], 1) == (12, 0, (4,))
+    _, rgb = container.unpack((GOLDEN / "deep" / "v1_wf2_rgb16_41x34.tric").read_bytes())
+    assert deep.unpack_params(rgb[container.SEC_DEEP], 3) == (16, 0, (8, 5, 5))
+
+
+def test_deep_colour_golden_decodes_and_reencodes():
+    """(On the CPU: the kernels write the CPU's bytes, test_deep_triton_writes_the_cpu_bytes.)"""
+    data = (GOLDEN / "deep" / "v1_wf2_rgb16_41x34.tric").read_bytes()
+    expected = np.load(GOLDEN / "deep" / "v1_wf2_rgb16_41x34.npy")
+    assert np.array_equal(tricodec.decode_array(data, device="cpu"), expected)
+    assert tricodec.encode(expected, device="cpu") == data

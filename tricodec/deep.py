@@ -20,7 +20,7 @@ to uniform noise in a deep photo, so storing them raw costs little. The decoder 
 
 The model's sections (SIDE, LANES) hold the symbols as for an 8-bit image; the ``DEEP`` section holds::
 
-    D (u8) | k (u8) | t_p (u8 x P)
+    D (u8) | k (u8) | predictor (u8: 0 = MED) | t_p (u8 x P)
     | per plane: its escapes, E_p bits each, LSB first, padded to a byte (none when E_p <= 8)
     | per plane: its low bits as t_p bit planes (bit 0 first), each ceil(H*W / 8) bytes, LSB first
 
@@ -138,16 +138,25 @@ def split(e: np.ndarray, depth: int, shifts: tuple) -> tuple[np.ndarray, bytes]:
     return sym, b"".join(escapes) + b"".join(lows)
 
 
+PRED_MED = 0               # the DEEP section's predictor byte: MED with the model's colour references
+
+
+def head_size(n_planes: int) -> int:
+    return 3 + n_planes
+
+
 def pack_params(depth: int, zeros: int, shifts: tuple) -> bytes:
-    return bytes([depth, zeros, *shifts])
+    return bytes([depth, zeros, PRED_MED, *shifts])
 
 
 def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple]:
     """The DEEP section's head -> (D, k, shifts), validated."""
-    if len(payload) < 2 + n_planes:
+    if len(payload) < head_size(n_planes):
         raise DecodeError("truncated depth section")
-    depth, zeros = payload[0], payload[1]
-    shifts = tuple(payload[2:2 + n_planes])
+    depth, zeros, predictor = payload[0], payload[1], payload[2]
+    shifts = tuple(payload[3:head_size(n_planes)])
+    if predictor != PRED_MED:
+        raise DecodeError(f"unknown predictor {predictor} in the depth section (written by a newer tricodec?)")
     if not 1 <= depth <= MAX_BITS or depth + zeros > MAX_BITS or any(t >= depth for t in shifts):
         raise DecodeError("invalid depth parameters")
     return depth, zeros, shifts
@@ -215,6 +224,6 @@ def decode_deep(model, sections: dict, shape: tuple, refs: tuple, backend) -> np
         raise DecodeError("16-bit file without its depth section")
     depth, zeros, shifts = unpack_params(payload, shape[0])
     sym = backend.download(model.decode_residuals_batch([sections], [shape], backend)[0])
-    s = join(sym, payload[2 + shape[0]:], depth, shifts)
+    s = join(sym, payload[head_size(shape[0]):], depth, shifts)
     v = backend.download(backend.reconstruct(backend.upload(s), refs, depth))
     return v << zeros if zeros else v
