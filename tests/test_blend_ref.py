@@ -218,3 +218,33 @@ def test_sums_stay_in_range_at_16_bits():
     assert 16 * 255 == br.E_MAX                         # ... and a no-op at 8 (and below)
     assert off - 12 * maxv > 0 and 16 * maxv < 2**31
     assert int(br.WEIGHT_LUT[0]) == 2**24 and 6 * 2**24 * (off + 12 * maxv) + 3 * 2**24 < 2**53
+
+
+@pytest.mark.parametrize("bits", [10, 12, 16])
+def test_choice_at_depth(bits):
+    """The exact colour relation is found at depth too, and a photo widened to ``bits`` (its 8 bits on
+    top, noise below) gets the 8-bit photo's choices; uint16 at 8 bits chooses as uint8."""
+    rng = np.random.default_rng(bits)
+    t = bits - 8
+    g = np.ascontiguousarray(photo_like(64, 64, 1, seed=2).reshape(64, 64)).astype(np.int64)
+    r = np.clip(g + rng.integers(-40, 40, g.shape), 0, 255)
+    g, r = (g << t) + rng.integers(0, 1 << t, g.shape), (r << t) + rng.integers(0, 1 << t, g.shape)
+    b = (2 * g + 2 * r) >> 2
+    params = bs.choose_params(np.stack([g, r, b]).astype(np.uint16), bits)
+    assert tuple(params[2, 1:]) == (0, 2, 1, 2)
+    photo = np.ascontiguousarray(photo_like(96, 80, 3, seed=1).reshape(96, 80, 3).transpose(2, 0, 1))
+    deep = ((photo.astype(np.int64) << t) | rng.integers(0, 1 << t, photo.shape)).astype(np.uint16)
+    assert np.array_equal(bs.choose_params(deep, bits), bs.choose_params(photo))
+    assert np.array_equal(bs.choose_params(photo.astype(np.uint16), 8), bs.choose_params(photo))
+
+
+def test_estimate_shift_follows_the_residuals_scale():
+    """A smooth 16-bit plane with residuals of a few units keeps them (no shift): a fixed bits - 8 = 8
+    would quantise them all to 0 and -1; a noisy one is brought down to an 8-bit photo's scale."""
+    rng = np.random.default_rng(0)
+    small = (32768 + rng.integers(-6, 7, (40, 40))).astype(np.uint16)
+    assert bs.estimate_shift(small, 16) == 0
+    big = (32768 + rng.integers(-4000, 4001, (40, 40))).astype(np.uint16)
+    t = bs.estimate_shift(big, 16)
+    assert 6 <= t <= 10 and 1 <= np.abs((big.astype(np.int64) - 32768) >> t).mean() <= 8
+    assert bs.estimate_shift(big.astype(np.uint8), 8) == 0

@@ -7,6 +7,7 @@ pixel, strips of the scan (more rows than its BLOCK_H, so the error rings wrap a
 """
 import numpy as np
 import pytest
+import torch
 
 from tricodec import blend_ref as br
 from tricodec.kernels import blend_residual, blend_scan
@@ -75,3 +76,54 @@ def test_kernels_refuse_bad_params():
         blend_residual.compute_blend_residuals(planes, [[1, -1, 0, -1, 0], [1, 1, 4, -1, 0]])  # not earlier
     with pytest.raises(ValueError):
         blend_scan.reconstruct_blend(planes, [[2, -1, 0, -1, 0], [0, 0, 4, -1, 0]])           # no mode 2
+
+
+# 9..16-bit samples (uint16 tensors, bits a runtime argument): full-range noise (errors past the cap),
+# smooth content pushed against 0 and 2^D - 1 (the clamps), 0/maxv patterns; every edge shape.
+DEEP_CASES = [  # (P, H, W), modes, mixes, content
+    ((1, 1, 1), (1,), [], "smooth"),
+    ((3, 1, 1), (1,), RGB_MIXES, "noise"),
+    ((3, 1, 9), (1, 0), RGB_MIXES, "smooth"),
+    ((3, 9, 1), (1,), RGB_MIXES, "noise"),
+    ((3, 7, 5), (1, 0, 1), RGB_MIXES, "noise"),
+    ((3, 13, 21), (1, 1, 0), [(-1, 0, -1, 0), (0, 2, -1, 0), (0, 2, 1, 2)], "smooth"),
+    ((3, 11, 10), (0, 1, 1), [(-1, 0, -1, 0), (0, 4, -1, 0), (1, 4, -1, 0)], "extreme"),
+    ((2, 259, 3), (1,), [(-1, 0, -1, 0), (0, 3, -1, 0)], "smooth"),   # > one strip of the scan
+]
+
+
+@pytest.mark.parametrize("bits", [9, 12, 16])
+@pytest.mark.parametrize("shape,modes,mixes,kind", DEEP_CASES)
+def test_blend_kernels_equal_the_twin_at_depth(bits, shape, modes, mixes, kind):
+    from test_blend_ref import _deep_planes
+    planes = _deep_planes(kind, shape, bits, seed=sum(shape) + bits)
+    params = _params(shape[0], modes, mixes)
+    want = br.compute_blend_residuals(planes, params, bits=bits)
+    got = blend_residual.compute_blend_residuals(_t(planes), params, bits)
+    assert got.dtype == torch.uint16
+    assert np.array_equal(got.cpu().numpy(), want)
+    back = blend_scan.reconstruct_blend(_t(want), _t(params), bits)
+    assert back.dtype == torch.uint16
+    assert np.array_equal(back.cpu().numpy(), planes)
+
+
+def test_kernels_at_8_bits_in_uint16_equal_uint8():
+    planes = _planes("photo", (3, 9, 14), seed=4)
+    params = _params(3, (1, 0, 1), RGB_MIXES)
+    want = br.compute_blend_residuals(planes, params)
+    got = blend_residual.compute_blend_residuals(_t(planes.astype(np.uint16)), params, 8)
+    assert got.dtype == torch.uint16 and np.array_equal(got.cpu().numpy(), want)
+    back = blend_scan.reconstruct_blend(_t(want.astype(np.uint16)), params, 8)
+    assert np.array_equal(back.cpu().numpy(), planes)
+
+
+def test_kernels_refuse_what_the_twin_refuses_at_depth():
+    params = [[1, -1, 0, -1, 0]]
+    with pytest.raises(ValueError):      # uint8 holds 8-bit samples only
+        blend_residual.compute_blend_residuals(_t(np.zeros((1, 2, 2), np.uint8)), params, 10)
+    with pytest.raises(ValueError):
+        blend_scan.reconstruct_blend(_t(np.zeros((1, 2, 2), np.uint8)), params, 12)
+    with pytest.raises(ValueError):      # a sample above the depth
+        blend_residual.compute_blend_residuals(_t(np.full((1, 2, 2), 1024, np.uint16)), params, 10)
+    with pytest.raises(ValueError):
+        blend_residual.compute_blend_residuals(_t(np.zeros((1, 2, 2), np.uint16)), params, 17)

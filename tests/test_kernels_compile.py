@@ -92,22 +92,24 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                          _WF_CONSTS),
     "blend_residual": ("_blend_residual_kernel",
                        {"x_ptr": "*u8", "prm_ptr": "*i32", "err_ptr": "*i16", "lut_ptr": "*i32", "out_ptr": "*u8",
-                        "H": "i32", "W": "i32", "stride_xp": "i32", "stride_xh": "i32", "stride_xw": "i32",
+                        "H": "i32", "W": "i32", "bits": "i32", "stride_xp": "i32", "stride_xh": "i32", "stride_xw": "i32",
                         "stride_op": "i32", "stride_oh": "i32", "stride_ow": "i32"},
                        {"BLOCK_H": "BLOCK_H", "BLOCK_W": "BLOCK_W"}),
     "blend_residual:errors": ("_blend_errors_kernel",
                               {"x_ptr": "*u8", "prm_ptr": "*i32", "err_ptr": "*i16", "H": "i32", "W": "i32",
-                               "stride_xp": "i32", "stride_xh": "i32", "stride_xw": "i32"},
+                               "bits": "i32", "stride_xp": "i32", "stride_xh": "i32", "stride_xw": "i32"},
                               {"BLOCK_H": "BLOCK_H", "BLOCK_W": "BLOCK_W"}),
     "blend_scan": ("_blend_scan_kernel",
                    {"res_ptr": "*u8", "prm_ptr": "*i32", "lut_ptr": "*i32", "out_ptr": "*u8", "vring_ptr": "*i32",
-                    "ering_ptr": "*i32", "P": "i32", "H": "i32", "W": "i32", "stride_rp": "i32",
+                    "ering_ptr": "*i32", "P": "i32", "H": "i32", "W": "i32", "bits": "i32", "stride_rp": "i32",
                     "stride_rh": "i32", "stride_rw": "i32"},
                    {"BLOCK_H": "BLOCK_H", "MAX_PLANES": "MAX_PLANES", "RING": "RING", "N_SUB": "N_SUB"}),
 }
-# The predictor kernels also run on uint16 planes (9..16-bit samples; bits is a runtime argument, so
-# this is the only other variant).
-for _name, _ptrs in (("predictor_residual", ("x_ptr", "out_ptr")), ("predictor_scan", ("res_ptr", "out_ptr"))):
+# The predictor kernels (MED and blend) also run on uint16 planes (9..16-bit samples; bits is a runtime
+# argument, so this is the only other variant).
+for _name, _ptrs in (("predictor_residual", ("x_ptr", "out_ptr")), ("predictor_scan", ("res_ptr", "out_ptr")),
+                     ("blend_residual", ("x_ptr", "out_ptr")), ("blend_residual:errors", ("x_ptr",)),
+                     ("blend_scan", ("res_ptr", "out_ptr"))):
     SIGNATURES[_name + ":u16"] = (SIGNATURES[_name][0], {**SIGNATURES[_name][1], **{k: "*u16" for k in _ptrs}},
                                   SIGNATURES[_name][2])
 # The wavefront decoder also reads int32 words (several images' streams, or the kernel encoder's output).

@@ -157,8 +157,8 @@ def _triton_backend(name: str, device: str) -> Backend:
         name=name, upload=upload, download=download,
         compute_residuals=lambda planes, refs, bits=8: pred_res.compute_residuals(planes, _refs(refs), bits),
         reconstruct=lambda residuals, refs, bits=8: pred_scan.reconstruct(residuals, _refs(refs), bits),
-        compute_blend_residuals=blend_res.compute_blend_residuals,
-        reconstruct_blend=blend_scan.reconstruct_blend,
+        compute_blend_residuals=blend_res.compute_blend_residuals,    # (planes, params, bits=8)
+        reconstruct_blend=blend_scan.reconstruct_blend,               # (residuals, params, bits=8)
         choose_block_scales=scales.choose_block_scales,
         table_ids=tab.block_table_ids,
         encode_lanes=rans_enc.encode_lanes,
