@@ -8,6 +8,7 @@ from PIL import Image
 
 import tricodec
 from tricodec import container, deep
+from tricodec.backend import CPU
 from tricodec.errors import DecodeError
 
 from helpers import photo_crop
@@ -111,7 +112,7 @@ def test_deep_depths_are_kept(bits, zeros):
     data = roundtrip(arr)
     header, sections = container.unpack(data)
     if not header.is_fallback:
-        depth, k, _ = deep.unpack_params(sections[container.SEC_DEEP], 3)
+        depth, k = deep.unpack_params(sections[container.SEC_DEEP], 3)[:2]
         assert (depth, k) == deep.depth_of(arr)
 
 
@@ -151,7 +152,10 @@ def _rebuild(data: bytes, arr: np.ndarray, change) -> bytes:
     lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:3] + bytes([16, 0, 0])
                             + s[container.SEC_DEEP][6:]),
     lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:2] + bytes([9]) + s[container.SEC_DEEP][3:]),
-], ids=["missing", "short", "long", "depth 17", "depth + zeros > 16", "shift >= depth", "unknown predictor"])
+    lambda s: s.__setitem__(container.SEC_DEEP, s[container.SEC_DEEP][:6] + bytes([7])
+                            + s[container.SEC_DEEP][7:]),
+], ids=["missing", "short", "long", "depth 17", "depth + zeros > 16", "shift >= depth", "unknown predictor",
+        "unknown blend mode"])
 def test_damaged_depth_section_is_refused(change):
     arr = deep_photo(16, 16, 3, bits=16)
     data = tricodec.encode(arr, device="cpu")
@@ -176,11 +180,17 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def test_deep_goldens_pin_the_split():
-    """The grey golden is 12-bit data (shift 4, no escapes); the colour one full 16-bit with escapes."""
+    """The grey golden is 12-bit data (shift 4, no escapes); the colour one full 16-bit data with escapes
+    in its R and B planes, every plane blended, B referring to (3G + R) / 4."""
     _, grey = container.unpack((GOLDEN / "v1_wf2_gray16_37x29.tric").read_bytes())
-    assert deep.unpack_params(grey[container.SEC_DEEP], 1) == (12, 0, (4,))
-    _, rgb = container.unpack((GOLDEN / "deep" / "v1_wf2_rgb16_41x34.tric").read_bytes())
-    assert deep.unpack_params(rgb[container.SEC_DEEP], 3) == (16, 0, (8, 5, 5))
+    depth, zeros, shifts, params = deep.unpack_params(grey[container.SEC_DEEP], 1)
+    assert (depth, zeros, shifts, params.tolist()) == (12, 0, (4,), [[1, -1, 0, -1, 0]])
+    header, rgb = container.unpack((GOLDEN / "deep" / "v1_wf2_rgb16_41x34.tric").read_bytes())
+    depth, zeros, shifts, params = deep.unpack_params(rgb[container.SEC_DEEP], 3)
+    assert (depth, zeros, shifts) == (16, 0, (8, 5, 4))
+    assert params.tolist() == [[1, -1, 0, -1, 0], [1, 0, 4, -1, 0], [1, 0, 3, 1, 1]]
+    sym = tricodec.model.load_model(None).decode_residuals_batch([rgb], [(3, header.height, header.width)], CPU)[0]
+    assert [int(((p == 0) | (p == 255)).sum()) > 0 for p in sym] == [False, True, True]
 
 
 def test_deep_colour_golden_decodes_and_reencodes():

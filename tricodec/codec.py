@@ -45,7 +45,7 @@ def encode_model(arr: np.ndarray, order: tuple, refs: tuple, model, backend) -> 
     through the depth split (``deep.py``) around the model's residual coder."""
     if arr.dtype == np.uint16:
         planes = np.ascontiguousarray(arr.transpose(2, 0, 1)[list(order)])
-        return deep.encode_deep(model, planes, refs, backend)
+        return deep.encode_deep(model, planes, backend)     # (its own predictor and references)
     return model.encode_image(arr, order, refs, backend)
 
 
@@ -53,7 +53,7 @@ def decode_model(sections: dict, arr: np.ndarray, order: tuple, refs: tuple, mod
     """Inverse of :func:`encode_model`, into ``arr`` (uint8 or uint16 (H, W, C))."""
     if arr.dtype == np.uint16:
         h, w = arr.shape[:2]
-        arr[:, :, list(order)] = deep.decode_deep(model, sections, (len(order), h, w), refs, backend).transpose(1, 2, 0)
+        arr[:, :, list(order)] = deep.decode_deep(model, sections, (len(order), h, w), backend).transpose(1, 2, 0)
     else:
         model.decode_image(sections, arr, order, refs, backend)
 

@@ -6,7 +6,8 @@ image reaches it like this (planes in the model's coding order; everything integ
     k = trailing zero bits every sample shares       # data shifted up in its 16-bit container
     D = bit length of max(x >> k)  (>= 1)             # 12-bit data in 16-bit samples: D = 12
     v = x >> k
-    s = MED residual symbol of v at depth D           # predictor_ref with bits=D: s in [0, 2^D)
+    s = blend_ref's residual symbol of v at depth D: s in [0, 2^D) (each plane's mode, MED or the blend,
+        and colour reference chosen as for an 8-bit image by blend_select, at depth D: recorded)
     e = s - 2^(D-1)                                   # signed residual
     per plane p, a shift t_p (the encoder's choice, 0 <= t_p < D; recorded):
         q   = e >> t_p                                # floor; q in [-2^(E-1), 2^(E-1)), E = D - t_p
@@ -16,11 +17,12 @@ image reaches it like this (planes in the model's coding order; everything integ
 
 The shift puts the residuals in the range the 8-bit contexts and tables know; the bits below it are close
 to uniform noise in a deep photo, so storing them raw costs little. The decoder inverts each step:
-``e = (q << t_p) | low``, ``s = e + 2^(D-1)``, the MED scan at depth D, ``x = v << k``.
+``e = (q << t_p) | low``, ``s = e + 2^(D-1)``, the predictor's scan at depth D, ``x = v << k``.
 
 The model's sections (SIDE, LANES) hold the symbols as for an 8-bit image; the ``DEEP`` section holds::
 
-    D (u8) | k (u8) | predictor (u8: 0 = MED) | t_p (u8 x P)
+    D (u8) | k (u8) | predictor (u8: 1 = blend_ref's; other values are refused) | t_p (u8 x P)
+    | P x 5 int8: each plane's blend parameters (mode, q1, c1, q2, c2)
     | per plane: its escapes, E_p bits each, LSB first, padded to a byte (none when E_p <= 8)
     | per plane: its low bits as t_p bit planes (bit 0 first), each ceil(H*W / 8) bytes, LSB first
 
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import blend_ref as br
 from . import container as fmt
+from .blend_select import choose_params
 from .errors import DecodeError
 
 MAX_BITS = 16
@@ -138,28 +142,35 @@ def split(e: np.ndarray, depth: int, shifts: tuple) -> tuple[np.ndarray, bytes]:
     return sym, b"".join(escapes) + b"".join(lows)
 
 
-PRED_MED = 0               # the DEEP section's predictor byte: MED with the model's colour references
+PRED_BLEND = 1             # the DEEP section's predictor byte: blend_ref's (room for another one)
+
+
+def pack_params(depth: int, zeros: int, shifts: tuple, blend: np.ndarray) -> bytes:
+    """The DEEP section's head; ``blend``: int (P, 5) parameters of the predictor."""
+    return bytes([depth, zeros, PRED_BLEND, *shifts]) + np.asarray(blend, np.int8).tobytes()
 
 
 def head_size(n_planes: int) -> int:
-    return 3 + n_planes
+    return 3 + 6 * n_planes
 
 
-def pack_params(depth: int, zeros: int, shifts: tuple) -> bytes:
-    return bytes([depth, zeros, PRED_MED, *shifts])
-
-
-def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple]:
-    """The DEEP section's head -> (D, k, shifts), validated."""
+def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple, np.ndarray]:
+    """The DEEP section's head -> (D, k, shifts, predictor params int32 (P, 5)), validated."""
+    if len(payload) < 3:
+        raise DecodeError("truncated depth section")
+    if payload[2] != PRED_BLEND:
+        raise DecodeError(f"unknown predictor {payload[2]} in the depth section (written by a newer tricodec?)")
     if len(payload) < head_size(n_planes):
         raise DecodeError("truncated depth section")
-    depth, zeros, predictor = payload[0], payload[1], payload[2]
-    shifts = tuple(payload[3:head_size(n_planes)])
-    if predictor != PRED_MED:
-        raise DecodeError(f"unknown predictor {predictor} in the depth section (written by a newer tricodec?)")
+    depth, zeros = payload[0], payload[1]
+    shifts = tuple(payload[3:3 + n_planes])
     if not 1 <= depth <= MAX_BITS or depth + zeros > MAX_BITS or any(t >= depth for t in shifts):
         raise DecodeError("invalid depth parameters")
-    return depth, zeros, shifts
+    params = np.frombuffer(bytes(payload[3 + n_planes:head_size(n_planes)]), np.int8).astype(np.int32)
+    try:
+        return depth, zeros, shifts, br.check_params(params.reshape(n_planes, 5), n_planes)
+    except ValueError as e:
+        raise DecodeError(f"bad predictor parameters: {e}") from None
 
 
 def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.ndarray:
@@ -205,25 +216,26 @@ def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.nda
 
 # ---- the model path of a deep image ----
 
-def encode_deep(model, planes: np.ndarray, refs: tuple, backend) -> list:
+def encode_deep(model, planes: np.ndarray, backend) -> list:
     """uint16 (P, H, W) planes in coding order -> the model's sections and the DEEP section."""
     depth, zeros = depth_of(planes)
-    v = planes >> zeros if zeros else planes
-    s = backend.download(backend.compute_residuals(backend.upload(np.ascontiguousarray(v)), refs, depth))
+    v = np.ascontiguousarray(planes >> zeros if zeros else planes)
+    blend = choose_params(v, depth)
+    s = backend.download(backend.compute_blend_residuals(backend.upload(v), blend, depth))
     e = s.astype(np.int32) - (1 << (depth - 1))
     shifts = choose_shifts(e, depth)
     sym, body = split(e, depth, shifts)
     sections = model.encode_residuals_batch([backend.upload(sym)], backend)[0]
-    return list(sections) + [(fmt.SEC_DEEP, pack_params(depth, zeros, shifts) + body)]
+    return list(sections) + [(fmt.SEC_DEEP, pack_params(depth, zeros, shifts, blend) + body)]
 
 
-def decode_deep(model, sections: dict, shape: tuple, refs: tuple, backend) -> np.ndarray:
+def decode_deep(model, sections: dict, shape: tuple, backend) -> np.ndarray:
     """Inverse of :func:`encode_deep` -> uint16 (P, H, W) planes in coding order, on the host."""
     payload = sections.get(fmt.SEC_DEEP)
     if payload is None:
         raise DecodeError("16-bit file without its depth section")
-    depth, zeros, shifts = unpack_params(payload, shape[0])
+    depth, zeros, shifts, blend = unpack_params(payload, shape[0])
     sym = backend.download(model.decode_residuals_batch([sections], [shape], backend)[0])
     s = join(sym, payload[head_size(shape[0]):], depth, shifts)
-    v = backend.download(backend.reconstruct(backend.upload(s), refs, depth))
+    v = backend.download(backend.reconstruct_blend(backend.upload(s), blend, depth))
     return v << zeros if zeros else v
