@@ -199,3 +199,16 @@ def test_deep_colour_golden_decodes_and_reencodes():
     expected = np.load(GOLDEN / "deep" / "v1_wf2_rgb16_41x34.npy")
     assert np.array_equal(tricodec.decode_array(data, device="cpu"), expected)
     assert tricodec.encode(expected, device="cpu") == data
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("channels, bits", [(1, 12), (3, 16), (4, 14)])
+def test_gpu_deep_writes_and_reads_the_cpu_bytes(channels, bits):
+    """A 16-bit photo of 420x540 (a crop tiled 3x3: several strips and scan bands) on the GPU: the CPU's
+    bytes, both ways, and a batch."""
+    arr = np.ascontiguousarray(np.tile(deep_photo(140, 180, channels, bits=bits, seed=bits), (3, 3, 1)))
+    data = tricodec.encode(as_input(arr), device="cpu")
+    assert tricodec.encode(as_input(arr), device="cuda") == data
+    assert np.array_equal(tricodec.decode_array(data, device="cuda").reshape(arr.shape), arr)
+    back = tricodec.decode_batch([data, data], device="cuda", output="torch")
+    assert all(np.array_equal(t.cpu().numpy().reshape(arr.shape), arr) for t in back)
