@@ -30,7 +30,7 @@ from tricodec.backend import DEVICES, get_backend, image_workers
 from tricodec.errors import EncodeError, TricodecError, WriteError
 from tricodec.model import load_model
 from tricodec.pixels import (DEFAULT_PNG_LEVEL, IMAGE_SUFFIXES, OUTPUT_FORMATS, TRIC_SUFFIX, check_writable,
-                             decoded_name, describe, normalize, output_suffix, pixel_bytes, read_image, write_image)
+                             decoded_name, describe, normalize, output_suffix, pixel_bytes, write_image)
 
 EXAMPLES = """
 Examples:
@@ -484,29 +484,18 @@ def _same_pixels(a, b) -> bool:
     return describe(a)[:3] == describe(b)[:3] and pixel_bytes(a) == pixel_bytes(b)
 
 
-def _raw_bytes(image) -> int:
-    """Pixel bytes of an image, or of every frame of a multi-frame image."""
-    if isinstance(image, tframes.Frames):
-        return sum(len(pixel_bytes(f.image)) for f in image)
-    return len(pixel_bytes(image))
-
-
-def _read_source(path: Path):
-    """An input file as the codec takes it: a multi-frame APNG or TIFF as Frames, else one image."""
-    return tframes.read_frames(path) if tframes.is_multi_frame_file(path) else read_image(path)
+# an input file as Frames (a multi-frame file) or one image, and its pixel bytes: as the Ray/URL pipeline
+_raw_bytes = tframes.raw_size
+_read_source = tframes.read_source
 
 
 def _encode_any(image, device: str, model) -> bytes:
-    if isinstance(image, tframes.Frames):
-        return tframes.encode_frames(image, device=device, model=model)
-    return codec.encode(image, device=device, model=model)
+    return tframes.encode_source(image, device=device, model=model)
 
 
 def _decode_any(data, device: str, model):
     """A single image, or the Frames of a multi-frame file."""
-    if tframes.is_frames(data):
-        return tframes.decode_all(data, device=device, model=model)
-    return codec.decode_any(data, device=device, model=model)
+    return tframes.decode_source(data, device=device, model=model)
 
 
 def _check_writable(image) -> None:
@@ -681,11 +670,7 @@ def decode(src: str = typer.Argument(..., help=".tric file, folder, fsspec URL, 
 
     def _store_frames(d: Path, fr):
         """A multi-frame file is written back as a file of its kind (APNG, multi-page TIFF), nothing else."""
-        ext = Image.registered_extensions()
-        wanted = fmt_suffix or (d.suffix if d != STDIO and d.suffix else fr.suffix)
-        if ext.get(wanted.lower(), wanted) != ext[fr.suffix]:
-            raise WriteError(f"a multi-frame {fr.kind} ({len(fr)} frames) is written back as {fr.kind} "
-                             f"({fr.suffix}); {wanted} cannot hold its frames")
+        tframes.check_output_suffix(fr, fmt_suffix or (d.suffix if d != STDIO and d.suffix else fr.suffix))
         if d == STDIO:
             buf = io.BytesIO()
             tframes.write_frames(fr, buf, png_level=png_level)

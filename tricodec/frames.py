@@ -136,14 +136,22 @@ def is_multi_frame_file(path) -> bool:
         return False
 
 
+KIND_HEAD_BYTES = fmt.HEADER_SIZE + 5 + 1 + 8   # what kind_of_head reads: header, FRAMES section head, kind
+
+
 def kind_of_tric(path) -> str | None:
     """The kind of a multi-frame .tric file (read from its first bytes), or None (a single image, or no
     .tric file: its decode reports that)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(fmt.HEADER_SIZE + 5 + 1 + 8)
+            head = f.read(KIND_HEAD_BYTES)
     except OSError:
         return None
+    return kind_of_head(head)
+
+
+def kind_of_head(head: bytes) -> str | None:
+    """:func:`kind_of_tric` of a file's first ``KIND_HEAD_BYTES`` bytes."""
     if not is_frames(head) or len(head) < fmt.HEADER_SIZE + 6:
         return None
     n = head[fmt.HEADER_SIZE + 5]
@@ -767,6 +775,52 @@ def decode_all(data, *, device: str = "auto", model=None, max_pixels: int = fmt.
     _, kind, info, frames = read_frames_info(data, max_pixels)
     images = decode_batch([bytes(one) for _, one in frames], device=device, model=model, max_pixels=max_pixels)
     return Frames(kind, [Frame(im, p) for im, (p, _) in zip(images, frames)], info)
+
+
+# ---- a file that may hold frames: what the CLI and the Ray/URL pipeline code -------------------------
+
+def read_source(path):
+    """An input file as the codec takes it: the :class:`Frames` of a multi-frame file this module keeps,
+    else one image (``pixels.read_image``: full depth, what cannot be kept whole refused)."""
+    from .pixels import read_image
+
+    return read_frames(path) if is_multi_frame_file(path) else read_image(Path(path))
+
+
+def encode_source(image, *, device: str = "auto", model=None) -> bytes:
+    """:func:`encode_frames` of Frames, ``tricodec.encode`` of an image."""
+    from .codec import encode
+
+    if isinstance(image, Frames):
+        return encode_frames(image, device=device, model=model)
+    return encode(image, device=device, model=model)
+
+
+def decode_source(data, *, device: str = "auto", model=None):
+    """The Frames of a multi-frame file (decoded whole), else its one image (``tricodec.decode_any``)."""
+    from .codec import decode_any
+
+    if is_frames(data):
+        return decode_all(data, device=device, model=model)
+    return decode_any(data, device=device, model=model)
+
+
+def raw_size(image) -> int:
+    """Pixel bytes of an image, or of every frame of Frames."""
+    from .pixels import pixel_bytes
+
+    if isinstance(image, Frames):
+        return sum(len(pixel_bytes(f.image)) for f in image)
+    return len(pixel_bytes(image))
+
+
+def check_output_suffix(frames: Frames, suffix: str) -> None:
+    """WriteError unless a file named with ``suffix`` is of the frames' kind (the only format that holds
+    them: an APNG goes back to .png/.apng, pages to .tif/.tiff ...)."""
+    ext = Image.registered_extensions()
+    if ext.get(suffix.lower(), suffix) != ext[frames.suffix]:
+        raise WriteError(f"a multi-frame {frames.kind} ({len(frames)} frames) is written back as {frames.kind} "
+                         f"({frames.suffix}); {suffix} cannot hold its frames")
 
 
 # ---- writing files ----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ node: URLs (``s3://``, ``gs://`` ...) or a shared filesystem.
 """
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import tempfile
@@ -109,6 +110,17 @@ def why_not_input(path: str, name: str, op: str) -> str | None:
         return f"not an image Pillow can open ({type(e).__name__})"
 
 
+def _decoded_name_of(full: str, name: str) -> str:
+    """A .tric file's output name: a multi-frame file's kind decides its suffix, else its header's mode."""
+    from .frames import KIND_HEAD_BYTES, KINDS, kind_of_head
+
+    try:
+        kind = kind_of_head(remote.read_head(full, KIND_HEAD_BYTES))
+    except OSError:
+        kind = None
+    return decoded_name(name, None, KINDS[kind]) if kind else decoded_name(name, header_mode(full))
+
+
 def header_mode(path: str) -> str | None:
     """The image mode a ``.tric`` file's header names, read from its first bytes; None when the file is no
     ``.tric`` (its decode then fails and writes nothing)."""
@@ -124,7 +136,7 @@ def header_mode(path: str) -> str | None:
 
 
 def _out_name(full: str, name: str, op: str) -> str:
-    return encoded_name(name) if op == "encode" else decoded_name(name, header_mode(full))
+    return encoded_name(name) if op == "encode" else _decoded_name_of(full, name)
 
 
 def _is_dir_target(dst: str) -> bool:
@@ -196,10 +208,10 @@ def _same_path(a: str, b: str) -> bool:
 # ---- the per-file work, in the actors ----
 
 def read_input_image(path: str):
-    """An input image as ``tricodec.pixels.read_image`` reads it (16-bit PNG, TIFF, PPM, SGI at full depth,
-    what cannot be kept whole refused ...). A URL is fetched to a temporary file first, so that the same
-    checks apply."""
-    from .pixels import read_image
+    """An input image as the CLI reads it (``frames.read_source``: the frames of an APNG, GIF, multi-page
+    TIFF, ICO or ICNS; else ``pixels.read_image``: 16-bit PNG, TIFF, PPM, SGI at full depth, what cannot be
+    kept whole refused ...). A URL is fetched to a temporary file first, so that the same checks apply."""
+    from .frames import read_source as read_image
 
     local = remote.local_path(path)
     if local is not None:
@@ -215,9 +227,15 @@ def read_input_image(path: str):
 
 
 def _image_bytes(image, suffix: str) -> bytes:
-    """A decoded image as the CLI writes it, in the format ``suffix`` names."""
+    """A decoded image as the CLI writes it, in the format ``suffix`` names (frames: a file of their kind)."""
+    from . import frames
     from .pixels import write_image
 
+    if isinstance(image, frames.Frames):
+        frames.check_output_suffix(image, suffix)
+        buf = io.BytesIO()
+        frames.write_frames(image, buf)
+        return buf.getvalue()
     with tempfile.TemporaryDirectory(prefix="tricodec-") as d:
         tmp = Path(d) / ("output" + suffix)
         write_image(image, tmp, suffix)
@@ -263,21 +281,23 @@ class CodecWorker:
         return read_input_image(src) if self.op == "encode" else remote.read_bytes(src)
 
     def _compute(self, item):
-        from . import codec
-        from .pixels import pixel_bytes
+        from .frames import decode_source, encode_source, raw_size
 
         if self.op == "encode":
-            data = codec.encode(item, device=self.device, model=self.model)
-            return data, len(pixel_bytes(item)), len(data)
-        image = codec.decode_any(item, device=self.device, model=self.model)
-        return image, len(item), len(pixel_bytes(image))
+            data = encode_source(item, device=self.device, model=self.model)
+            return data, raw_size(item), len(data)
+        image = decode_source(item, device=self.device, model=self.model)
+        return image, len(item), raw_size(image)
 
     def _compute_batch(self, items) -> list:
         """Results of several loaded files, or an exception per file that failed."""
         from . import codec
         from .pixels import pixel_bytes
 
-        if len(items) > 1:
+        from .frames import Frames, is_frames
+
+        has_frames = any(isinstance(it, Frames) if self.op == "encode" else is_frames(it) for it in items)
+        if len(items) > 1 and not has_frames:   # multi-frame files: one by one (their frames share launches)
             try:
                 if self.op == "encode":
                     datas = codec.encode_batch(items, device=self.device, model=self.model)
