@@ -92,7 +92,7 @@ def _stated_depth(path: Path, im) -> int:
 def _mode_depth(mode: str) -> int:
     if mode == "1":
         return 1
-    if mode.startswith("I;16") or mode in ("RGB;16", "RGBA;16"):
+    if mode.startswith("I;16") or mode in ("LA;16", "RGB;16", "RGBA;16"):
         return 16
     if mode in ("I", "F"):
         return 32
@@ -305,7 +305,7 @@ def _mode(image) -> str:
     if not isinstance(image, np.ndarray):
         return image.mode
     c = image.shape[2] if image.ndim == 3 else 1
-    return {3: "RGB;16", 4: "RGBA;16"}.get(c, f"{c}x{image.dtype.itemsize * 8}-bit samples")
+    return {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}.get(c, f"{c}x{image.dtype.itemsize * 8}-bit samples")
 
 
 def _mode_family(mode: str) -> str:

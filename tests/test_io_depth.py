@@ -19,6 +19,7 @@ from tricodec.pixels import read_image
 RNG = np.random.default_rng(11)
 RGB16 = RNG.integers(0, 65536, (5, 7, 3)).astype(np.uint16)
 RGBA16 = RNG.integers(0, 65536, (5, 7, 4)).astype(np.uint16)
+LA16 = np.ascontiguousarray(RGB16[:, :, :2])
 
 
 def _chunk(typ: bytes, body: bytes) -> bytes:
@@ -127,6 +128,7 @@ def refused_both_ways(path, match: str) -> None:
 @pytest.mark.parametrize("name,data,expected", [
     ("rgb16.png", lambda: png16(RGB16), RGB16),
     ("rgba16.png", lambda: png16(RGBA16), RGBA16),
+    ("la16.png", lambda: png16(LA16, greyscale=True), LA16),
     ("rgb16.tif", lambda: tiff16(RGB16, photometric="rgb"), RGB16),
     ("rgba16.tif", lambda: tiff16(RGBA16, photometric="rgb", extrasamples=["unassalpha"]), RGBA16),
     ("rgb16_deflate.tif", lambda: tiff16(RGB16, photometric="rgb", compression="zlib"), RGB16),
@@ -138,7 +140,8 @@ def refused_both_ways(path, match: str) -> None:
     ("rgba16_rle.sgi", lambda: sgi16(np.tile(RGBA16, (1, 40, 1)), rle=True), np.tile(RGBA16, (1, 40, 1))),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_16bit_colour_read_at_full_depth(tmp_path, name, data, expected):
-    """Pillow truncates each of these to 8 bits (TIFF and PPM used to be refused, SGI truncated)."""
+    """Pillow truncates each of these to 8 bits (TIFF and PPM used to be refused, SGI truncated, 16-bit
+    grey+alpha PNG refused: it is LA;16 now)."""
     read, api = both_ways(write(tmp_path, name, data()))
     assert isinstance(read, np.ndarray) and read.dtype == np.uint16 and np.array_equal(read, expected)
     assert api.dtype == np.uint16 and np.array_equal(api, expected)
@@ -179,7 +182,6 @@ def test_16bit_pgm_is_16bit_grey(tmp_path):
 
 
 @pytest.mark.parametrize("name,data,match", [
-    ("la16.png", lambda: png16(RGB16[:, :, :2], greyscale=True), "grey\\+alpha"),
     ("bad_rle16.sgi", lambda: sgi16(RGB16, rle=True)[:-3], "corrupt SGI"),
     ("cmyk16.tif", lambda: tiff16(RGBA16, photometric="separated"), "16-bit SEPARATED TIFF"),
     ("assoc16.tif", lambda: tiff16(RGBA16, photometric="rgb", extrasamples=["assocalpha"]), "extra samples"),
@@ -294,10 +296,13 @@ def test_hostile_16bit_tiff_is_refused_before_allocating(tmp_path):
 
 
 def test_grey_alpha_arrays():
-    """uint8 (H, W, 2) is LA (it used to be refused); uint16 (H, W, 2) has no mode: refused, not converted."""
+    """uint8 (H, W, 2) is LA (it used to be refused); uint16 (H, W, 2) is LA;16 (it was refused too), kept
+    whole (tests/test_deep_la.py)."""
     la = (RGB16[:, :, :2] >> 8).astype(np.uint8)
     data = tricodec.encode(la, device="cpu")
     assert tricodec.read_header(data).mode == "LA"
     assert np.array_equal(tricodec.decode_array(data, device="cpu"), la)
-    with pytest.raises(tricodec.EncodeError, match="16-bit grey\\+alpha array"):
-        tricodec.encode(RGB16[:, :, :2], device="cpu")
+    data = tricodec.encode(RGB16[:, :, :2], device="cpu")
+    assert tricodec.read_header(data).mode == "LA;16"
+    back = tricodec.decode_array(data, device="cpu")
+    assert back.dtype == np.uint16 and np.array_equal(back, RGB16[:, :, :2])

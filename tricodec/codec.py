@@ -26,7 +26,7 @@ from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
 
 # Modes the model codes, with their planes' channel counts: 8-bit, and 16-bit through the depth split.
 MODEL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-DEEP_MODEL_MODES = {"I;16": 1, "RGB;16": 3, "RGBA;16": 4}
+DEEP_MODEL_MODES = {"I;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}
 
 
 def _layout(model, channels: int) -> tuple[tuple, tuple]:
@@ -272,7 +272,8 @@ def decode(data: bytes, *, device: str = "auto", model=None, max_pixels: int = f
     """
     image = decode_any(data, device=device, model=model, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):
-        raise DecodeError("16-bit colour image: Pillow cannot hold it, use tricodec.decode_array")
+        kind = "grey+alpha" if image.shape[2] == 2 else "colour"
+        raise DecodeError(f"16-bit {kind} image: Pillow cannot hold it, use tricodec.decode_array")
     return image
 
 

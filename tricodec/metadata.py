@@ -49,10 +49,10 @@ _PILLOW_KEYS = {"icc_profile", "exif", "xmp", "transparency", "dpi", "aspect", "
 
 
 class DeepArray(np.ndarray):
-    """A 16-bit colour image (uint16 (H, W, 3|4), modes ``RGB;16`` / ``RGBA;16``) with the metadata of
-    its file, held the way a PIL image holds it: ``info`` (Pillow's keys: ``icc_profile``, ``exif``,
-    ``gamma``, ``dpi`` ...) and ``text`` (PNG text chunks). Everything else is a plain ndarray;
-    ``np.asarray`` gives the plain array."""
+    """A 16-bit grey+alpha or colour image (uint16 (H, W, 2|3|4), modes ``LA;16`` / ``RGB;16`` /
+    ``RGBA;16``) with the metadata of its file, held the way a PIL image holds it: ``info`` (Pillow's
+    keys: ``icc_profile``, ``exif``, ``gamma``, ``dpi`` ...) and ``text`` (PNG text chunks). Everything
+    else is a plain ndarray; ``np.asarray`` gives the plain array."""
 
     def __array_finalize__(self, obj):
         self.info = dict(getattr(obj, "info", None) or {})
@@ -68,7 +68,8 @@ class DeepArray(np.ndarray):
 
     @property
     def mode(self) -> str:
-        return "RGBA;16" if self.ndim == 3 and self.shape[2] == 4 else "RGB;16"
+        channels = self.shape[2] if self.ndim == 3 else 3
+        return {2: "LA;16", 4: "RGBA;16"}.get(channels, "RGB;16")
 
 
 def _has_info(image) -> bool:
@@ -165,7 +166,8 @@ def source_png_chunks(image, mode: str) -> dict[bytes, bytes]:
 
 
 _CHANNELS = {"1": (1, 1), "L": (1, 8), "LA": (2, 8), "P": (3, 8), "RGB": (3, 8), "RGBA": (4, 8),
-             "I;16": (1, 16), "I;16B": (1, 16), "RGB;16": (3, 16), "RGBA;16": (4, 16)}
+             "I;16": (1, 16), "I;16B": (1, 16), "LA;16": (2, 16), "RGB;16": (3, 16),
+             "RGBA;16": (4, 16)}
 
 
 def _chunk_fits(cid: bytes, mode: str, data: bytes) -> bool:

@@ -1,8 +1,9 @@
 """Images in and out: what the codec accepts, how files are read without losing bits, how they are written.
 
-Inside tricodec an image is either a ``PIL.Image.Image`` or, for colour images deeper than 8 bits that
-Pillow cannot hold (it silently truncates 16-bit RGB to 8 bits), a uint16 numpy array (H, W, 3|4)
-with the pseudo-mode ``"RGB;16"`` / ``"RGBA;16"`` (a ``metadata.DeepArray`` when its file had metadata).
+Inside tricodec an image is either a ``PIL.Image.Image`` or, for 16-bit images with several channels
+that Pillow cannot hold (it silently truncates 16-bit RGB to 8 bits and has no 16-bit grey+alpha mode),
+a uint16 numpy array (H, W, 2|3|4) with the pseudo-mode ``"LA;16"`` / ``"RGB;16"`` / ``"RGBA;16"`` (a
+``metadata.DeepArray`` when its file had metadata).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from .errors import EncodeError, TricodecError, WriteError
 from . import metadata
 from .metadata import png_extra_chunks, save_kwargs
 
-DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
+DEEP_MODES = {"LA;16": 2, "RGB;16": 3, "RGBA;16": 4}
+_DEEP_MODE_OF = {c: m for m, c in DEEP_MODES.items()}  # channels -> pseudo-mode
 TRIC_SUFFIX = ".tric"
 # File suffixes taken as images when a folder is encoded (CLI and Ray pipeline alike).
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm",
@@ -33,7 +35,7 @@ PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
 
 def from_array(arr: np.ndarray):
     """A numpy array -> PIL image (uint8 (H,W), (H,W,1), (H,W,2), (H,W,3), (H,W,4); uint16 (H,W)) or a deep
-    array (uint16 (H,W,3|4))."""
+    array (uint16 (H,W,2|3|4))."""
     source = arr
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
@@ -46,11 +48,8 @@ def from_array(arr: np.ndarray):
     elif arr.dtype == np.uint16:
         if arr.ndim == 2:
             return Image.fromarray(arr.astype("<u2"))  # Pillow infers I;16 (naming it is refused)
-        if arr.shape[2] in (3, 4):
-            return _keep_info(arr, source)
-        if arr.shape[2] == 2:
-            raise EncodeError("16-bit grey+alpha array (H, W, 2) is not supported (tricodec has no 16-bit "
-                              "grey+alpha mode, and converting it would change its samples)")
+        if arr.shape[2] in _DEEP_MODE_OF:
+            return _keep_info(arr, source)  # LA;16, RGB;16, RGBA;16
     raise EncodeError(f"unsupported array: dtype {arr.dtype}, shape {arr.shape} (use uint8 or uint16)")
 
 
@@ -65,8 +64,9 @@ def _keep_info(arr: np.ndarray, source) -> np.ndarray:
 
 def normalize(image, max_pixels: int = DEFAULT_MAX_PIXELS):
     """Accept a PIL image, a numpy array or a torch tensor; return a loaded PIL image or a deep uint16
-    array. A PIL image whose file holds more bits than Pillow keeps (16-bit colour PNG, TIFF, PPM) is
-    read again at full depth from its file; what cannot be kept whole is refused with EncodeError."""
+    array. A PIL image whose file holds more bits than Pillow keeps (16-bit colour or grey+alpha PNG,
+    colour TIFF, PPM) is read again at full depth from its file; what cannot be kept whole is refused
+    with EncodeError."""
     if isinstance(image, Image.Image):
         try:
             return _normalize_pil(image, max_pixels)
@@ -260,8 +260,7 @@ def mode_layout(mode: str) -> tuple[int, int]:
 def describe(image) -> tuple[str, int, int, int, int]:
     """(mode, channels, bit_depth, width, height) of a normalised image."""
     if isinstance(image, np.ndarray):
-        mode = "RGB;16" if image.shape[2] == 3 else "RGBA;16"
-        return mode, image.shape[2], 16, image.shape[1], image.shape[0]
+        return _DEEP_MODE_OF[image.shape[2]], image.shape[2], 16, image.shape[1], image.shape[0]
     channels, depth = mode_layout(image.mode)
     return image.mode, channels, depth, image.width, image.height
 
@@ -323,11 +322,11 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
         raise EncodeError(f"{path}: cannot read image ({_what(e)})") from None
 
 
-# ---- full-depth readers: file bytes -> uint16 (H, W, 3|4) array or I;16 image, or EncodeError ----
+# ---- full-depth readers: file bytes -> uint16 (H, W, 2|3|4) array or I;16 image, or EncodeError ----
 
 def _read_png16(data: bytes):
-    """16-bit colour PNG at full depth (pypng). Raw samples: pypng's asDirect() would rescale them to the
-    sBIT chunk's depth and turn a tRNS colour into an alpha channel."""
+    """16-bit colour or grey+alpha PNG at full depth (pypng) -> uint16 (H, W, 3|4|2). Raw samples: pypng's
+    asDirect() would rescale them to the sBIT chunk's depth and turn a tRNS colour into an alpha channel."""
     import png
 
     if len(data) < 33 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
@@ -337,10 +336,9 @@ def _read_png16(data: bytes):
     # anyway would let a 1 KB file take gigabytes.
     if width * height * 8 > 1100 * len(data) + (1 << 20):
         raise EncodeError(f"corrupt PNG (its size cannot hold {width}x{height} pixels)")
-    if depth != 16 or colour not in (2, 6):
-        kind = "grey+alpha" if colour == 4 else f"colour type {colour}"
-        raise EncodeError(f"{depth}-bit {kind} PNG is not supported (tricodec has no {depth}-bit mode for it, "
-                          "and converting it would change its samples)")
+    if depth != 16 or colour not in (2, 4, 6):
+        raise EncodeError(f"{depth}-bit colour type {colour} PNG is not supported (tricodec has no {depth}-bit "
+                          "mode for it, and converting it would change its samples)")
     w, h, rows, info = png.Reader(bytes=data).read()
     planes = info["planes"]
     arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
@@ -593,7 +591,8 @@ def write_image(image, path, suffix: str | None = None, png_level: int | None = 
 
         fmt = Image.registered_extensions().get(suffix, "PNG")
         if fmt != "PNG":
-            raise WriteError(f"a 16-bit colour image can be written as PNG, PPM (no alpha) or NPY, not {fmt}")
+            kind = "grey+alpha" if image.shape[2] == 2 else "colour"
+            raise WriteError(f"a 16-bit {kind} image can be written as PNG, PPM (no alpha) or NPY, not {fmt}")
         kwargs = save_kwargs(image, "PNG")
         _write_bytes(path, deep_png(image, kwargs, png_extra_chunks(image), 6 if png_level is None else png_level))
         return
@@ -639,9 +638,10 @@ def _no_metadata(image, fmt: str) -> None:
 
 def _npy_bytes(image) -> bytes:
     """The samples as a .npy file: (H, W) or (H, W, C), uint8 or uint16 (little-endian), for the modes
-    whose samples say everything (L, LA, RGB, RGBA, I;16 and the 16-bit colour modes); no metadata."""
+    whose samples say everything (L, LA, RGB, RGBA, I;16 and the deep modes LA;16, RGB;16, RGBA;16); no
+    metadata."""
     mode = describe(image)[0]
-    if mode not in ("L", "LA", "RGB", "RGBA", "I;16", "RGB;16", "RGBA;16"):
+    if mode not in ("L", "LA", "RGB", "RGBA", "I;16") and mode not in DEEP_MODES:
         raise WriteError(f"NPY holds samples only: a {mode} image would lose its "
                          f"{'palette' if mode in ('P', 'PA') else 'mode'}; write it as PNG or TIFF")
     _no_metadata(image, "NPY")
@@ -656,8 +656,8 @@ def _pnm16_bytes(image) -> bytes:
     """16-bit grey (I;16) as PGM, 16-bit RGB as PPM: maxval 65535, big-endian samples; no alpha, no
     metadata (Pillow writes I;16 as PGM but reads it back as mode I)."""
     mode = describe(image)[0]
-    if mode == "RGBA;16":
-        raise WriteError("PPM cannot hold alpha: write this RGBA;16 image as PNG or NPY")
+    if mode in ("LA;16", "RGBA;16"):
+        raise WriteError(f"PPM cannot hold alpha: write this {mode} image as PNG or NPY")
     _no_metadata(image, "PPM")
     arr = np.asarray(image)
     magic = b"P5" if arr.ndim == 2 else b"P6"

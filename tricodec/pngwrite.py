@@ -1,7 +1,7 @@
-"""A small PNG writer: for what Pillow cannot write (16-bit colour, RGB;16 / RGBA;16, with its metadata)
-and for fast decode output (8-bit L, LA, RGB, RGBA at low zlib levels: about four times as fast as
-Pillow's writer, whose per-row adaptive filter choice costs more than zlib level 1 itself; files about
-as large: the "Up" filter loses ~3% to adaptive filtering, libdeflate wins it back).
+"""A small PNG writer: for what Pillow cannot write (16-bit grey+alpha and colour, LA;16 / RGB;16 /
+RGBA;16, with its metadata) and for fast decode output (8-bit L, LA, RGB, RGBA at low zlib levels: about
+four times as fast as Pillow's writer, whose per-row adaptive filter choice costs more than zlib level 1
+itself; files about as large: the "Up" filter loses ~3% to adaptive filtering, libdeflate wins it back).
 
 Chunks in the order PNG requires (colour chunks and sBIT before PLTE/IDAT), the same chunks Pillow's
 writer makes from :func:`tricodec.metadata.save_kwargs`' arguments, and the image data filtered row by
@@ -40,9 +40,9 @@ _COLOUR_TYPES = {("L", 1): 0, ("LA", 2): 4, ("RGB", 3): 2, ("RGBA", 4): 6}
 
 
 def deep_png(arr: np.ndarray, kwargs: dict, extra: list, level: int = 6) -> bytes:
-    """uint16 (H, W, 3|4) -> PNG bytes: see :func:`png_bytes`."""
-    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise WriteError(f"not a 16-bit colour image: {arr.dtype} {arr.shape}")
+    """uint16 (H, W, 2|3|4) (LA;16, RGB;16, RGBA;16) -> PNG bytes: see :func:`png_bytes`."""
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (2, 3, 4):
+        raise WriteError(f"not a 16-bit grey+alpha or colour image: {arr.dtype} {arr.shape}")
     return png_bytes(arr, kwargs, extra, level)
 
 
