@@ -218,3 +218,13 @@ def test_gpu_writes_and_reads_the_cpu_bytes():
     assert np.array_equal(tricodec.decode_array(data, device="cuda"), arr)
     back = tricodec.decode_batch([data, data], device="cuda", output="torch")
     assert all(np.array_equal(t.cpu().numpy(), arr) for t in back)
+
+
+def test_pil_plugin_opens_grey_alpha_16_as_la_and_refuses_to_load():
+    from tricodec.pil_plugin import TricImageError   # importing it registers the .tric format
+
+    data = tricodec.encode(np.random.default_rng(0).integers(0, 65536, (6, 7, 2)).astype(np.uint16))
+    im = Image.open(io.BytesIO(data))
+    assert im.mode == "LA" and im.size == (7, 6)
+    with pytest.raises(TricImageError, match="LA;16"):
+        im.load()

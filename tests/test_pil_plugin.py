@@ -119,7 +119,7 @@ def test_16bit_colour_opens_but_refuses_to_load(tmp_path):
     path.write_bytes(tricodec.encode(arr))
     im = Image.open(path)
     assert (im.format, im.mode, im.size) == ("TRIC", "RGB", (12, 9))
-    with pytest.raises(OSError, match="16-bit colour.*decode_array"):
+    with pytest.raises(OSError, match="16-bit image.*decode_array"):
         im.load()
     with pytest.raises(tricodec.DecodeError):
         im.load()

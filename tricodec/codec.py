@@ -252,7 +252,8 @@ def _decode_job(job: _DecodeJob, backend):
 
 def decode_any(data: bytes, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
                max_memory: int = fmt.DEFAULT_MAX_MEMORY):
-    """Decode to a PIL image, or to a uint16 (H, W, C) array for 16-bit colour images (modes RGB;16, RGBA;16).
+    """Decode to a PIL image, or to a uint16 (H, W, C) array for the 16-bit images Pillow cannot hold (modes
+    RGB;16, RGBA;16, LA;16).
 
     Files whose header asks for more than ``max_pixels`` pixels or ``max_memory`` bytes of working
     memory are refused before anything is allocated."""
@@ -336,9 +337,10 @@ def _groups(jobs: list, size) -> list:
 
 def decode_batch(datas, *, device: str = "auto", model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS,
                  workers: int = 0, output: str = "pil", stack: bool = False):
-    """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour), in
-    order, ``workers`` at once on the CPU; on a GPU backend each model's files go through its batch hook
-    (as in :func:`encode_batch`), except files whose model ``device="auto"`` keeps on the CPU.
+    """Decode several files (like :func:`decode_any`: PIL images, uint16 arrays for 16-bit colour or
+    grey+alpha), in order, ``workers`` at once on the CPU; on a GPU backend each model's files go through
+    its batch hook (as in :func:`encode_batch`), except files whose model ``device="auto"`` keeps on the
+    CPU.
 
     ``output="numpy"`` gives what :func:`decode_array` gives for each file; ``output="torch"`` the same as
     torch tensors on the backend's device (on a GPU, model-coded files never come back to the host:

@@ -13,8 +13,9 @@ model=...)`` sets the defaults that ``open`` and ``save`` use.
 Errors: a file whose container is broken (bad version, truncated, trailing bytes ...) is refused by
 ``Image.open``; one whose pixels do not decode (corrupted lanes, CRC mismatch) by ``load()``. Both raise
 :class:`TricImageError`, which is a :class:`tricodec.DecodeError` *and* an :class:`OSError` (what
-Pillow's own plugins raise), so either ``except`` catches it. A 16-bit colour file (modes ``RGB;16`` /
-``RGBA;16``) opens with mode ``RGB`` / ``RGBA`` (as Pillow opens a 16-bit PNG) but ``load()`` refuses it
+Pillow's own plugins raise), so either ``except`` catches it. A 16-bit colour or grey+alpha file (modes
+``RGB;16`` / ``RGBA;16`` / ``LA;16``) opens with mode ``RGB`` / ``RGBA`` / ``LA`` (as Pillow opens a
+16-bit PNG) but ``load()`` refuses it
 rather than truncate it: use :func:`tricodec.decode_array`. Saving an image tricodec cannot encode
 raises :class:`TricSaveError` (an :class:`tricodec.EncodeError` and an :class:`OSError`).
 """
@@ -71,7 +72,7 @@ class TricImageFile(ImageFile.ImageFile):
         self.tric_header = header
         self._tric_data = data
         self._size = (header.width, header.height)
-        mode = "RGBA" if header.mode == "RGBA;16" else "RGB" if header.mode == "RGB;16" else header.mode
+        mode = {"RGBA;16": "RGBA", "RGB;16": "RGB", "LA;16": "LA"}.get(header.mode, header.mode)
         if isinstance(getattr(type(self), "mode", None), property):
             self._mode = mode
         else:  # Pillow 10.0: a plain attribute
@@ -93,7 +94,7 @@ class TricImageFile(ImageFile.ImageFile):
     def load(self):
         if self._tric_data is not None:
             if self.tric_header.mode in DEEP_MODES:
-                raise TricImageError(f"16-bit colour image ({self.tric_header.mode}): Pillow cannot hold it "
+                raise TricImageError(f"16-bit image ({self.tric_header.mode}): Pillow cannot hold it "
                                      "without truncating it; use tricodec.decode_array")
             decoded = self._decode()
             if isinstance(decoded, np.ndarray) or decoded.mode != self.mode or decoded.size != self.size:
