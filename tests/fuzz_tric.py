@@ -276,6 +276,8 @@ def seed_images() -> list[tuple[str, object]]:
                                                                                         dtype=np.uint16)),
         ("i16_photo_22x18", Image.fromarray((photo(18, 22, 15)[:, :, 1].astype("<u2") << 4)
                                             + rng.integers(0, 16, (18, 22), dtype="<u2"))),
+        ("la16_photo_20x19", (photo(19, 20, 16)[:, :, 1:].astype(np.uint16) << 6)
+         + rng.integers(0, 64, (19, 20, 2), dtype=np.uint16)),
     ]
 
 
