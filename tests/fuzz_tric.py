@@ -78,10 +78,10 @@ HEADER_FIELDS = {
 INT_HEADER_FIELDS = ["version", "flags", "header_len", "width", "height", "channels", "bit_depth",
                      "crc32", "n_sections", "reserved"]
 LANE_LOG2_RANGE = (6, 16)
-DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4}
+DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4, "LA;16": 2}
 # Every mode name a header might carry, valid Pillow modes and not.
 MODE_NAMES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB",
-              "HSV", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "RGB;16", "RGBA;16",
+              "HSV", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "RGB;16", "RGBA;16", "LA;16",
               "BGR;15", "BGR;16", "BGR;24", "RGB;15", "X", "", "rgb", "L\x01", "\x7f"]
 MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "tric-wf1", "tric-wf2", "TRIC-BS1", "x" * 8, "tric-bs",
                "tric-cx", "tric-wf"]
@@ -1485,7 +1485,7 @@ def run_case(data: bytes, expect_digest: str | None = None, origin_digest: str |
         if file_crc(data, content_crc(image)) != crc:
             return Outcome(FAILURE, "crc-mismatch", f"decoded content does not hash to the header CRC {crc:#010x}",
                            seconds=dt)
-        if isinstance(image, np.ndarray):  # a deep mode names its channel count: RGB;16 3, RGBA;16 4
+        if isinstance(image, np.ndarray):  # a deep mode names its channel count: RGB;16 3, RGBA;16 4, LA;16 2
             ok = image.dtype == np.uint16 and image.ndim == 3 and image.shape[:2] == (h, w) \
                 and mode in DEEP_MODES and image.shape[2] == DEEP_MODES[mode]
             got = f"ndarray {image.dtype} {image.shape}"
