@@ -175,42 +175,39 @@ def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple, 
 
 def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.ndarray:
     """Inverse of :func:`split` (``body``: the DEEP payload after its head) -> uint16 (P, H, W) residual
-    symbols s in [0, 2^D). DecodeError when ``body`` does not hold exactly what the symbols need."""
+    symbols s in [0, 2^D). DecodeError when ``body`` does not hold exactly what the symbols need. One
+    plane at a time: the escapes of plane p, then its low bits (they follow every plane's escapes)."""
     n_planes, h, w = sym.shape
     n = h * w
     plane_bytes = -(-n // 8)
-    low_bytes = sum(shifts) * plane_bytes
-    if low_bytes > len(body):
+    low_at = len(body) - sum(shifts) * plane_bytes     # where the low bits start
+    if low_at < 0:
         raise DecodeError("truncated depth section")
     pos = 0
-    qs = []
+    out = np.empty(sym.shape, np.uint16)
+    half = 1 << (depth - 1)
     for p in range(n_planes):
-        q = sym[p].astype(np.int32) - 128
+        e = sym[p].astype(np.int32) - 128
         width = depth - shifts[p]
         if width > 8:
             hit = (sym[p] == 0) | (sym[p] == 255)
             n_hit = int(np.count_nonzero(hit))
             size = -(-n_hit * width // 8)
-            if pos + size > len(body) - low_bytes:
+            if pos + size > low_at:
                 raise DecodeError("truncated depth section")
-            q[hit] = _unpack_bits(bytes(body[pos:pos + size]), n_hit, width) - (1 << (width - 1))
+            e[hit] = _unpack_bits(bytes(body[pos:pos + size]), n_hit, width) - (1 << (width - 1))
             pos += size
-        qs.append(q)
-    if pos + low_bytes != len(body):
-        raise DecodeError("depth section does not match the image")
-    out = np.empty(sym.shape, np.uint16)
-    half = 1 << (depth - 1)
-    for p, q in enumerate(qs):
-        t = shifts[p]
-        e = q << t
-        for b in range(t):
-            bits = np.unpackbits(np.frombuffer(body, np.uint8, plane_bytes, pos), count=n, bitorder="little")
+        e <<= shifts[p]
+        for b in range(shifts[p]):
+            bits = np.unpackbits(np.frombuffer(body, np.uint8, plane_bytes, low_at), count=n, bitorder="little")
             e |= bits.reshape(h, w).astype(np.int32) << b
-            pos += plane_bytes
-        s = e + half
-        if s.min() < 0 or s.max() >= 2 * half:
+            low_at += plane_bytes
+        e += half
+        if e.min() < 0 or e.max() >= 2 * half:
             raise DecodeError("residual out of range: the file is corrupted")
-        out[p] = s
+        out[p] = e
+    if pos != len(body) - sum(shifts) * plane_bytes:
+        raise DecodeError("depth section does not match the image")
     return out
 
 
