@@ -51,7 +51,7 @@ def test_split_join_inverts(depth, shifts):
     half = 1 << (depth - 1)
     e = rng.integers(-half, half, (3, 13, 17)).astype(np.int32)
     e[:, 0, :4] = [-half, half - 1, 0, -1] if depth > 1 else [-1, 0, 0, -1]   # the extremes
-    sym, body = deep.split(e, depth, shifts)
+    sym, body = deep.split((e + half).astype(np.uint16), depth, shifts)
     assert sym.dtype == np.uint8
     s = deep.join(sym, memoryview(body), depth, shifts)
     assert np.array_equal(s.astype(np.int32) - half, e)
@@ -59,14 +59,14 @@ def test_split_join_inverts(depth, shifts):
 
 def test_split_escapes_only_where_the_symbol_is_clamped():
     e = np.array([[[0, 126, 127, -127, -128, 5000, -5000]]], np.int32)
-    sym, body = deep.split(e, 16, (0,))
+    sym, body = deep.split((e + (1 << 15)).astype(np.uint16), 16, (0,))
     assert sym.tolist() == [[[128, 254, 255, 1, 0, 255, 0]]]
     assert len(body) == -(-4 * 16 // 8)          # four escapes of 16 bits, no low bits
 
 
 def test_join_refuses_a_body_of_the_wrong_length():
     e = np.arange(-40, 40, dtype=np.int32).reshape(1, 8, 10) * 300
-    sym, body = deep.split(e, 16, (3,))
+    sym, body = deep.split((e + (1 << 15)).astype(np.uint16), 16, (3,))
     for bad in (body[:-1], body + b"\0"):
         with pytest.raises(DecodeError):
             deep.join(sym, memoryview(bad), 16, (3,))
@@ -77,8 +77,8 @@ def test_shift_choice_follows_the_noise():
     rng = np.random.default_rng(1)
     quiet = rng.laplace(0, 2, (1, 64, 64)).astype(np.int32)
     loud = rng.laplace(0, 600, (1, 64, 64)).astype(np.int32)
-    assert deep.choose_shifts(quiet, 16) == (0,)
-    assert 5 <= deep.choose_shifts(loud, 16)[0] <= 10
+    assert deep.choose_shifts((quiet + (1 << 15)).astype(np.uint16), 16) == (0,)
+    assert 5 <= deep.choose_shifts((loud + (1 << 15)).astype(np.uint16), 16)[0] <= 10
 
 
 # ---- through the codec ----

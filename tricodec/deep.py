@@ -89,14 +89,15 @@ def _sample_rows(h: int) -> np.ndarray:
     return np.unique(np.linspace(1, h - 1, SAMPLE_ROWS).astype(np.int64))
 
 
-def choose_shifts(e: np.ndarray, depth: int) -> tuple[int, ...]:
-    """int32 (P, H, W) signed residuals -> each plane's shift (the cheapest by :func:`_cost`)."""
-    rows = _sample_rows(e.shape[1])
+def choose_shifts(s: np.ndarray, depth: int) -> tuple[int, ...]:
+    """uint16 (P, H, W) residual symbols in [0, 2^D) -> each plane's shift (the cheapest by :func:`_cost`)."""
+    rows = _sample_rows(s.shape[1])
     if rows.size == 0:
-        return (0,) * e.shape[0]
+        return (0,) * s.shape[0]
     out = []
-    for plane in e:
-        up, cur = plane[rows - 1], plane[rows]
+    for plane in s:
+        up = plane[rows - 1].astype(np.int32) - (1 << (depth - 1))
+        cur = plane[rows].astype(np.int32) - (1 << (depth - 1))
         costs = [_cost(up, cur, depth, t) for t in range(depth)]
         out.append(int(np.argmin(costs)))
     return tuple(out)
@@ -125,20 +126,23 @@ def _bit_planes(low: np.ndarray, t: int) -> bytes:
                     for b in range(t))
 
 
-def split(e: np.ndarray, depth: int, shifts: tuple) -> tuple[np.ndarray, bytes]:
-    """int32 (P, H, W) signed residuals -> (uint8 (P, H, W) symbols, the DEEP section's payload)."""
-    n_planes = e.shape[0]
-    sym = np.empty(e.shape, np.uint8)
+def split(s: np.ndarray, depth: int, shifts: tuple) -> tuple[np.ndarray, bytes]:
+    """uint16 (P, H, W) residual symbols in [0, 2^D) -> (uint8 (P, H, W) symbols, the DEEP section's
+    payload). One plane's signed residuals at a time (int32: a whole image of them would double the
+    encoder's peak memory)."""
+    n_planes = s.shape[0]
+    sym = np.empty(s.shape, np.uint8)
     escapes, lows = [], []
     for p in range(n_planes):
         t = shifts[p]
-        q = e[p] >> t
+        e = s[p].astype(np.int32) - (1 << (depth - 1))
+        q = e >> t
         sym[p] = (np.clip(q, -128, 127) + 128).astype(np.uint8)
         width = depth - t
         if width > 8:
             hit = (sym[p] == 0) | (sym[p] == 255)
             escapes.append(_pack_bits((q[hit] + (1 << (width - 1))).astype(np.int64), width))
-        lows.append(_bit_planes(e[p] & ((1 << t) - 1), t))
+        lows.append(_bit_planes((e & ((1 << t) - 1)).astype(np.uint16), t))
     return sym, b"".join(escapes) + b"".join(lows)
 
 
@@ -219,9 +223,8 @@ def encode_deep(model, planes: np.ndarray, backend) -> list:
     v = np.ascontiguousarray(planes >> zeros if zeros else planes)
     blend = choose_params(v, depth)
     s = backend.download(backend.compute_blend_residuals(backend.upload(v), blend, depth))
-    e = s.astype(np.int32) - (1 << (depth - 1))
-    shifts = choose_shifts(e, depth)
-    sym, body = split(e, depth, shifts)
+    shifts = choose_shifts(s, depth)
+    sym, body = split(s, depth, shifts)
     sections = model.encode_residuals_batch([backend.upload(sym)], backend)[0]
     return list(sections) + [(fmt.SEC_DEEP, pack_params(depth, zeros, shifts, blend) + body)]
 
