@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from tricodec.bench import _median_time, _ratio, machine_lines
+from tricodec.bench import _median_time, _ratio, machine_lines, measure_all
 
 SUFFIXES = {".png", ".tif", ".tiff"}
 JXL_REFERENCE_EFFORT = 7
@@ -253,17 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"codecs: {', '.join(c.name for c in codecs)}")
     print()
 
-    results, failures = [], []
     t0 = time.perf_counter()
-    for im in images:
-        for c in codecs:
-            r, err = measure(c, im, args.repeat)
-            if err:
-                failures.append(err)
-                print(f"!!! FAILURE: {err}", file=sys.stderr, flush=True)
-            else:
-                results.append(r)
-        print(f"  done {im.name} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    results, failures = measure_all(images, codecs, args.repeat, measure)
 
     names = [c.name for c in codecs]
     tric = names[0]

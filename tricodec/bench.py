@@ -350,6 +350,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+
+def measure_all(samples, codecs, repeat: int, measure) -> tuple[list, list]:
+    """``measure(codec, sample, repeat) -> (result, error)`` of every codec on every sample -> (results,
+    errors); failures and progress go to stderr (stdout stays a clean report)."""
+    results, failures = [], []
+    t_start = time.perf_counter()
+    for sample in samples:
+        for codec in codecs:
+            r, err = measure(codec, sample, repeat)
+            if err:
+                failures.append(err)
+                print(f"!!! FAILURE: {err}", file=sys.stderr, flush=True)
+            else:
+                results.append(r)
+        print(f"  done {sample.name} ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
+    return results, failures
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     threads = os.cpu_count() or 1
@@ -378,18 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"codecs: {', '.join(c.name for c in codecs)}")
     print()
 
-    results, failures = [], []
     t_start = time.perf_counter()
-    for sample in samples:
-        for codec in codecs:
-            r, err = measure(codec, sample, args.repeat)
-            if err:
-                failures.append(err)
-                print(f"!!! FAILURE: {err}", file=sys.stderr, flush=True)
-            else:
-                results.append(r)
-        # progress on stderr keeps stdout a clean report
-        print(f"  done {sample.name} ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
+    results, failures = measure_all(samples, codecs, args.repeat, measure)
 
     summaries = summarise(results, [c.name for c in codecs])
     print_tables(summaries, [s.name for s in samples])
