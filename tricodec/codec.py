@@ -6,6 +6,8 @@
 
 ``encode_batch``/``decode_batch`` run the same steps (``_encode_prepare``/``_encode_finish``,
 ``_decode_prepare``/``_decode_finish``) for several images, their lanes in shared launches on a GPU.
+16-bit images take the same path through ``deep.py``'s depth split (``encode_model``/``decode_model``:
+the model codes 8-bit symbols, the DEEP section the rest), one image at a time.
 """
 from __future__ import annotations
 
