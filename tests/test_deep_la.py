@@ -75,7 +75,7 @@ def test_photo_is_model_coded_and_smaller_than_png(tmp_path):
     data = tricodec.encode(arr, device="cpu")
     header, sections = container.unpack(data)
     assert not header.is_fallback and header.model_name == "tric-wf2" and container.SEC_DEEP in sections
-    depth, zeros, shifts, params = deep.unpack_params(sections[container.SEC_DEEP], 2)
+    depth, zeros, shifts, params, _ = deep.unpack_params(sections[container.SEC_DEEP], (2, 48, 40))
     assert (depth, zeros) == (12, 0) and len(shifts) == 2
     assert params[1, 1] == -1 and params[1, 3] == -1       # alpha refers to no other plane
     assert len(data) < len(png16(arr, greyscale=True))

@@ -7,7 +7,9 @@ image reaches it like this (planes in the model's coding order; everything integ
     D = bit length of max(x >> k)  (>= 1)             # 12-bit data in 16-bit samples: D = 12
     v = x >> k
     s = blend_ref's residual symbol of v at depth D: s in [0, 2^D) (each plane's mode, MED or the blend,
-        and colour reference chosen as for an 8-bit image by blend_select, at depth D: recorded)
+        and colour reference chosen as for an 8-bit image by blend_select, at depth D: recorded), in
+        bands of R rows predicted each as an image of its own (so that a decoder scans them side by
+        side: a one-plane image would otherwise be one sequential scan; R recorded)
     e = s - 2^(D-1)                                   # signed residual
     per plane p, a shift t_p (the encoder's choice, 0 <= t_p < D; recorded):
         q   = e >> t_p                                # floor; q in [-2^(E-1), 2^(E-1)), E = D - t_p
@@ -22,13 +24,17 @@ to uniform noise in a deep photo, so storing them raw costs little. The decoder 
 The model's sections (SIDE, LANES) hold the symbols as for an 8-bit image; the ``DEEP`` section holds::
 
     D (u8) | k (u8) | predictor (u8: 1 = blend_ref's; other values are refused) | t_p (u8 x P)
-    | P x 5 int8: each plane's blend parameters (mode, q1, c1, q2, c2)
+    | P x 5 int8: each plane's blend parameters (mode, q1, c1, q2, c2) | R (u32: rows of a predictor band)
     | per plane: its escapes, E_p bits each, LSB first, padded to a byte (none when E_p <= 8)
     | per plane: its low bits as t_p bit planes (bit 0 first), each ceil(H*W / 8) bytes, LSB first
 
 Only the choice of the shifts uses floats (an entropy estimate); it is recorded, never recomputed.
 """
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +44,8 @@ from .blend_select import choose_params
 from .errors import DecodeError
 
 MAX_BITS = 16
+BAND_PIXELS = 1 << 19      # the encoder's predictor bands: one per this many pixels ...
+MAX_BANDS = 8              # ... at most this many (each band's first row loses the row above it: +0.2%)
 SAMPLE_ROWS = 256          # rows the shift estimate reads at most (spread over the image)
 _BUCKETS = 16              # context buckets of the estimate: log2 of 1 + |q_W| + |q_N|
 
@@ -149,17 +157,33 @@ def split(s: np.ndarray, depth: int, shifts: tuple) -> tuple[np.ndarray, bytes]:
 PRED_BLEND = 1             # the DEEP section's predictor byte: blend_ref's (room for another one)
 
 
-def pack_params(depth: int, zeros: int, shifts: tuple, blend: np.ndarray) -> bytes:
-    """The DEEP section's head; ``blend``: int (P, 5) parameters of the predictor."""
-    return bytes([depth, zeros, PRED_BLEND, *shifts]) + np.asarray(blend, np.int8).tobytes()
+class DeepParams(NamedTuple):
+    depth: int                 # D: bits a sample uses after the zero shift
+    zeros: int                 # k: low zero bits every sample shares
+    shifts: tuple              # t_p: each plane's shift
+    blend: np.ndarray          # int32 (P, 5): the predictor's parameters
+    band_rows: int             # R: rows of a predictor band
+
+
+def band_rows(height: int, width: int) -> int:
+    """The encoder's predictor band height: about BAND_PIXELS pixels a band, MAX_BANDS at most."""
+    n = min(MAX_BANDS, max(1, height * width // BAND_PIXELS))
+    return -(-height // n)
 
 
 def head_size(n_planes: int) -> int:
-    return 3 + 6 * n_planes
+    return 3 + 6 * n_planes + 4
 
 
-def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple, np.ndarray]:
-    """The DEEP section's head -> (D, k, shifts, predictor params int32 (P, 5)), validated."""
+def pack_params(p: DeepParams) -> bytes:
+    """The DEEP section's head."""
+    return (bytes([p.depth, p.zeros, PRED_BLEND, *p.shifts]) + np.asarray(p.blend, np.int8).tobytes()
+            + int(p.band_rows).to_bytes(4, "little"))
+
+
+def unpack_params(payload: memoryview, shape: tuple) -> DeepParams:
+    """The DEEP section's head for planes of ``shape`` (P, H, W) -> its DeepParams, validated."""
+    n_planes, height = shape[0], shape[1]
     if len(payload) < 3:
         raise DecodeError("truncated depth section")
     if payload[2] != PRED_BLEND:
@@ -168,13 +192,16 @@ def unpack_params(payload: memoryview, n_planes: int) -> tuple[int, int, tuple, 
         raise DecodeError("truncated depth section")
     depth, zeros = payload[0], payload[1]
     shifts = tuple(payload[3:3 + n_planes])
-    if not 1 <= depth <= MAX_BITS or depth + zeros > MAX_BITS or any(t >= depth for t in shifts):
+    rows = int.from_bytes(bytes(payload[3 + 6 * n_planes:head_size(n_planes)]), "little")
+    if not 1 <= depth <= MAX_BITS or depth + zeros > MAX_BITS or any(t >= depth for t in shifts) \
+            or not 1 <= rows <= height:
         raise DecodeError("invalid depth parameters")
-    params = np.frombuffer(bytes(payload[3 + n_planes:head_size(n_planes)]), np.int8).astype(np.int32)
+    params = np.frombuffer(bytes(payload[3 + n_planes:3 + 6 * n_planes]), np.int8).astype(np.int32)
     try:
-        return depth, zeros, shifts, br.check_params(params.reshape(n_planes, 5), n_planes)
+        blend = br.check_params(params.reshape(n_planes, 5), n_planes)
     except ValueError as e:
         raise DecodeError(f"bad predictor parameters: {e}") from None
+    return DeepParams(depth, zeros, shifts, blend, rows)
 
 
 def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.ndarray:
@@ -217,16 +244,44 @@ def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.nda
 
 # ---- the model path of a deep image ----
 
+def _bands(height: int, rows: int) -> list[tuple[int, int]]:
+    return [(y, min(y + rows, height)) for y in range(0, height, rows)]
+
+
 def encode_deep(model, planes: np.ndarray, backend) -> list:
     """uint16 (P, H, W) planes in coding order -> the model's sections and the DEEP section."""
     depth, zeros = depth_of(planes)
     v = np.ascontiguousarray(planes >> zeros if zeros else planes)
     blend = choose_params(v, depth)
-    s = backend.download(backend.compute_blend_residuals(backend.upload(v), blend, depth))
+    rows = band_rows(*v.shape[1:])
+    s = np.empty_like(v)
+    for y0, y1 in _bands(v.shape[1], rows):
+        band = backend.upload(np.ascontiguousarray(v[:, y0:y1]))
+        s[:, y0:y1] = backend.download(backend.compute_blend_residuals(band, blend, depth))
     shifts = choose_shifts(s, depth)
     sym, body = split(s, depth, shifts)
     sections = model.encode_residuals_batch([backend.upload(sym)], backend)[0]
-    return list(sections) + [(fmt.SEC_DEEP, pack_params(depth, zeros, shifts, blend) + body)]
+    return list(sections) + [(fmt.SEC_DEEP, pack_params(DeepParams(depth, zeros, shifts, blend, rows)) + body)]
+
+
+def _scan(s: np.ndarray, p: DeepParams, backend) -> np.ndarray:
+    """The predictor's decode scan, band by band: side by side on the CPU (numba releases the GIL), one
+    after another on a GPU (each band a wavefront of its own)."""
+    out = np.empty_like(s)
+
+    def one(band):
+        y0, y1 = band
+        res = backend.upload(np.ascontiguousarray(s[:, y0:y1]))
+        out[:, y0:y1] = backend.download(backend.reconstruct_blend(res, p.blend, p.depth))
+
+    bands = _bands(s.shape[1], p.band_rows)
+    if backend.name == "cpu" and len(bands) > 1:
+        with ThreadPoolExecutor(min(len(bands), os.cpu_count() or 1)) as pool:
+            list(pool.map(one, bands))
+    else:
+        for band in bands:
+            one(band)
+    return out
 
 
 def decode_deep(model, sections: dict, shape: tuple, backend) -> np.ndarray:
@@ -234,8 +289,7 @@ def decode_deep(model, sections: dict, shape: tuple, backend) -> np.ndarray:
     payload = sections.get(fmt.SEC_DEEP)
     if payload is None:
         raise DecodeError("16-bit file without its depth section")
-    depth, zeros, shifts, blend = unpack_params(payload, shape[0])
+    p = unpack_params(payload, shape)
     sym = backend.download(model.decode_residuals_batch([sections], [shape], backend)[0])
-    s = join(sym, payload[head_size(shape[0]):], depth, shifts)
-    v = backend.download(backend.reconstruct_blend(backend.upload(s), blend, depth))
-    return v << zeros if zeros else v
+    v = _scan(join(sym, payload[head_size(shape[0]):], p.depth, p.shifts), p, backend)
+    return v << p.zeros if p.zeros else v
