@@ -25,6 +25,7 @@ import typer
 from PIL import Image
 
 from tricodec import codec
+from tricodec import deep
 from tricodec import frames as tframes
 from tricodec.backend import DEVICES, get_backend, image_workers
 from tricodec.errors import EncodeError, TricodecError, WriteError
@@ -728,6 +729,12 @@ def info(file: Path = typer.Argument(..., help=".tric file"),
          "crc32": f"{header.crc32:08x}",
          "bpsp": round(8 * len(data) / samples, 4),
          "metadata": {k: len(v) for k, v in meta.items()}})
+    if frames is None and not header.is_fallback and header.bit_depth == 16:
+        try:
+            d["depth_split"] = deep.summary(data)
+        except TricodecError as e:
+            _fail(f"{file}: {e}")
+            raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(d))
     else:

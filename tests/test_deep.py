@@ -263,3 +263,19 @@ def test_cli_codes_16bit_files_with_the_model(tmp_path, name, channels):
     assert r.exit_code == 0, r.output
     back = read_image(tmp_path / "out" / decoded_name(name + ".tric", header.mode))   # PNG for TIFF/PPM
     assert np.array_equal(np.asarray(back).reshape(arr.shape), arr)
+
+
+def test_cli_info_tells_the_depth_split(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tricodec.cli.main import app
+
+    path = tmp_path / "x.tric"
+    path.write_bytes(tricodec.encode(deep_photo(40, 44, 3, bits=12, seed=3) << 2, device="cpu"))
+    r = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    split = json.loads(r.output)["depth_split"]
+    assert split["bits"] == 12 and split["zero_bits"] == 2 and len(split["shifts"]) == 3
+    assert split["predictor_bands"] == 1

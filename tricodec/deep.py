@@ -244,6 +244,17 @@ def join(sym: np.ndarray, body: memoryview, depth: int, shifts: tuple) -> np.nda
 
 # ---- the model path of a deep image ----
 
+def summary(data: bytes) -> dict:
+    """What a model-coded 16-bit file's DEEP section says (``tricodec info``): the significant bits, the
+    zero bits dropped, each plane's shift and the number of predictor bands."""
+    header, sections = fmt.unpack(data)
+    if fmt.SEC_DEEP not in sections:
+        raise DecodeError("not a model-coded 16-bit file")
+    p = unpack_params(sections[fmt.SEC_DEEP], (header.channels, header.height, header.width))
+    return {"bits": p.depth, "zero_bits": p.zeros, "shifts": list(p.shifts),
+            "predictor_bands": len(_bands(header.height, p.band_rows))}
+
+
 def _bands(height: int, rows: int) -> list[tuple[int, int]]:
     return [(y, min(y + rows, height)) for y in range(0, height, rows)]
 
