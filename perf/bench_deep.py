@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from tricodec.bench import _median_time, _ratio, machine_lines, measure_all
+from tricodec.bench import _median_time, _ratio, measure_all, print_run_header
 
 SUFFIXES = {".png", ".tif", ".tiff"}
 JXL_REFERENCE_EFFORT = 7
@@ -226,18 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dir.is_dir():
         ap.error(f"{args.dir} is not a directory")
 
-    threads = os.cpu_count() or 1
-    try:
-        import torch
-        torch.set_num_threads(threads)
-        tthreads = torch.get_num_threads()
-    except ImportError:
-        tthreads = "n/a"
     import imagecodecs
-    command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
-    print(f"command: {command}")
-    for line in machine_lines(tthreads):
-        print(line)
+    threads = os.cpu_count() or 1
+    print_run_header(argv)
     print(f"versions: imagecodecs {imagecodecs.__version__} (libjxl, libpng, zlib as built into it)")
 
     images, notes = load_deep(args.dir)

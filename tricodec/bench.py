@@ -367,8 +367,10 @@ def measure_all(samples, codecs, repeat: int, measure) -> tuple[list, list]:
         print(f"  done {sample.name} ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
     return results, failures
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+
+def print_run_header(argv: list[str] | None) -> str:
+    """Torch on every core, then the command line and the machine lines every benchmark starts with ->
+    the command line."""
     threads = os.cpu_count() or 1
     try:
         import torch
@@ -376,11 +378,16 @@ def main(argv: list[str] | None = None) -> int:
         threads = torch.get_num_threads()
     except ImportError:
         threads = "n/a (torch not installed)"
-
     command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
     print(f"command: {command}")
     for line in machine_lines(threads):
         print(line)
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = print_run_header(argv)
 
     samples, image_notes = load_images(args.dirs)
     codecs, codec_notes = build_codecs(args.codecs, args.jxl_efforts, args.models)
