@@ -186,3 +186,59 @@ def test_palette_image_without_plte_is_coded_or_refused_with_a_typed_error():
     except tricodec.TricodecError:
         return
     assert tricodec.decode(data).tobytes() == image.tobytes()
+
+
+# ---- the fallback check's trials beside the model's encode (encode's speed on small grey photos) ----
+
+FALLBACK_CASES = {
+    "photo-400x300": lambda: smooth_photo(400, 300),
+    "diagram-p-1024x768": lambda: diagram(1024, 768, "P"),
+    "diagram-l-600x400": lambda: diagram(600, 400, "L"),
+    "noise-l-300x300": lambda: Image.fromarray(RNG.integers(0, 256, (300, 300), dtype=np.uint8)),
+    "two-colour-20x20": two_colour_drawing,
+    "deep-rgb16-tiles": lambda: np.tile(RNG.integers(0, 65536, (16, 16, 3)).astype(np.uint16), (20, 20, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACK_CASES))
+@pytest.mark.parametrize("model_fraction", [None, 0.05, 0.4, 2.0])
+def test_estimates_made_beforehand_choose_the_same_payload(name, model_fraction):
+    """``codec.encode`` makes the sample estimates before it knows the model's size: the choice must be
+    the one ``choose_fallback`` makes alone, for a model that wins, loses or does not code the image."""
+    image = FALLBACK_CASES[name]()
+    raw = fallback.pixel_bytes(image)
+    model_size = None if model_fraction is None else int(model_fraction * len(raw))
+    alone = fallback.choose_fallback(image, model_size)
+    assert fallback.choose_fallback(image, model_size, raw, fallback.estimate_fallbacks(image, raw)) == alone
+
+
+def test_a_png_that_cannot_win_is_not_decoded_to_prove_it(monkeypatch):
+    """Proving a PNG exact decodes it: done only for a PNG smaller than the limit."""
+    image = smooth_photo(300, 200)
+    size = plain_png(image)
+    decoded = []
+    real = fallback._decodes_to
+    monkeypatch.setattr(fallback, "_decodes_to", lambda data, im: decoded.append(len(data)) or real(data, im))
+    assert fallback.encode_png(image, 0, limit=size + 1) is None and decoded == []
+    payload = fallback.encode_png(image, 0, limit=size + 2)
+    assert payload is not None and len(payload) == size + 1 and decoded == [size]
+
+
+def test_encode_reports_an_error_of_the_trials(monkeypatch):
+    from tricodec import codec
+
+    def broken(image, raw):
+        raise MemoryError("trials")
+    monkeypatch.setattr(codec, "estimate_fallbacks", broken)
+    with pytest.raises(MemoryError, match="trials"):
+        tricodec.encode(smooth_photo(64, 48), device="cpu")
+
+
+def test_encode_reports_the_models_error_not_the_trials(monkeypatch):
+    from tricodec import codec
+
+    def broken_model(*args):
+        raise RuntimeError("model")
+    monkeypatch.setattr(codec, "encode_model", broken_model)
+    with pytest.raises(RuntimeError, match="model"):
+        tricodec.encode(smooth_photo(64, 48), device="cpu")

@@ -16,6 +16,7 @@ import io
 import lzma
 import struct
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -45,10 +46,13 @@ WIN_MARGIN = 1.1              # the full candidate runs only if the sample's est
 INCOMPRESSIBLE = 0.95         # ... and below this x the raw size
 
 
-def choose_fallback(image, model_size: int | None = None, raw=None) -> bytes | None:
+def choose_fallback(image, model_size: int | None = None, raw=None, estimates: "Estimates | None" = None
+                    ) -> bytes | None:
     """The payload of a FALLBACK section to store instead of the model's sections (``model_size`` bytes in
     all; None when the model does not code this image), or None when the model's sections are smaller.
-    ``raw``: the image's :func:`pixel_bytes` when the caller has them already (no second copy).
+    ``raw``: the image's :func:`pixel_bytes` when the caller has them already (no second copy);
+    ``estimates``: :func:`estimate_fallbacks` of the image when the caller made them already (the encoder
+    makes them beside the model's encode; the choice is the same).
 
     PNG is tried for every mode PNG holds: all variants (zlib levels, strategies, filters) when the image
     is small, fewer when it has few colours or the model reached < 2 bits per sample, else Pillow's plain
@@ -56,14 +60,14 @@ def choose_fallback(image, model_size: int | None = None, raw=None) -> bytes | N
     of rows and run in full only when the estimate can win, so a photo pays milliseconds, not seconds (a
     10 MP photo spent 21 s in LZMA, which never won). STORED is the floor."""
     raw = pixel_bytes(image) if raw is None else raw
+    est = estimate_fallbacks(image, raw) if estimates is None else estimates
     stored_size = 1 + _PAL.size + len(palette(image)[1]) + len(raw)
     limit = stored_size if model_size is None else min(model_size, stored_size)
     best = None
-    samples = _Samples(image)
-    effort = _png_effort(image, model_size, len(raw), samples)
-    for candidate in (lambda: _best_png(image, samples, len(raw), limit, effort),
-                      lambda: _bounded_lzma(image, samples, raw, limit)):
-        payload = candidate()
+    effort = _png_effort(image, model_size, len(raw), est.few_colours)
+    for estimate, full in ((est.png, lambda: encode_png(image, effort, limit)),
+                           (est.lzma, lambda: encode_raw(image, compress=True, data=raw))):
+        payload = full() if _worth_full(estimate, len(raw), limit) else None
         if payload is not None and len(payload) < limit:
             best, limit = payload, len(payload)
     if best is None and (model_size is None or stored_size < model_size):
@@ -71,7 +75,32 @@ def choose_fallback(image, model_size: int | None = None, raw=None) -> bytes | N
     return best
 
 
-def _png_effort(image, model_size: int | None, n_raw: int, samples: "_Samples") -> int:
+class Estimates(NamedTuple):
+    """What the fallback candidates would cost, known before the model's size: ``png`` / ``lzma`` their
+    estimated payload bytes (0: a small image, always run in full; None: the candidate cannot hold the
+    image), ``few_colours``: a big image with few colours (PNG variants are then tried)."""
+    png: float | None
+    lzma: float | None
+    few_colours: bool
+
+
+def estimate_fallbacks(image, raw=None) -> Estimates:
+    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images).
+    Independent of the model: ``codec.encode`` runs it in a thread beside the model's encode (zlib and
+    lzma release the GIL)."""
+    n_raw = len(pixel_bytes(image) if raw is None else raw)
+    png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
+    samples = _Samples(image)
+    few = (png_ok and image.mode not in ("1", "P") and image.width * image.height >= SMALL_PIXELS
+           and _few_colours(samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
+    if n_raw <= SAMPLE_ABOVE:
+        return Estimates(0 if png_ok else None, 0, few)
+    # (the PNG samples' sizes only: proving a sample's PNG exact would decode it for nothing)
+    return Estimates(_estimate(_pillow_png, samples, n_raw) if png_ok else None,
+                     _estimate(lambda im: encode_raw(im, compress=True, sample=True), samples, n_raw), few)
+
+
+def _png_effort(image, model_size: int | None, n_raw: int, few_colours: bool) -> int:
     """How many PNG variants to try: 2 (all) for small images, 1 (two more) for big ones with few colours
     or that the model found to be graphics, 0 (Pillow's plain PNG) for the others."""
     if not isinstance(image, Image.Image) or image.mode not in PNG_MODES:
@@ -80,7 +109,7 @@ def _png_effort(image, model_size: int | None, n_raw: int, samples: "_Samples") 
         return 2
     if image.mode in ("1", "P") or (model_size is not None and 8 * model_size < TRY_PNG_BELOW_BPSP * n_raw):
         return 1
-    return int(_few_colours(samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
+    return int(few_colours)
 
 
 def _few_colours(image: Image.Image) -> bool:
@@ -130,44 +159,53 @@ class _Samples:
         return self._made[rows]
 
 
-def _worth_full(encode, samples: _Samples, n_raw: int, limit: int) -> bool:
-    """Small images: always. Big ones: only if ``encode``'s size, estimated from samples, can beat
-    ``limit``. Two samples at the same places, the second with twice the rows: the estimate is the second's
-    size plus its marginal cost per raw byte times the bytes not sampled, so fixed costs (headers, the
-    compressor's warm-up) are not scaled up with the image (flat graphics were estimated 4x too big)."""
-    if n_raw <= SAMPLE_ABOVE:
-        return True
+def _estimate(encode, samples: _Samples, n_raw: int) -> float | None:
+    """``encode``'s size on the whole image, from samples (None: ``encode`` cannot hold the image). Two
+    samples at the same places, the second with twice the rows: the estimate is the second's size plus
+    its marginal cost per raw byte times the bytes not sampled, so fixed costs (headers, the compressor's
+    warm-up) are not scaled up with the image (flat graphics were estimated 4x too big)."""
     small, big = samples.get(SAMPLE_ROWS // 2), samples.get(SAMPLE_ROWS)
     a, b = encode(small), encode(big)
     if a is None or b is None:
-        return False
+        return None
     n_small, n_big = len(pixel_bytes(small)), len(pixel_bytes(big))
     marginal = max(0, len(b) - len(a)) / max(1, n_big - n_small)
-    estimate = len(b) + marginal * max(0, n_raw - n_big)
+    return len(b) + marginal * max(0, n_raw - n_big)
+
+
+def _worth_full(estimate: float | None, n_raw: int, limit: int) -> bool:
+    """Run a candidate in full? Small images: always; big ones: if its estimate can beat ``limit``."""
+    if estimate is None:
+        return False
+    if n_raw <= SAMPLE_ABOVE:
+        return True
     # Near-incompressible data (noise) cannot beat STORED by enough to pay for a full run.
     return estimate < WIN_MARGIN * limit and estimate < INCOMPRESSIBLE * n_raw
-
-
-def _best_png(image, samples: _Samples, n_raw: int, limit: int, effort: int) -> bytes | None:
-    if not isinstance(image, Image.Image) or image.mode not in PNG_MODES:
-        return None
-    if not _worth_full(encode_png, samples, n_raw, limit):
-        return None
-    return encode_png(image, effort, limit)
-
-
-def _bounded_lzma(image, samples: _Samples, raw: bytes, limit: int) -> bytes | None:
-    if not _worth_full(lambda im: encode_raw(im, compress=True, sample=True), samples, len(raw), limit):
-        return None
-    return encode_raw(image, compress=True, data=raw)
 
 
 # ---- the candidates ----
 
 def encode_png(image, effort: int = 0, limit: int | None = None) -> bytes | None:
-    """PNG payload of the image if a PNG holds it exactly, else None: Pillow's PNG, or with ``effort``
-    1 or 2 the smallest of it and the variants of :func:`_png_variants` that decodes back exactly. The
-    variants are skipped when Pillow's PNG is more than VARIANT_GAIN x ``limit`` (they cannot win)."""
+    """PNG payload of the image if a PNG holds it exactly in fewer than ``limit`` bytes, else None:
+    Pillow's PNG, or with ``effort`` 1 or 2 the smallest of it and the variants of :func:`_png_variants`
+    that decodes back exactly. The variants are skipped when Pillow's PNG is more than VARIANT_GAIN x
+    ``limit`` (they cannot win)."""
+    pillow_png = _pillow_png(image)
+    if pillow_png is None:
+        return None
+    candidates = [pillow_png]
+    if effort and (limit is None or len(pillow_png) < VARIANT_GAIN * limit):
+        candidates += _png_variants(image, pillow_png, effort)
+    for data in sorted(candidates, key=len):
+        if limit is not None and 1 + len(data) >= limit:
+            break            # none of these can win: no need to prove one exact (a decode of the image)
+        if _decodes_to(data, image):
+            return bytes([PNG]) + data
+    return None
+
+
+def _pillow_png(image) -> bytes | None:
+    """Pillow's PNG of the image (not yet proved exact), or None where Pillow cannot write one."""
     if not isinstance(image, Image.Image) or image.mode not in PNG_MODES:
         return None
     buf = io.BytesIO()
@@ -175,13 +213,7 @@ def encode_png(image, effort: int = 0, limit: int | None = None) -> bytes | None
         image.save(buf, format="PNG")
     except Exception:
         return None
-    candidates = [buf.getvalue()]
-    if effort and (limit is None or len(buf.getvalue()) < VARIANT_GAIN * limit):
-        candidates += _png_variants(image, buf.getvalue(), effort)
-    for data in sorted(candidates, key=len):
-        if _decodes_to(data, image):
-            return bytes([PNG]) + data
-    return None
+    return buf.getvalue()
 
 
 def _decodes_to(data: bytes, image: Image.Image) -> bool:
