@@ -63,12 +63,13 @@ from tricodec import context_model as cm
 from tricodec import wavefront_ref as wr
 from tricodec.codec import backend_for
 from tricodec.context_model import plane_kinds
-from tricodec.context_ref import ACT_MAX, N_TOKENS, NB_B, Q_ADAPT, _sgn, _token
+from tricodec.context_ref import N_TOKENS, Q_ADAPT, _sgn, _token
 from tricodec.wavefront_model import weight_schedule
 from tricodec.wavefront_ref import MIX_BITS, MIX_ONE, RING, _clear_slot, _ctx_ring, _row_range, n_steps
 
 MODEL = tricodec.load_model("tric-wf2")
 C_KINDS = {"signs": 1, "colour": 2, "values": 3, "wide": 4}   # cmode of _ctx_c
+PIXEL = 5                                                      # cmode: table C's context given per pixel
 NC_C = 1536                                                    # contexts per kind of table C (enough for all)
 COST_WINDOW = 64.0                                             # uses in the running mean of the cost rule
 CACHE = Path("/tmp/research_coder_mixing_ctables_v1.npz")
@@ -235,9 +236,11 @@ def _quantise16(v, wq, n_tab):
 
 
 @njit(cache=True, nogil=True)
-def _strip_cost(res, kinds, y0, y1, init, bin_a, bin_b, cmodes, luts, update_steps, r_type, r_w, r_par, cost):
+def _strip_cost(res, kinds, y0, y1, init, bin_a, bin_b, cmodes, luts, update_steps, r_type, r_w, r_par, cost,
+                pctx=np.zeros((1, 1, 1), np.int32)):
     """One strip, coded by wavefront_ref's schedule with the tables of ``init`` (n_tab <= 4, 3, NC, 25) (tables
-    2, 3: contexts ``_ctx_c(cmodes[0 / 1])``); luts (n_tab, L) each table's weight_lut.  cost (M, 3) += each rule's bits
+    2, 3: contexts ``_ctx_c(cmodes[0 / 1])``, or with cmode PIXEL the context ``pctx[p, y, x]`` given per pixel:
+    tools/research_pixel_contexts.py); luts (n_tab, L) each table's weight_lut.  cost (M, 3) += each rule's bits
     per plane kind."""
     n_planes, _, w = res.shape
     rows = y1 - y0
@@ -269,7 +272,10 @@ def _strip_cost(res, kinds, y0, y1, init, bin_a, bin_b, cmodes, luts, update_ste
                 ctx[0] = ca
                 ctx[1] = cb
                 for x in range(2, n_tab):
-                    ctx[x] = _ctx_c(ring, p, kind, d, yy + 2, cmodes[x - 2])
+                    if cmodes[x - 2] == PIXEL:
+                        ctx[x] = pctx[p, y0 + yy, d - 2 * yy]
+                    else:
+                        ctx[x] = _ctx_c(ring, p, kind, d, yy + 2, cmodes[x - 2])
                 r = np.int32(res[p, y0 + yy, d - 2 * yy]) - 128
                 ring[p, d & (RING - 1), yy + 2] = r
                 tok, n_extra, _ = _token(2 * r if r >= 0 else -2 * r - 1)

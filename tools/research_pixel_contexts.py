@@ -1,0 +1,161 @@
+"""Research: would contexts from *pixels* (not residuals) pay in tric-wf2's coder? (issue 13)
+
+    python tools/research_pixel_contexts.py ../shared/data [--sets kodak dev dev_gray] [--limit N]
+
+tric-wf2's coder sees only residuals (its decoder runs the coder first, the predictor's scan after it), so
+its contexts are magnitudes and signs of neighbouring residuals.  JPEG-XL's context tree also reads
+pixel values, gradients and its predictor's own error estimate; on the colour-difference planes of kodak
+that is where tricodec loses (see perf/RESULTS.md: as single grey images, R-G costs JPEG-XL e7 12.6% fewer
+bytes than tricodec, G the same).  A decoder can know such contexts only if the predictor runs inside the
+coder's wavefront (each step's pixels rebuilt before the next step's contexts are formed): a fused
+decoder, a new model kind.  This tool measures what it would earn before anyone builds it.
+
+For each image: tric-wf2's residuals and predictor state exactly as the codec makes them
+(``research_blend_bias.plane_state``: v = plane minus its colour reference, v's neighbours, the blend's
+prediction before rounding ``pv4`` in quarter units, and its error estimate min_i S_i; for MED planes the
+gradient |W-NW| + |N-NW| + |NE-N|), a third table C whose context is a function of those (all causal in
+the wavefront schedule), and the coder's pass of ``research_coder_mixing`` (same strips, schedule,
+updates; ideal code lengths) with A, B and C mixed by each rule there.  Table C's starting tables are
+counted on ``DATA/train`` (the blend's residuals with the encoder's choices, as tric-wf2's A and B were).
+
+Contexts of table C (``rel``: where W and N lie against the prediction, 7 signed levels each, in quarter
+units: 0, <= 2, <= 6, > 6):
+
+* ``frac``: the prediction's rounding, pv4 & 3 (4) x 16 bins of the error estimate;
+* ``err``: 32 finer bins of the error estimate alone;
+* ``rel``: rel(W) x rel(N) x 8 bins of the error estimate;
+* ``rel+frac``: rel(W) x rel(N) x 6 bins x pv4 & 3;
+* ``rel3``: rel(W), rel(N), rel(NE) in 5 levels each x 8 bins.
+
+Research only: nothing here is a codec path.  (The fused decoder would restart the predictor at each
+strip's top row, which this estimate ignores: about one row in 340 of a kodak image.)
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import research_blend_bias as rbb
+import research_coder_mixing as rcm
+from tricodec import blend_select as bs
+from tricodec import context_model as cm
+from tricodec.context_model import plane_kinds
+from tricodec.context_ref import N_TOKENS, token_of_residual
+
+MODEL = rcm.MODEL
+KINDS = ("frac", "err", "rel", "rel+frac", "rel3")
+S_EDGES = np.array([8, 16, 28, 44, 64, 90, 124, 170, 230, 310, 420, 570, 770, 1040, 1400], np.int64)   # blend
+G_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 86, 115], np.int64)                  # MED
+
+
+def _rel(d: np.ndarray, levels: int) -> np.ndarray:
+    """Signed level of a quarter-unit distance: 7 levels (0, <= 2, <= 6, > 6 each side) or 5 (0, <= 4, > 4)."""
+    a = np.abs(d)
+    mag = (a > 0).astype(np.int64) + (a > 2) + (a > 6) if levels == 7 else (a > 0).astype(np.int64) + (a > 4)
+    half = levels // 2
+    return np.where(d < 0, half - mag, half + mag)
+
+
+def _bins(st: dict, n: int) -> np.ndarray:
+    """n bins (16 edges subsampled) of the blend's error estimate, or of the MED plane's gradient."""
+    edges = S_EDGES if st["blend"] else G_EDGES
+    return np.minimum(np.searchsorted(edges, st["act"], side="right") * n // 16, n - 1)
+
+
+def context(st: dict, kind: str) -> np.ndarray:
+    nb, pv4 = st["nb"], st["pv4"]
+    frac = pv4 & 3
+    if kind == "frac":
+        return frac * 16 + _bins(st, 16)
+    if kind == "err":
+        edges = S_EDGES if st["blend"] else G_EDGES
+        fine = np.concatenate([edges, (edges[1:] + edges[:-1]) // 2])
+        return np.searchsorted(np.unique(fine), st["act"], side="right")
+    rw, rn = _rel(4 * nb["W"] - pv4, 7), _rel(4 * nb["N"] - pv4, 7)
+    if kind == "rel":
+        return (rw * 7 + rn) * 8 + _bins(st, 8)
+    if kind == "rel+frac":
+        return ((rw * 7 + rn) * 6 + _bins(st, 6)) * 4 + frac
+    if kind == "rel3":
+        r5 = [_rel(4 * nb[k] - pv4, 5) for k in ("W", "N", "NE")]
+        return ((r5[0] * 5 + r5[1]) * 5 + r5[2]) * 8 + _bins(st, 8)
+    raise ValueError(kind)
+
+
+def image_state(arr: np.ndarray) -> tuple:
+    """(residuals (P, H, W) uint8, {kind: contexts (P, H, W) int32}) of one image, as tric-wf2 codes it."""
+    planes, _, _ = rbb.planes_of(arr)
+    params = bs.choose_params(planes)
+    sts = [rbb.plane_state(planes, params, k) for k in range(planes.shape[0])]
+    res = np.stack([rbb.residuals(st) for st in sts])
+    ctx = {k: np.ascontiguousarray(np.stack([context(st, k) for st in sts]), dtype=np.int32) for k in KINDS}
+    return res, ctx
+
+
+def train_tables(train: Path) -> dict:
+    """Table C's starting tables per context kind, from token counts on the training images."""
+    from PIL import Image
+    from tricodec.train import image_files
+    hist = {k: np.zeros((3, rcm.NC_C, N_TOKENS), np.int64) for k in KINDS}
+    for path in image_files(train):
+        im = Image.open(path)
+        arr = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "1") else "RGB"))
+        res, ctx = image_state(arr[:, :, None] if arr.ndim == 2 else arr)
+        tok = token_of_residual(res)
+        kinds = plane_kinds(res.shape[0])
+        for k in KINDS:
+            for p in range(res.shape[0]):
+                np.add.at(hist[k][kinds[p]], (ctx[k][p].ravel(), tok[p].ravel()), 1)
+    return {k: rcm._pad(cm.tables_from_counts(h).astype(np.int32)) for k, h in hist.items()}
+
+
+def costs(arr: np.ndarray, tables: dict) -> dict:
+    res, ctx = image_state(arr)
+    n, h, w = res.shape
+    kinds = plane_kinds(n)
+    lane_rows = MODEL.lane_rows(w, h)
+    a, b = rcm._pad(MODEL.init_a), rcm._pad(MODEL.init_b)
+    lut = MODEL.weight_lut.astype(np.int32)
+    rules = rcm.rules_abc()
+    out = {}
+    for k in KINDS:
+        cost = np.zeros((len(rules), 3))
+        for y0 in range(0, h, lane_rows):
+            rcm._strip_cost(res, kinds, y0, min(h, y0 + lane_rows), np.stack([a, b, tables[k]]), MODEL.bin_a,
+                            MODEL.bin_b, np.array([rcm.PIXEL]), np.stack([lut, lut, lut]), MODEL.update_steps,
+                            *rcm.rule_arrays(rules), cost, ctx[k])
+        out[k] = cost.sum(1)
+    return out, [r[0] for r in rules]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path, help="folder holding the sets and train/ (e.g. ../shared/data)")
+    ap.add_argument("--sets", nargs="+", default=["kodak", "dev", "dev_gray"])
+    ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    tables = train_tables(a.data / "train")
+    print(f"table C trained on {a.data / 'train'} ({time.perf_counter() - t0:.0f} s)")
+    for name in a.sets:
+        ims = rcm.load(a.data / name, a.limit)
+        t0 = time.perf_counter()
+        per = [costs(arr, tables) for _, arr in ims]
+        names = per[0][1]
+        samples = np.array([arr.size for _, arr in ims], np.float64)
+        print(f"\n{name} ({len(ims)} images, {time.perf_counter() - t0:.0f} s); ideal code lengths, "
+              f"change against the shipped (A+B)/2")
+        for k in KINDS:
+            bits = np.array([c[k] for c, _ in per])              # (images, rules)
+            bpsp = (bits / samples[:, None]).mean(0)
+            base = bpsp[0]
+            best = int(np.argmin(bpsp))
+            print(f"  C {k:9s} base {base:.4f} bpsp | (a+b+c)/3 {100 * (bpsp[1] / base - 1):+.2f}% | best rule "
+                  f"'{names[best]}' {100 * (bpsp[best] / base - 1):+.2f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()
