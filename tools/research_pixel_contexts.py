@@ -15,7 +15,8 @@ For each image: tric-wf2's residuals and predictor state exactly as the codec ma
 prediction before rounding ``pv4`` in quarter units, and its error estimate min_i S_i; for MED planes the
 gradient |W-NW| + |N-NW| + |NE-N|), a third table C whose context is a function of those (all causal in
 the wavefront schedule), and the coder's pass of ``research_coder_mixing`` (same strips, schedule,
-updates; ideal code lengths) with A, B and C mixed by each rule there.  Table C's starting tables are
+updates; ideal code lengths) with A, B and C mixed by each rule there, and by static mixes leaning on C
+(``static per image``: the best static mix per image and plane kind, which an encoder could record).  Table C's starting tables are
 counted on ``DATA/train`` (the blend's residuals with the encoder's choices, as tric-wf2's A and B were).
 
 Contexts of table C (``rel``: where W and N lie against the prediction, 7 signed levels each, in quarter
@@ -25,10 +26,12 @@ units: 0, <= 2, <= 6, > 6):
 * ``err``: 32 finer bins of the error estimate alone;
 * ``rel``: rel(W) x rel(N) x 8 bins of the error estimate;
 * ``rel+frac``: rel(W) x rel(N) x 6 bins x pv4 & 3;
-* ``rel3``: rel(W), rel(N), rel(NE) in 5 levels each x 8 bins.
+* ``rel3``: rel(W), rel(N), rel(NE) in 5 levels each (0, <= 4, > 4) x 8 bins;
+* ``rel3+frac``: the same x 3 bins x pv4 & 3.
 
-Research only: nothing here is a codec path.  (The fused decoder would restart the predictor at each
-strip's top row, which this estimate ignores: about one row in 340 of a kodak image.)
+``--restart``: the predictor starts afresh at each coder strip's top row, as a fused decoder running its
+strips in parallel must (the baseline then is tric-wf2's coder on those residuals; its real LANES are
+printed too).  Research only: nothing here is a codec path.
 """
 from __future__ import annotations
 
@@ -46,7 +49,11 @@ from tricodec.context_model import plane_kinds
 from tricodec.context_ref import N_TOKENS, token_of_residual
 
 MODEL = rcm.MODEL
-KINDS = ("frac", "err", "rel", "rel+frac", "rel3")
+# research_coder_mixing's three-table rules, and static mixes leaning on table C: the encoder could pick
+# one per image and plane kind and record it (no cost to a decoder), as "static per image" reports
+RULES = rcm.rules_abc() + [(f"static {wa}:{wb}:{wc}", rcm.STATIC, [wa, wb, wc], (0, 0))
+                           for wa, wb, wc in ((3, 3, 10), (2, 2, 12), (1, 1, 14), (0, 0, 16), (8, 0, 8), (0, 8, 8))]
+KINDS = ("frac", "err", "rel", "rel+frac", "rel3", "rel3+frac")
 S_EDGES = np.array([8, 16, 28, 44, 64, 90, 124, 170, 230, 310, 420, 570, 770, 1040, 1400], np.int64)   # blend
 G_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 86, 115], np.int64)                  # MED
 
@@ -79,20 +86,31 @@ def context(st: dict, kind: str) -> np.ndarray:
         return (rw * 7 + rn) * 8 + _bins(st, 8)
     if kind == "rel+frac":
         return ((rw * 7 + rn) * 6 + _bins(st, 6)) * 4 + frac
+    r5 = [_rel(4 * nb[k] - pv4, 5) for k in ("W", "N", "NE")]
     if kind == "rel3":
-        r5 = [_rel(4 * nb[k] - pv4, 5) for k in ("W", "N", "NE")]
         return ((r5[0] * 5 + r5[1]) * 5 + r5[2]) * 8 + _bins(st, 8)
+    if kind == "rel3+frac":
+        return (((r5[0] * 5 + r5[1]) * 5 + r5[2]) * 3 + _bins(st, 3)) * 4 + frac
     raise ValueError(kind)
 
 
-def image_state(arr: np.ndarray) -> tuple:
-    """(residuals (P, H, W) uint8, {kind: contexts (P, H, W) int32}) of one image, as tric-wf2 codes it."""
+def image_state(arr: np.ndarray, restart: bool = False) -> tuple:
+    """(residuals (P, H, W) uint8, {kind: contexts (P, H, W) int32}) of one image, as tric-wf2 codes it
+    (``restart``: the predictor starts afresh at each coder strip's top row, each strip predicted as an
+    image of its own: what a fused decoder running strips in parallel must do)."""
     planes, _, _ = rbb.planes_of(arr)
     params = bs.choose_params(planes)
-    sts = [rbb.plane_state(planes, params, k) for k in range(planes.shape[0])]
-    res = np.stack([rbb.residuals(st) for st in sts])
-    ctx = {k: np.ascontiguousarray(np.stack([context(st, k) for st in sts]), dtype=np.int32) for k in KINDS}
-    return res, ctx
+    h, w = planes.shape[1:]
+    rows = MODEL.lane_rows(w, h) if restart else h
+    res, ctx = [], {k: [] for k in KINDS}
+    for y0 in range(0, h, rows):
+        part = np.ascontiguousarray(planes[:, y0:y0 + rows])
+        sts = [rbb.plane_state(part, params, k) for k in range(planes.shape[0])]
+        res.append(np.stack([rbb.residuals(st) for st in sts]))
+        for k in KINDS:
+            ctx[k].append(np.stack([context(st, k) for st in sts]))
+    return (np.concatenate(res, axis=1),
+            {k: np.ascontiguousarray(np.concatenate(c, axis=1), dtype=np.int32) for k, c in ctx.items()})
 
 
 def train_tables(train: Path) -> dict:
@@ -112,22 +130,25 @@ def train_tables(train: Path) -> dict:
     return {k: rcm._pad(cm.tables_from_counts(h).astype(np.int32)) for k, h in hist.items()}
 
 
-def costs(arr: np.ndarray, tables: dict) -> dict:
-    res, ctx = image_state(arr)
+def costs(arr: np.ndarray, tables: dict, restart: bool) -> dict:
+    res, ctx = image_state(arr, restart)
     n, h, w = res.shape
     kinds = plane_kinds(n)
     lane_rows = MODEL.lane_rows(w, h)
     a, b = rcm._pad(MODEL.init_a), rcm._pad(MODEL.init_b)
     lut = MODEL.weight_lut.astype(np.int32)
-    rules = rcm.rules_abc()
+    rules = RULES
     out = {}
+    if restart:            # the baseline itself changes: tric-wf2's coder on the restarted residuals
+        counts, words = rcm.wr.encode_wavefront_lanes(res, kinds, *MODEL.arrays, MODEL.update_steps, lane_rows)
+        out["_lanes"] = 12 * counts.shape[0] + 2 * words.size
     for k in KINDS:
         cost = np.zeros((len(rules), 3))
         for y0 in range(0, h, lane_rows):
             rcm._strip_cost(res, kinds, y0, min(h, y0 + lane_rows), np.stack([a, b, tables[k]]), MODEL.bin_a,
                             MODEL.bin_b, np.array([rcm.PIXEL]), np.stack([lut, lut, lut]), MODEL.update_steps,
                             *rcm.rule_arrays(rules), cost, ctx[k])
-        out[k] = cost.sum(1)
+        out[k] = cost
     return out, [r[0] for r in rules]
 
 
@@ -136,6 +157,8 @@ def main() -> None:
     ap.add_argument("data", type=Path, help="folder holding the sets and train/ (e.g. ../shared/data)")
     ap.add_argument("--sets", nargs="+", default=["kodak", "dev", "dev_gray"])
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    ap.add_argument("--restart", action="store_true",
+                    help="the predictor restarts at each coder strip (a fused decoder's strips in parallel)")
     a = ap.parse_args()
     t0 = time.perf_counter()
     tables = train_tables(a.data / "train")
@@ -143,18 +166,24 @@ def main() -> None:
     for name in a.sets:
         ims = rcm.load(a.data / name, a.limit)
         t0 = time.perf_counter()
-        per = [costs(arr, tables) for _, arr in ims]
+        per = [costs(arr, tables, a.restart) for _, arr in ims]
         names = per[0][1]
         samples = np.array([arr.size for _, arr in ims], np.float64)
         print(f"\n{name} ({len(ims)} images, {time.perf_counter() - t0:.0f} s); ideal code lengths, "
-              f"change against the shipped (A+B)/2")
+              f"change against the shipped (A+B)/2" + (" on the restarted residuals" if a.restart else ""))
+        if a.restart:
+            real = np.mean([8 * c["_lanes"] / n for (c, _), n in zip(per, samples)])
+            print(f"  tric-wf2's real LANES on the restarted residuals: {real:.4f} bpsp")
+        static = [m for m, r in enumerate(RULES) if r[1] == rcm.STATIC]
         for k in KINDS:
-            bits = np.array([c[k] for c, _ in per])              # (images, rules)
-            bpsp = (bits / samples[:, None]).mean(0)
+            full = np.array([c[k] for c, _ in per])              # (images, rules, plane kinds)
+            bpsp = (full.sum(2) / samples[:, None]).mean(0)
             base = bpsp[0]
             best = int(np.argmin(bpsp))
-            print(f"  C {k:9s} base {base:.4f} bpsp | (a+b+c)/3 {100 * (bpsp[1] / base - 1):+.2f}% | best rule "
-                  f"'{names[best]}' {100 * (bpsp[best] / base - 1):+.2f}%", flush=True)
+            chosen = (full[:, static, :].min(1).sum(1) / samples).mean()   # best static mix per image and kind
+            print(f"  C {k:9s} base {base:.4f} bpsp | (a+b+c)/3 {100 * (bpsp[1] / base - 1):+.2f}% | static per "
+                  f"image {100 * (chosen / base - 1):+.2f}% | best rule '{names[best]}' "
+                  f"{100 * (bpsp[best] / base - 1):+.2f}%", flush=True)
 
 
 if __name__ == "__main__":
