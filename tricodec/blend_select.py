@@ -20,6 +20,8 @@ REFS_RGB = (
 SAMPLE_BANDS = 8          # bands of rows the estimate looks at
 SAMPLE_FRACTION = 8       # ... together about 1/8 of the rows
 _EDGES = np.array([1, 2, 3, 5, 9, 17, 33, 65], np.int32)
+# the bucket of every activity up to the last edge (searchsorted(_EDGES, act, "right") as a look-up: 3x faster)
+_BUCKET = np.searchsorted(_EDGES, np.arange(_EDGES[-1] + 1), side="right").astype(np.int32)
 
 
 def sample_rows(h: int) -> np.ndarray:
@@ -45,7 +47,7 @@ def estimate_bits(res: np.ndarray, bits: int = 8, shift: int = 0) -> float:
     act = np.zeros_like(a)
     act[:, 1:] += a[:, :-1]
     act[1:, :] += a[:-1, :]
-    ctx = np.searchsorted(_EDGES, act, side="right")
+    ctx = _BUCKET[np.minimum(act, _EDGES[-1])]
     joint = np.bincount((ctx * 256 + q + 128).ravel(), minlength=256 * (len(_EDGES) + 1))
     joint = joint.reshape(-1, 256).astype(np.float64)
     tot = joint.sum(axis=1, keepdims=True)
