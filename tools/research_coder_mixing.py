@@ -237,11 +237,11 @@ def _quantise16(v, wq, n_tab):
 
 @njit(cache=True, nogil=True)
 def _strip_cost(res, kinds, y0, y1, init, bin_a, bin_b, cmodes, luts, update_steps, r_type, r_w, r_par, cost,
-                pctx=np.zeros((1, 1, 1), np.int32)):
+                pctx=np.zeros((1, 1, 1), np.int32), c_every=1):
     """One strip, coded by wavefront_ref's schedule with the tables of ``init`` (n_tab <= 4, 3, NC, 25) (tables
     2, 3: contexts ``_ctx_c(cmodes[0 / 1])``, or with cmode PIXEL the context ``pctx[p, y, x]`` given per pixel:
-    tools/research_pixel_contexts.py); luts (n_tab, L) each table's weight_lut.  cost (M, 3) += each rule's bits
-    per plane kind."""
+    tools/research_pixel_contexts.py); luts (n_tab, L) each table's weight_lut; tables 2, 3 are updated at
+    every ``c_every``-th update of A and B.  cost (M, 3) += each rule's bits per plane kind."""
     n_planes, _, w = res.shape
     rows = y1 - y0
     n_tab = init.shape[0]
@@ -322,8 +322,9 @@ def _strip_cost(res, kinds, y0, y1, init, bin_a, bin_b, cmodes, luts, update_ste
                     sc[x, kind, c] += own[x] - ref
         if (t + 1) % update_steps == 0 or t == steps - 1:
             for x in range(n_tab):
-                _update(x, T, hist, tot, used, touched, n_t[x], luts[x], sc, avg)
-                n_t[x] = 0
+                if x < 2 or (t + 1) // update_steps % c_every == 0 or t == steps - 1:
+                    _update(x, T, hist, tot, used, touched, n_t[x], luts[x], sc, avg)
+                    n_t[x] = 0
 
 
 # ---- rules and table sets ----

@@ -9,16 +9,19 @@ the blend's scan (one thread per plane).  This tool times, per image, on this ma
 
 * ``today``: ``wavefront_ref.decode_wavefront_lanes`` of the real tric-wf2 streams, then
   ``blend_ref.reconstruct_blend``: what ``tricodec.decode`` spends in the model (best of R);
-* ``fused AB``: one loop per strip (strips in parallel, the predictor restarting at each strip's top),
+* ``fused AB``: one loop per strip (today's strips, in parallel, the predictor restarting at each strip's
+  top),
   per symbol in the wavefront order: the blend's prediction (blend_ref's arithmetic), contexts A and B
   (``wavefront_ref._ctx_ring``), the mixed tables' token search, the step's counts, the pixel rebuilt,
   its errors stored; tables updated between steps as today (``wavefront_ref._update``);
 * ``fused ABC``: the same plus table C's context (research_pixel_contexts' ``rel3+frac``, from the
-  prediction and v's neighbours), a three-table static mix, C's counts and updates.
+  prediction and v's neighbours), a three-table static mix, C's counts and updates (and two variants
+  that update C at every second update of A and B, or never: the updates' share of C's cost).
 
 The fused loops skip the rANS arithmetic (the symbol is known: its token's search runs against the
-mixed tables as a decoder's would, to the same depth) and keep whole planes instead of rings, so they
-time the work a fused decoder adds, not its exact cost: a guide for the decode speed floor, not a codec.
+mixed tables as a decoder's would, to the same depth) and keep four-row rings of v and of the blend's
+errors, as the blend's scan does: they time the work a fused decoder adds, not its exact cost (a guide
+for the decode speed floor, not a codec).
 Research only: nothing here is a codec path.
 """
 from __future__ import annotations
@@ -39,6 +42,8 @@ from tricodec.context_ref import N_TOKENS, _token
 from tricodec.wavefront_ref import RING, _clear_slot, _ctx_ring, _row_range, _update, n_steps
 
 MODEL = tricodec.load_model("tric-wf2")
+# (label, tables, table C updated at every k-th update of A and B; 0: never, to time the updates' share)
+VARIANTS = (("fused AB", 2, 1), ("fused ABC", 3, 1), ("ABC, C every 2nd", 3, 2), ("ABC, C frozen", 3, 0))
 S_EDGES3 = np.array([64, 310], np.int64)       # 3 bins of the blend's error estimate (research_pixel_contexts)
 G_EDGES3 = np.array([6, 27], np.int64)         # ... of a MED plane's gradient
 
@@ -63,8 +68,9 @@ def _med(a, b, c):
 
 @njit(cache=True, nogil=True)
 def _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, wlut, update_steps, y0, y1,
-                 n_tab, out):
-    """One strip: residuals ``res`` (known) -> pixels ``out``, doing a fused decoder's per-symbol work."""
+                 n_tab, c_every, out):
+    """One strip: residuals ``res`` (known) -> pixels ``out``, doing a fused decoder's per-symbol work
+    (``n_tab`` 2 or 3 tables; table C updated at every ``c_every``-th update of A and B, never if 0)."""
     n_planes, _, w = res.shape
     rows = y1 - y0
     ta, tb, ha, hb, sa, sb, ua, ub, lista, listb = wr._fresh(init_a, init_b)
@@ -74,8 +80,10 @@ def _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, 
     uc = np.zeros(init_c.shape[:2], np.int32)
     listc = np.empty((init_c.shape[0] * init_c.shape[1], 2), np.int32)
     ring = np.zeros((n_planes, RING, rows + 2), np.int16)
-    v = np.zeros((n_planes, rows, w), np.int32)
-    err = np.zeros((n_planes, 6, rows, w), np.int16)
+    # four-row rings of v and of the blend's errors per plane (a pixel reads two rows up; a slot is
+    # rewritten only on a later diagonal than any pixel that reads its old row)
+    v = np.zeros((n_planes, 4, w), np.int32)
+    err = np.zeros((n_planes, 6, 4, w), np.int16)
     s = np.zeros(6, np.int32)
     na = nb = nc = 0
     steps = n_steps(n_planes, rows, w)
@@ -97,16 +105,19 @@ def _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, 
                     ref += c2 * np.int32(out[q2, y, x])
                 ref >>= 2
                 vp = v[p]
-                vw = vp[yy, x - 1] if x > 0 else (vp[yy - 1, x] if yy > 0 else 0)
-                vn = vp[yy - 1, x] if yy > 0 else vw
-                vnw = vp[yy - 1, x - 1] if (yy > 0 and x > 0) else vn
-                vne = vp[yy - 1, x + 1] if (yy > 0 and x < w - 1) else vn
+                r0 = yy & 3
+                r1 = (yy - 1) & 3
+                r2 = (yy - 2) & 3
+                vw = vp[r0, x - 1] if x > 0 else (vp[r1, x] if yy > 0 else 0)
+                vn = vp[r1, x] if yy > 0 else vw
+                vnw = vp[r1, x - 1] if (yy > 0 and x > 0) else vn
+                vne = vp[r1, x + 1] if (yy > 0 and x < w - 1) else vn
                 act = np.int32(0)
                 if mode == 0:
                     pv4 = 4 * _med(vw, vn, vnw)
                     act = abs(vw - vnw) + abs(vn - vnw) + abs(vne - vn)
                 else:
-                    vnne = vp[yy - 2, x + 1] if (yy > 1 and x < w - 1) else vne
+                    vnne = vp[r2, x + 1] if (yy > 1 and x < w - 1) else vne
                     s[0] = 4 * _med(vw, vn, vnw)
                     s[1] = 4 * vw
                     s[2] = 4 * vn
@@ -120,17 +131,17 @@ def _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, 
                     for i in range(6):
                         S = np.int32(0)
                         if x > 0:
-                            S += 2 * np.int32(ep[i, yy, x - 1])
+                            S += 2 * np.int32(ep[i, r0, x - 1])
                         if x > 1:
-                            S += np.int32(ep[i, yy, x - 2])
+                            S += np.int32(ep[i, r0, x - 2])
                         if yy > 0:
-                            S += 2 * np.int32(ep[i, yy - 1, x])
+                            S += 2 * np.int32(ep[i, r1, x])
                             if x > 0:
-                                S += 2 * np.int32(ep[i, yy - 1, x - 1])
+                                S += 2 * np.int32(ep[i, r1, x - 1])
                             if x < w - 1:
-                                S += 2 * np.int32(ep[i, yy - 1, x + 1])
+                                S += 2 * np.int32(ep[i, r1, x + 1])
                             if yy > 1:
-                                S += np.int32(ep[i, yy - 2, x])
+                                S += np.int32(ep[i, r2, x])
                         smin = min(smin, S)
                         wi = np.int64(lut[S])
                         tw += wi
@@ -164,11 +175,11 @@ def _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, 
                 xv = (r + pred) & 255
                 out[p, y, x] = np.uint8(xv)
                 vv = xv - ref
-                vp[yy, x] = vv
+                vp[r0, x] = vv
                 if mode != 0:
                     v4 = 4 * vv
                     for i in range(6):
-                        err[p, i, yy, x] = min(abs(v4 - s[i]), 4080)
+                        err[p, i, r0, x] = min(abs(v4 - s[i]), 4080)
                 if sa[kind, a] == 0:
                     lista[na, 0] = kind
                     lista[na, 1] = a
@@ -191,21 +202,23 @@ def _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, 
         if (t + 1) % update_steps == 0 or t == steps - 1:
             _update(ta, ha, sa, ua, lista, na, wlut)
             _update(tb, hb, sb, ub, listb, nb, wlut)
-            if n_tab == 3:
+            if n_tab == 3 and c_every > 0 and ((t + 1) // update_steps % c_every == 0 or t == steps - 1):
                 _update(tc, hc, sc, uc, listc, nc, wlut)
-            na = nb = nc = 0
+                nc = 0
+            na = nb = 0
     return checksum
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _fused(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, wlut, update_steps, lane_rows, n_tab, out):
+def _fused(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, wlut, update_steps, lane_rows, n_tab, c_every,
+           out):
     h = res.shape[1]
     n = (h + lane_rows - 1) // lane_rows
     sums = np.zeros(n, np.int64)
     for lane in prange(n):
         y0 = lane * lane_rows
         sums[lane] = _fused_strip(res, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, wlut, update_steps,
-                                  y0, min(h, y0 + lane_rows), n_tab, out)
+                                  y0, min(h, y0 + lane_rows), n_tab, c_every, out)
     return sums.sum()
 
 
@@ -237,15 +250,15 @@ def time_image(arr: np.ndarray, repeat: int) -> dict:
         return br.reconstruct_blend(r, params)
     assert np.array_equal(today(), planes)
     out = {"today": _best(today, repeat)}
-    for label, n_tab in (("fused AB", 2), ("fused ABC", 3)):
+    for label, n_tab, c_every in VARIANTS:
         # the restarted predictor's residuals (each strip an image of its own), as a fused decoder reads them
         r2 = np.concatenate([br.compute_blend_residuals(np.ascontiguousarray(planes[:, y:y + rows]), params)
                              for y in range(0, h, rows)], axis=1)
         dst = np.empty_like(planes)
 
-        def fused(dst=dst, r2=r2, n_tab=n_tab):
+        def fused(dst=dst, r2=r2, n_tab=n_tab, c_every=c_every):
             _fused(r2, params, kinds, init_a, init_b, init_c, bin_a, bin_b, br.WEIGHT_LUT, wlut, MODEL.update_steps,
-                   rows, n_tab, dst)
+                   rows, n_tab, c_every, dst)
         fused()
         assert np.array_equal(dst, planes), "the fused loop must rebuild the image"
         out[label] = _best(fused, repeat)
@@ -271,7 +284,7 @@ def main() -> None:
             tot[k] = tot.get(k, 0.0) + s
     print(f"{a.folder} ({len(files)} images, {raw / 1e6:.1f} MB): model decode time, best of {a.repeat}")
     for k, s in tot.items():
-        print(f"  {k:10s} {1e3 * s:8.1f} ms  {raw / s / 1e6:6.1f} MB/s  {s / tot['today']:.2f}x today's time")
+        print(f"  {k:18s} {1e3 * s:8.1f} ms  {raw / s / 1e6:6.1f} MB/s  {s / tot['today']:.2f}x today's time")
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def train_tables(train: Path) -> dict:
     return {k: rcm._pad(cm.tables_from_counts(h).astype(np.int32)) for k, h in hist.items()}
 
 
-def costs(arr: np.ndarray, tables: dict, restart: bool) -> dict:
+def costs(arr: np.ndarray, tables: dict, restart: bool, c_every: int = 1) -> dict:
     res, ctx = image_state(arr, restart)
     n, h, w = res.shape
     kinds = plane_kinds(n)
@@ -147,7 +147,7 @@ def costs(arr: np.ndarray, tables: dict, restart: bool) -> dict:
         for y0 in range(0, h, lane_rows):
             rcm._strip_cost(res, kinds, y0, min(h, y0 + lane_rows), np.stack([a, b, tables[k]]), MODEL.bin_a,
                             MODEL.bin_b, np.array([rcm.PIXEL]), np.stack([lut, lut, lut]), MODEL.update_steps,
-                            *rcm.rule_arrays(rules), cost, ctx[k])
+                            *rcm.rule_arrays(rules), cost, ctx[k], c_every)
         out[k] = cost
     return out, [r[0] for r in rules]
 
@@ -157,6 +157,8 @@ def main() -> None:
     ap.add_argument("data", type=Path, help="folder holding the sets and train/ (e.g. ../shared/data)")
     ap.add_argument("--sets", nargs="+", default=["kodak", "dev", "dev_gray"])
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    ap.add_argument("--c-every", type=int, default=1,
+                    help="table C is updated at every K-th update of A and B (fewer updates: a cheaper decoder)")
     ap.add_argument("--restart", action="store_true",
                     help="the predictor restarts at each coder strip (a fused decoder's strips in parallel)")
     a = ap.parse_args()
@@ -166,7 +168,7 @@ def main() -> None:
     for name in a.sets:
         ims = rcm.load(a.data / name, a.limit)
         t0 = time.perf_counter()
-        per = [costs(arr, tables, a.restart) for _, arr in ims]
+        per = [costs(arr, tables, a.restart, a.c_every) for _, arr in ims]
         names = per[0][1]
         samples = np.array([arr.size for _, arr in ims], np.float64)
         print(f"\n{name} ({len(ims)} images, {time.perf_counter() - t0:.0f} s); ideal code lengths, "
