@@ -27,7 +27,8 @@ units: 0, <= 2, <= 6, > 6):
 * ``rel``: rel(W) x rel(N) x 8 bins of the error estimate;
 * ``rel+frac``: rel(W) x rel(N) x 6 bins x pv4 & 3;
 * ``rel3``: rel(W), rel(N), rel(NE) in 5 levels each (0, <= 4, > 4) x 8 bins;
-* ``rel3+frac``: the same x 3 bins x pv4 & 3.
+* ``rel3+frac``: the same x 3 bins x pv4 & 3;
+* ``rel3+frac8``: the same with 8 bins (4000 contexts).
 
 ``--restart``: the predictor starts afresh at each coder strip's top row, as a fused decoder running its
 strips in parallel must (the baseline then is tric-wf2's coder on those residuals; its real LANES are
@@ -53,7 +54,8 @@ MODEL = rcm.MODEL
 # one per image and plane kind and record it (no cost to a decoder), as "static per image" reports
 RULES = rcm.rules_abc() + [(f"static {wa}:{wb}:{wc}", rcm.STATIC, [wa, wb, wc], (0, 0))
                            for wa, wb, wc in ((3, 3, 10), (2, 2, 12), (1, 1, 14), (0, 0, 16), (8, 0, 8), (0, 8, 8))]
-KINDS = ("frac", "err", "rel", "rel+frac", "rel3", "rel3+frac")
+KINDS = ("frac", "err", "rel", "rel+frac", "rel3", "rel3+frac", "rel3+frac8")
+NC = 4000                         # table C's contexts per plane kind (the largest kind's)
 S_EDGES = np.array([8, 16, 28, 44, 64, 90, 124, 170, 230, 310, 420, 570, 770, 1040, 1400], np.int64)   # blend
 G_EDGES = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48, 64, 86, 115], np.int64)                  # MED
 
@@ -91,13 +93,26 @@ def context(st: dict, kind: str) -> np.ndarray:
         return ((r5[0] * 5 + r5[1]) * 5 + r5[2]) * 8 + _bins(st, 8)
     if kind == "rel3+frac":
         return (((r5[0] * 5 + r5[1]) * 5 + r5[2]) * 3 + _bins(st, 3)) * 4 + frac
+    if kind == "rel3+frac8":
+        return (((r5[0] * 5 + r5[1]) * 5 + r5[2]) * 8 + _bins(st, 8)) * 4 + frac
     raise ValueError(kind)
 
 
-def image_state(arr: np.ndarray, restart: bool = False) -> tuple:
+def _with_bias(st: dict) -> dict:
+    """The blend plane's prediction corrected by research_blend_bias's best static bias (the median error
+    of each of 64 contexts, sent as 64 int8): the state a predictor with bias cancellation would have."""
+    if not st["blend"]:
+        return st
+    ctx = rbb.context(st, "t4e4")
+    table = rbb.static_table(4 * st["v"] - st["pv4"], ctx, rbb.N_CTX["t4e4"], "median")
+    return dict(st, pv4=st["pv4"] + table.astype(np.int32)[ctx])
+
+
+def image_state(arr: np.ndarray, restart: bool = False, bias: bool = False) -> tuple:
     """(residuals (P, H, W) uint8, {kind: contexts (P, H, W) int32}) of one image, as tric-wf2 codes it
     (``restart``: the predictor starts afresh at each coder strip's top row, each strip predicted as an
-    image of its own: what a fused decoder running strips in parallel must do)."""
+    image of its own: what a fused decoder running strips in parallel must do; ``bias``: with
+    :func:`_with_bias`)."""
     planes, _, _ = rbb.planes_of(arr)
     params = bs.choose_params(planes)
     h, w = planes.shape[1:]
@@ -106,6 +121,8 @@ def image_state(arr: np.ndarray, restart: bool = False) -> tuple:
     for y0 in range(0, h, rows):
         part = np.ascontiguousarray(planes[:, y0:y0 + rows])
         sts = [rbb.plane_state(part, params, k) for k in range(planes.shape[0])]
+        if bias:
+            sts = [_with_bias(st) for st in sts]
         res.append(np.stack([rbb.residuals(st) for st in sts]))
         for k in KINDS:
             ctx[k].append(np.stack([context(st, k) for st in sts]))
@@ -117,7 +134,7 @@ def train_tables(train: Path) -> dict:
     """Table C's starting tables per context kind, from token counts on the training images."""
     from PIL import Image
     from tricodec.train import image_files
-    hist = {k: np.zeros((3, rcm.NC_C, N_TOKENS), np.int64) for k in KINDS}
+    hist = {k: np.zeros((3, NC, N_TOKENS), np.int64) for k in KINDS}
     for path in image_files(train):
         im = Image.open(path)
         arr = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "1") else "RGB"))
@@ -127,15 +144,22 @@ def train_tables(train: Path) -> dict:
         for k in KINDS:
             for p in range(res.shape[0]):
                 np.add.at(hist[k][kinds[p]], (ctx[k][p].ravel(), tok[p].ravel()), 1)
-    return {k: rcm._pad(cm.tables_from_counts(h).astype(np.int32)) for k, h in hist.items()}
+    return {k: cm.tables_from_counts(h).astype(np.int32) for k, h in hist.items()}
 
 
-def costs(arr: np.ndarray, tables: dict, restart: bool, c_every: int = 1) -> dict:
-    res, ctx = image_state(arr, restart)
+def _pad(t: np.ndarray) -> np.ndarray:
+    """A (3, n, 25) table set padded with flat tables to NC contexts (A, B and C stacked share a shape)."""
+    out = np.tile(np.round(np.arange(N_TOKENS + 1) * rcm.Q_ADAPT / N_TOKENS).astype(np.int32), (3, NC, 1))
+    out[:, :t.shape[1]] = t
+    return out
+
+
+def costs(arr: np.ndarray, tables: dict, restart: bool, c_every: int = 1, bias: bool = False) -> dict:
+    res, ctx = image_state(arr, restart, bias)
     n, h, w = res.shape
     kinds = plane_kinds(n)
     lane_rows = MODEL.lane_rows(w, h)
-    a, b = rcm._pad(MODEL.init_a), rcm._pad(MODEL.init_b)
+    a, b = _pad(MODEL.init_a), _pad(MODEL.init_b)
     lut = MODEL.weight_lut.astype(np.int32)
     rules = RULES
     out = {}
@@ -145,7 +169,7 @@ def costs(arr: np.ndarray, tables: dict, restart: bool, c_every: int = 1) -> dic
     for k in KINDS:
         cost = np.zeros((len(rules), 3))
         for y0 in range(0, h, lane_rows):
-            rcm._strip_cost(res, kinds, y0, min(h, y0 + lane_rows), np.stack([a, b, tables[k]]), MODEL.bin_a,
+            rcm._strip_cost(res, kinds, y0, min(h, y0 + lane_rows), np.stack([a, b, _pad(tables[k])]), MODEL.bin_a,
                             MODEL.bin_b, np.array([rcm.PIXEL]), np.stack([lut, lut, lut]), MODEL.update_steps,
                             *rcm.rule_arrays(rules), cost, ctx[k], c_every)
         out[k] = cost
@@ -159,6 +183,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
     ap.add_argument("--c-every", type=int, default=1,
                     help="table C is updated at every K-th update of A and B (fewer updates: a cheaper decoder)")
+    ap.add_argument("--bias", action="store_true",
+                    help="blend planes with bias cancellation (research_blend_bias's static median per context; "
+                         "its side information, 64 bytes a plane, not counted)")
     ap.add_argument("--restart", action="store_true",
                     help="the predictor restarts at each coder strip (a fused decoder's strips in parallel)")
     a = ap.parse_args()
@@ -168,11 +195,12 @@ def main() -> None:
     for name in a.sets:
         ims = rcm.load(a.data / name, a.limit)
         t0 = time.perf_counter()
-        per = [costs(arr, tables, a.restart, a.c_every) for _, arr in ims]
+        per = [costs(arr, tables, a.restart, a.c_every, a.bias) for _, arr in ims]
         names = per[0][1]
         samples = np.array([arr.size for _, arr in ims], np.float64)
         print(f"\n{name} ({len(ims)} images, {time.perf_counter() - t0:.0f} s); ideal code lengths, "
-              f"change against the shipped (A+B)/2" + (" on the restarted residuals" if a.restart else ""))
+              f"change against the shipped (A+B)/2" + (" on the restarted residuals" if a.restart else "")
+              + (", bias-cancelled" if a.bias else ""))
         if a.restart:
             real = np.mean([8 * c["_lanes"] / n for (c, _), n in zip(per, samples)])
             print(f"  tric-wf2's real LANES on the restarted residuals: {real:.4f} bpsp")
