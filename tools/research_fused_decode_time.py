@@ -35,6 +35,7 @@ from numba import njit, prange
 
 import tricodec
 from tricodec import blend_ref as br
+from tricodec.blend_ref import _med
 from tricodec import blend_select as bs
 from tricodec import wavefront_ref as wr
 from tricodec.context_model import plane_kinds
@@ -53,17 +54,6 @@ def _rel5(d):
     a = abs(d)
     m = (1 if a > 0 else 0) + (1 if a > 4 else 0)
     return 2 - m if d < 0 else 2 + m
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _med(a, b, c):
-    hi = max(a, b)
-    lo = min(a, b)
-    if c >= hi:
-        return lo
-    if c <= lo:
-        return hi
-    return a + b - c
 
 
 @njit(cache=True, nogil=True)
