@@ -14,7 +14,9 @@ For each image (every K-th of each set): tric-wf2's residuals with the encoder's
   context (mixed with the trained table as ``lam`` observations): an upper bound for any per-image
   starting tables sent as side information (their cost not counted);
 * ``cap``: the tables' adaptation window (weight_lut ``min(u + 16, cap)``; shipped 512), best per image;
-* ``binscale``: the activity bins read at ``activity x s`` (coarser or finer contexts), best per image.
+* ``binscale``: the activity bins read at ``activity x s`` (coarser or finer contexts), best per image;
+* ``predictor params chosen by real bytes``: each plane's mode and colour reference picked by coding
+  every option (coordinate descent from the encoder's choice) instead of blend_select's estimate.
 
 Bytes: tric-wf2's LANES (+ SIDE) through the wavefront coder twin (``research_blend_bias.coded_bytes``).
 Research only: nothing here is a codec path.
@@ -131,6 +133,23 @@ def table_variants(res: np.ndarray) -> dict:
     return out
 
 
+def params_by_real_bytes(planes: np.ndarray, params: np.ndarray, base: int) -> int:
+    """Bytes with each plane's mode and colour reference chosen by real coded bytes instead of
+    blend_select's entropy estimate (coordinate descent from its choice, two sweeps over the planes)."""
+    best, p = base, params.copy()
+    n = planes.shape[0]
+    for _ in range(2):
+        for k in range(n):
+            for ref in (bs.REFS_RGB[k] if n >= 3 and k < 3 else ((-1, 0, -1, 0),)):
+                for mode in (br.MODE_MED, br.MODE_BLEND):
+                    q = p.copy()
+                    q[k] = (mode,) + tuple(ref)
+                    c = coded(br.compute_blend_residuals(planes, q))
+                    if c < best:
+                        best, p = c, q
+    return best
+
+
 def variants(arr: np.ndarray) -> dict:
     planes, _, _ = rbb.planes_of(arr)
     params = bs.choose_params(planes)
@@ -138,7 +157,9 @@ def variants(arr: np.ndarray) -> dict:
     base = [rbb.residuals(st) for st in sts]
     res = np.stack(base)
     assert np.array_equal(res, br.compute_blend_residuals(planes, params)), "twin mismatch"
-    return {"tric-wf2": coded(res), **ls_variants(sts, base), **table_variants(res)}
+    b = coded(res)
+    return {"tric-wf2": b, **ls_variants(sts, base), **table_variants(res),
+            "predictor params chosen by real bytes": params_by_real_bytes(planes, params, b)}
 
 
 def main() -> None:
