@@ -10,7 +10,8 @@ unrounded prediction x 8 bins of its error estimate x its rounding; starting tab
 picks per image (by ideal code length: research_coder_mixing's pass) and would record in 9 bytes
 (``--two-tables``: at most two weights non-zero, so that a decoder need read only two tables a symbol,
 as today; this decoder still reads all three: the option measures bytes, not time); ``--no-table-c``:
-tables A and B only, tric-wf2's coder in the fused decoder (what fusing alone costs).  The
+tables A and B only, tric-wf2's coder in the fused decoder (what fusing alone costs); ``--no-table-b``:
+tables A and C only, mixed per image and plane kind, the decoder reading two tables a symbol.  The
 encoder writes tric-wf2's strip layout (K interleaved rANS states, raw bits apart); the decoder is one
 fused loop per strip (strips in parallel): each symbol's contexts, its rANS pop against the mixed
 tables, the pixel rebuilt by the blend, its errors kept in four-row rings.  Printed per set: bytes
@@ -194,9 +195,10 @@ def bins8(edges: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _decode_strip3(words, pos, end, raw_end, k_states, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut,
-                   wlut, update_steps, y0, y1, mixw, s_bins, g_bins, use_c, out):
+                   wlut, update_steps, y0, y1, mixw, s_bins, g_bins, use_c, use_b, out):
     """One strip's words -> its pixels in ``out`` (P, H, W) uint8 -> 0, or 1 if its words are corrupted
-    (``use_c`` false: no table C at all, for files coded with weights (8, 8, 0): tric-wf2's coder, fused)."""
+    (``use_c`` false: no table C at all, for files coded with weights (8, 8, 0): tric-wf2's coder, fused;
+    ``use_b`` false: no table B, for files coded with weights (wA, 0, wC): two tables a symbol, as today)."""
     n_planes, _, w = out.shape
     rows = y1 - y0
     if end - pos < 2 * k_states:
@@ -285,11 +287,18 @@ def _decode_strip3(words, pos, end, raw_end, k_states, params, kinds, init_a, in
                 slot = np.int64(x[k] & np.uint64(0xFFFF))
                 tok = 0
                 lo = np.int64(0)                     # every table starts at 0
-                hi = _cum(ta, tb, tc, kind, a, b, c, 1, wa, wb, wc)
-                while tok < N_TOKENS - 1 and hi <= slot:
-                    tok += 1
-                    lo = hi
-                    hi = _cum(ta, tb, tc, kind, a, b, c, tok + 1, wa, wb, wc)
+                if use_b:
+                    hi = _cum(ta, tb, tc, kind, a, b, c, 1, wa, wb, wc)
+                    while tok < N_TOKENS - 1 and hi <= slot:
+                        tok += 1
+                        lo = hi
+                        hi = _cum(ta, tb, tc, kind, a, b, c, tok + 1, wa, wb, wc)
+                else:
+                    hi = ((wa * np.int64(ta[kind, a, 1]) + wc * np.int64(tc[kind, c, 1])) >> 4) + 1
+                    while tok < N_TOKENS - 1 and hi <= slot:
+                        tok += 1
+                        lo = hi
+                        hi = ((wa * np.int64(ta[kind, a, tok + 1]) + wc * np.int64(tc[kind, c, tok + 1])) >> 4) + tok + 1
                 x[k], pos, bad = _pop(x[k], hi - lo, slot - lo, words, pos, end)
                 if bad:
                     return 1
@@ -325,12 +334,13 @@ def _decode_strip3(words, pos, end, raw_end, k_states, params, kinds, init_a, in
                     na += 1
                 sa[kind, a] += 1
                 ha[kind, a, tok] += 1
-                if sb[kind, b] == 0:
-                    listb[nb, 0] = kind
-                    listb[nb, 1] = b
-                    nb += 1
-                sb[kind, b] += 1
-                hb[kind, b, tok] += 1
+                if use_b:
+                    if sb[kind, b] == 0:
+                        listb[nb, 0] = kind
+                        listb[nb, 1] = b
+                        nb += 1
+                    sb[kind, b] += 1
+                    hb[kind, b, tok] += 1
                 if use_c:
                     if sc[kind, c] == 0:
                         listc[nc, 0] = kind
@@ -340,7 +350,8 @@ def _decode_strip3(words, pos, end, raw_end, k_states, params, kinds, init_a, in
                     hc[kind, c, tok] += 1
         if (t + 1) % update_steps == 0 or t == steps - 1:
             _update(ta, ha, sa, ua, lista, na, wlut)
-            _update(tb, hb, sb, ub, listb, nb, wlut)
+            if use_b:
+                _update(tb, hb, sb, ub, listb, nb, wlut)
             if use_c:
                 _update(tc, hc, sc, uc, listc, nc, wlut)
             na = nb = nc = 0
@@ -354,7 +365,7 @@ def _decode_strip3(words, pos, end, raw_end, k_states, params, kinds, init_a, in
 
 @njit(cache=True, parallel=True, nogil=True)
 def _decode3(counts, offsets, words, params, kinds, init_a, init_b, init_c, bin_a, bin_b, lut, wlut, update_steps,
-             lane_rows, mixw, s_bins, g_bins, use_c, out, status):
+             lane_rows, mixw, s_bins, g_bins, use_c, use_b, out, status):
     h = out.shape[1]
     for lane in prange(counts.shape[0]):
         y0 = lane * lane_rows
@@ -362,7 +373,7 @@ def _decode3(counts, offsets, words, params, kinds, init_a, init_b, init_c, bin_
         end = pos + counts[lane, 0]
         status[lane] = _decode_strip3(words, pos, end, end + counts[lane, 1], 1 << counts[lane, 2], params, kinds,
                                       init_a, init_b, init_c, bin_a, bin_b, lut, wlut, update_steps, y0,
-                                      min(h, y0 + lane_rows), mixw, s_bins, g_bins, use_c, out)
+                                      min(h, y0 + lane_rows), mixw, s_bins, g_bins, use_c, use_b, out)
 
 
 # ---- per image ----
@@ -377,13 +388,15 @@ TWO_TABLES = [(f"{wa}:{wb}:{wc}", rcm.STATIC, [wa, wb, wc], (0, 0)) for wa, wb, 
                (0, 8, 8), (0, 6, 10), (0, 4, 12), (0, 2, 14), (0, 10, 6))]
 
 
-def choose_mix(res, ctxc, kinds, rows, table_c, two_tables: bool = False) -> np.ndarray:
+def choose_mix(res, ctxc, kinds, rows, table_c, two_tables: bool = False, use_b: bool = True) -> np.ndarray:
     """(3 plane kinds, 3) weights in sixteenths: per kind the static mix of the smallest ideal code length
     (``two_tables``: among mixes of at most two tables)."""
     n, h, w = res.shape
     a, b = rpc._pad(MODEL.init_a), rpc._pad(MODEL.init_b)
     lut = MODEL.weight_lut.astype(np.int32)
     rules = TWO_TABLES if two_tables else [r for r in rpc.RULES if r[1] == rcm.STATIC]
+    if not use_b:
+        rules = [r for r in TWO_TABLES if r[2][1] == 0]
     cost = np.zeros((len(rules), 3))
     for y0 in range(0, h, rows):
         rcm._strip_cost(res, kinds, y0, min(h, y0 + rows), np.stack([a, b, rpc._pad(table_c)]), MODEL.bin_a,
@@ -397,7 +410,8 @@ def choose_mix(res, ctxc, kinds, rows, table_c, two_tables: bool = False) -> np.
     return out
 
 
-def run_image(arr: np.ndarray, table_c: np.ndarray, repeat: int, two_tables: bool = False, use_c: bool = True) -> dict:
+def run_image(arr: np.ndarray, table_c: np.ndarray, repeat: int, two_tables: bool = False, use_c: bool = True,
+              use_b: bool = True) -> dict:
     res, ctx = rpc.image_state(arr, restart=True)
     ctxc = ctx[KIND]
     order, _ = MODEL.plane_layout(arr.shape[2])
@@ -406,7 +420,7 @@ def run_image(arr: np.ndarray, table_c: np.ndarray, repeat: int, two_tables: boo
     n, h, w = res.shape
     kinds = plane_kinds(n)
     rows = MODEL.lane_rows(w, h)
-    mixw = choose_mix(res, ctxc, kinds, rows, table_c, two_tables) if use_c else np.array([[8, 8, 0]] * 3, np.int64)
+    mixw = choose_mix(res, ctxc, kinds, rows, table_c, two_tables, use_b) if use_c else np.array([[8, 8, 0]] * 3, np.int64)
     init_c = rpc._pad(table_c)
     # the decoder's tables as uint16 (every entry <= Q_ADAPT < 2^16): half the cache, -5% decode time
     dec_tables = [t.astype(np.uint16) for t in (MODEL.init_a, MODEL.init_b, init_c)]
@@ -424,7 +438,7 @@ def run_image(arr: np.ndarray, table_c: np.ndarray, repeat: int, two_tables: boo
 
     def fused():
         _decode3(counts, offsets, words, params, kinds, *dec_tables, MODEL.bin_a, MODEL.bin_b,
-                 br.WEIGHT_LUT, MODEL.weight_lut, MODEL.update_steps, rows, mixw, S_BINS, G_BINS, use_c, out, status)
+                 br.WEIGHT_LUT, MODEL.weight_lut, MODEL.update_steps, rows, mixw, S_BINS, G_BINS, use_c, use_b, out, status)
     fused()
     assert not status.any() and np.array_equal(out, planes), "the fused decoder must rebuild the image"
     # tric-wf2 as shipped: its residuals (no restart), its coder, then its blend scan
@@ -456,6 +470,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed decodes per image (best is kept)")
     ap.add_argument("--two-tables", action="store_true",
                     help="mix at most two of the three tables per plane kind (bytes only: see above)")
+    ap.add_argument("--no-table-b", action="store_true",
+                    help="tables A and C only, mixed per image and plane kind (the decoder reads two a symbol)")
     ap.add_argument("--no-table-c", action="store_true",
                     help="tables A and B only (tric-wf2's coder in the fused decoder: what fusing alone costs)")
     a = ap.parse_args()
@@ -463,7 +479,7 @@ def main() -> None:
     table_c = rpc.train_tables(a.data / "train")[KIND]
     for name in a.sets:
         ims = rcm.load(a.data / name, a.limit)
-        per = [run_image(arr, table_c, a.repeat, a.two_tables, not a.no_table_c) for _, arr in ims]
+        per = [run_image(arr, table_c, a.repeat, a.two_tables, not a.no_table_c, not a.no_table_b) for _, arr in ims]
         size = np.array([arr.size for _, arr in ims], np.float64)
         b = np.mean([8 * r["bytes"] / s for r, s in zip(per, size)])
         b2 = np.mean([8 * r["bytes_wf2"] / s for r, s in zip(per, size)])
