@@ -2,7 +2,7 @@
 
     python tools/research_fused_codec.py ../shared/data [--sets kodak dev dev_gray] [--limit N] [--repeat R]
 
-What tools/research_pixel_contexts.py and tools/research_fused_decode_time.py estimate, made real: per
+What tools/research_pixel_contexts.py estimates, made real (with the decoder it needs): per
 image, the blend predictor restarting at each coder strip, tric-wf2's tables A and B plus a third table C
 on the predictor's state (``research_pixel_contexts``' ``rel3+frac8``: where W, N, NE lie against the
 unrounded prediction x 8 bins of its error estimate x its rounding; starting tables counted on
@@ -214,7 +214,7 @@ def _decode_strip3(words, pos, end, raw_end, k_states, params, kinds, init_a, in
     uc = np.zeros(init_c.shape[:2], np.int32)
     listc = np.empty((init_c.shape[0] * init_c.shape[1], 2), np.int32)
     ring = np.zeros((n_planes, RING, rows + 2), np.int16)
-    v = np.zeros((n_planes, 4, w), np.int32)          # four-row rings (research_fused_decode_time)
+    v = np.zeros((n_planes, 4, w), np.int32)          # four-row rings, as blend_ref's scan keeps
     # the errors' ring has two zero columns each side: a missing neighbour adds 0 to S, as in blend_ref,
     # without a branch (rows above the strip are the ring's initial zeros)
     err = np.zeros((n_planes, 6, 4, w + 4), np.int16)
