@@ -220,6 +220,21 @@ def _wavefront_model(config: dict, arrays: dict, name: str, digest: str) -> Wave
         raise ModelError(f"malformed wavefront-model weights: {e}") from None
 
 
+def _fused_model(config: dict, arrays: dict, name: str, digest: str):
+    from .fused_model import FusedModel
+    from . import fused_ref as fr
+    base = _wavefront_model(dict(config, kind="wavefront"), arrays, name, digest)
+    if base.predictor != "blend":
+        raise ModelError("malformed fused-model weights: its predictor is the blend")
+    try:
+        init_c, bin_s, bin_g = fr.check_table_c(*(arrays[k] for k in ("init_c", "bin_s", "bin_g")))
+    except (KeyError, ValueError) as e:
+        raise ModelError(f"malformed fused-model weights: {e}") from None
+    fields = {f: getattr(base, f) for f in ("init_a", "init_b", "bin_a", "bin_b", "weight_lut", "update_steps",
+                                            "lane_pixels", "rgb_order", "rgb_refs", "predictor")}
+    return FusedModel(name=name, sha256=digest, **fields, init_c=init_c, bin_s=bin_s, bin_g=bin_g)
+
+
 def model_from_bytes(data: bytes, expected_sha256: str | None = None) -> "BlockScaleModel | ContextModel":
     """A model from a weights file's bytes. ``expected_sha256``: its content digest (or, for files
     registered before content identities, its zip's sha256); anything else is refused."""
@@ -254,6 +269,8 @@ def _model_from_parts(config: dict, arrays: dict, name: str, digest: str) -> "Bl
         return _context_model(config, arrays, name, digest)
     if config.get("kind") == "wavefront":
         return _wavefront_model(config, arrays, name, digest)
+    if config.get("kind") == "fused":
+        return _fused_model(config, arrays, name, digest)
     if config.get("kind") != "block-scale":
         raise ModelError(f"unknown model kind {config.get('kind')!r}")
     if "cdf" not in arrays:

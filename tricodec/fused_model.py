@@ -1,0 +1,77 @@
+"""The fused model (weights kind ``"fused"``, ``tric-wf3``): ``tric-wf2``'s wavefront coder and blend
+predictor run as one pass, strip by strip, with a third table on the predictor's state (``fused_ref``).
+
+Its bitstream inside a v1 container::
+
+    SIDE  = lane_rows (u32) | P x 5 int8: each plane's blend (mode, q1, c1, q2, c2)
+            | 3 x 3 uint8: the weights of tables A, B, C per plane kind (each row sums to 16)
+    LANES = wavefront_model's layout: counts (u32 x 3 per strip) | words (u16)
+
+No Triton kernels yet: whatever the backend, the model codes on the host (``prefers_gpu`` is false, so
+``device="auto"`` never moves it to a GPU; a GPU backend's planes make a round trip through the host).
+16-bit images reach it through the depth split (``deep.py``) as residual symbols: those it codes with
+tables A and B alone, as ``tric-wf2`` does (there is no pixel state to give table C a context).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import container as fmt
+from . import fused_ref as fr
+from .blend_select import choose_params
+from .context_model import plane_kinds
+from .errors import DecodeError
+from .wavefront_model import WavefrontModel, sections, unpack_lanes, unpack_params
+
+
+@dataclass(frozen=True, eq=False)
+class FusedModel(WavefrontModel):
+    init_c: np.ndarray = None   # int32 (3, NC_C, 25): table C's starting cumulatives per plane kind
+    bin_s: np.ndarray = None    # int32: the blend's smallest error sum -> table C's error bin
+    bin_g: np.ndarray = None    # int32: MED's gradient -> table C's error bin
+    kind = "fused"
+    prefers_gpu = False         # the twin runs on the host (no kernels yet)
+
+    def _fused_args(self, n_planes: int, lane_rows: int) -> tuple:
+        return (plane_kinds(n_planes), self.init_a, self.init_b, self.init_c, self.bin_a, self.bin_b, self.bin_s,
+                self.bin_g, self.weight_lut, self.update_steps, lane_rows)
+
+    def encode_planes_batch(self, planes_list: list, refs_list: list, backend) -> list:
+        out = []
+        for planes in planes_list:
+            planes = np.ascontiguousarray(backend.download(planes) if not isinstance(planes, np.ndarray)
+                                          else planes)
+            n_planes, h, w = planes.shape
+            lane_rows = self.lane_rows(w, h)
+            params = choose_params(planes)
+            mix, counts, words = fr.encode_fused(planes, params, *self._fused_args(n_planes, lane_rows))
+            secs = sections(lane_rows, counts, words)
+            side = dict(secs)[fmt.SEC_SIDE] + params.astype(np.int8).tobytes() + mix.astype(np.uint8).tobytes()
+            out.append([(tag, side if tag == fmt.SEC_SIDE else payload) for tag, payload in secs])
+        return out
+
+    def decode_planes_batch(self, sections_list: list, shapes: list, refs_list: list, backend) -> list:
+        out = []
+        for secs, shape in zip(sections_list, shapes):
+            n_planes = shape[0]
+            side = secs[fmt.SEC_SIDE]
+            if len(side) != 4 + 5 * n_planes + 9:
+                raise DecodeError("side information does not match the model")
+            lane_rows = self._lane_rows_of(side[:4], shape)
+            params = unpack_params(side[:4 + 5 * n_planes], n_planes)
+            mix = unpack_mix(side[4 + 5 * n_planes:])
+            counts, words = unpack_lanes(secs[fmt.SEC_LANES], shape, lane_rows)
+            planes = fr.decode_fused(counts, words, shape, params, mix, *self._fused_args(n_planes, lane_rows))
+            out.append(backend.upload(planes))
+        return out
+
+
+def unpack_mix(raw) -> np.ndarray:
+    """SIDE's 9 mix bytes -> int64 (3, 3), validated."""
+    mix = np.frombuffer(bytes(raw), dtype=np.uint8).astype(np.int64).reshape(3, 3)
+    try:
+        return fr.check_mix(mix)
+    except ValueError as e:
+        raise DecodeError(f"bad table mix: {e}") from None

@@ -1,0 +1,575 @@
+"""The fused wavefront model (``tric-wf3``): the self-correcting predictor inside the wavefront coder's
+steps, and a third context table that reads the predictor's state.  This module is its CPU twin and
+specification; there are no Triton kernels for it yet (the model codes on the host: ``fused_model.py``).
+
+What differs from ``tric-wf2`` (``wavefront_ref`` coding ``blend_ref``'s residuals):
+
+Strips predict alone.  Each strip (``lane_rows`` rows, as ``wavefront_ref``) is predicted as an image of
+its own by ``blend_ref``'s predictor at depth 8 (its rows ``y0 .. y1`` are the whole image to it: the
+neighbours above its first row are missing, ``pv`` at its first pixel is 128 or 0), so a decoder rebuilds
+a strip's pixels while it decodes the strip, strips in parallel.  The schedule is ``wavefront_ref``'s:
+plane p's pixel (y, x) is coded at step ``x + 2y + 2p``, when every pixel its prediction reads (W, N, NW,
+NE, NNE, WW, NN of its plane; (y, x) of earlier planes) has been decoded.
+
+Table C.  Besides tables A and B (``wavefront_ref``'s contexts of the residuals), each symbol reads table C
+(``NC_C = 4000`` contexts per plane kind) by where its neighbours lie against the unrounded prediction
+``pv4`` (in quarter units, blend_ref's), how large the predictor expects its error to be, and the
+prediction's rounding::
+
+    rel5(d) = 2 + sign(d) * ((d != 0) + (|d| > 4))                   # 0..4
+    e = bin_s[min(min_i S_i, len(bin_s) - 1)]       if the plane's mode is the blend   # 0..7
+        bin_g[min(|W - NW| + |N - NW| + |NE - N|, len(bin_g) - 1)]   if it is MED (pv4 = 4 med)
+    c = (((rel5(4 W - pv4) * 5 + rel5(4 N - pv4)) * 5 + rel5(4 NE - pv4)) * 8 + e) * 4 + (pv4 & 3)
+
+(W, N, NE: the plane's values ``v`` with blend_ref's edge fallbacks; ``S_i``: the blend's error sums.)
+Table C adapts as A and B do (``wavefront_ref``: same counts, same update, same weight schedule).
+
+Static mix.  A token's cumulative is a mix of the three tables with weights the encoder chooses per image
+and plane kind (``mix[kind] = (wa, wb, wc)``, each 0..16, summing to 16, recorded in SIDE)::
+
+    C(i) = ((wa * A[ca, i] + wb * B[cb, i] + wc * C[c, i]) >> 4) + i      # C(0) = 0, C(24) = 2^16
+
+(``(8, 8, 0)`` is tric-wf2's ``(A + B + 2i) >> 1``.)  Every table runs from 0 to Q_ADAPT without
+decreasing, so every token has frequency >= 1.  The encoder picks, per plane kind, the candidate mix with
+the smallest code length (float estimates on every ``COST_EVERY``-th step: a choice it records, never
+recomputed by a decoder).
+
+Interleaved rANS, raw extra bits and the strip layout are ``wavefront_ref``'s.  Everything a decoder
+computes is integer arithmetic (the blend's one division is blend_ref's exact float64 form).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .blend_ref import E_MAX, WEIGHT_LUT, _med, check_params
+from .context_ref import N_KINDS, N_TOKENS, Q_ADAPT, _extra_bits, _pop, _push, _token, _untoken
+from .errors import DecodeError
+from .rans_ref import RANS_L
+from .wavefront_ref import (RING, STRIPS_PER_BATCH, _append, _arrays, _check_states, _check_update_steps,
+                            _choose_states, _clear_slot, _ctx_ring, _fresh, _log2, _row_range, _update,
+                            check_wavefront_lanes, lane_geometry, max_lane_words, max_states, n_steps)
+
+NC_C = 4000                 # table C's contexts per plane kind: 5 x 5 x 5 x 8 x 4
+N_ERR_BINS = 8
+MIX_SHIFT = 4
+MIX_TOTAL = 1 << MIX_SHIFT  # a plane kind's three weights sum to this
+OFF = 4096                  # blend_ref's offset at depth 8 (keeps the division's operands positive)
+COST_EVERY = 4              # the encoder's mix estimate reads every this many steps
+# The mixes the encoder tries per plane kind (any mix summing to 16 decodes): tric-wf2's, A and B with a
+# growing share of C, C alone, and C with one of A, B.
+CANDIDATE_MIXES = np.array([(8, 8, 0), (7, 7, 2), (6, 6, 4), (6, 5, 5), (5, 5, 6), (4, 4, 8), (3, 3, 10),
+                            (2, 2, 12), (1, 1, 14), (0, 0, 16), (8, 0, 8), (0, 8, 8), (4, 0, 12), (0, 4, 12),
+                            (10, 0, 6), (0, 10, 6)], np.int64)
+# 16 - log2(f): a symbol's code length in bits at frequency f of 2^16 (the encoder's estimate only)
+_COST_BITS = np.concatenate([[64.0], 16.0 - np.log2(np.arange(1, (1 << 16) + 1, dtype=np.float64))])
+
+
+def err_bins(edges) -> np.ndarray:
+    """int32 look-up table of ``N_ERR_BINS`` bins of an error estimate up to ``edges[-1]``: bin
+    ``min(searchsorted(edges, s, 'right') // 2, 7)`` (16 edges' worth of levels folded two by two)."""
+    edges = np.asarray(edges, np.int64)
+    act = np.arange(int(edges[-1]) + 1)
+    return np.minimum(np.searchsorted(edges, act, side="right") * N_ERR_BINS // 16, N_ERR_BINS - 1).astype(np.int32)
+
+
+# ---- one pixel: prediction, table C's context, the rings it keeps (shared by encoder and decoder) ----
+
+@njit(cache=True, nogil=True, inline="always")
+def _rel5(d):
+    a = abs(d)
+    m = (1 if a > 0 else 0) + (1 if a > 4 else 0)
+    return 2 - m if d < 0 else 2 + m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, s):
+    """Pixel (yy, xx) of a strip's plane: -> (pv4, c), the unrounded prediction (quarter units) of its
+    value v and its table-C context; ``s`` gets the six sub-predictions.  ``vp``: (4, W) ring of v,
+    ``ep``: (6, 4, W + 4) ring of the blend's errors with two zero columns each side."""
+    r0 = yy & 3
+    r1 = (yy - 1) & 3
+    r2 = (yy - 2) & 3
+    vw = vp[r0, xx - 1] if xx > 0 else (vp[r1, xx] if yy > 0 else 0)
+    vn = vp[r1, xx] if yy > 0 else vw
+    vnw = vp[r1, xx - 1] if (yy > 0 and xx > 0) else vn
+    vne = vp[r1, xx + 1] if (yy > 0 and xx < w - 1) else vn
+    if mode == 0:
+        pv4 = 4 * _med(vw, vn, vnw)
+        e = bin_g[min(abs(vw - vnw) + abs(vn - vnw) + abs(vne - vn), bin_g.shape[0] - 1)]
+    else:
+        vnne = vp[r2, xx + 1] if (yy > 1 and xx < w - 1) else vne
+        s[0] = 4 * _med(vw, vn, vnw)
+        s[1] = 4 * vw
+        s[2] = 4 * vn
+        s[3] = 4 * (vw + vne - vn)
+        s[4] = 4 * (vn + vne - vnne)
+        s[5] = 2 * (vw + vn) + vne - vnw
+        tw = np.int64(0)
+        ts = np.int64(0)
+        smin = np.int32(1 << 30)
+        e2 = xx + 2
+        for i in range(6):
+            sv = (2 * (np.int32(ep[i, r0, e2 - 1]) + np.int32(ep[i, r1, e2]) + np.int32(ep[i, r1, e2 - 1])
+                       + np.int32(ep[i, r1, e2 + 1])) + np.int32(ep[i, r0, e2 - 2]) + np.int32(ep[i, r2, e2]))
+            smin = min(smin, sv)
+            wi = np.int64(WEIGHT_LUT[sv])
+            tw += wi
+            ts += wi * np.int64(s[i] + OFF)
+        # blend_ref's exact float64 form of (ts + tw // 2) // tw (its module proves it)
+        pv4 = s[0] if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - OFF
+        e = bin_s[min(smin, bin_s.shape[0] - 1)]
+    c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * N_ERR_BINS + e) * 4 \
+        + (pv4 & 3)
+    return pv4, c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prediction(pv4, yy, xx, ref, no_refs):
+    """The rounded, clamped prediction of the sample (blend_ref's ``pred``)."""
+    pv = ((pv4 + 2 + OFF) >> 2) - (OFF >> 2)
+    if yy == 0 and xx == 0:
+        pv = 128 if no_refs else 0
+    return min(max(pv + ref, 0), 255)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _keep(vp, ep, yy, xx, vv, mode, s):
+    """Store the pixel's v and (blend planes) its sub-predictors' errors in the rings."""
+    r0 = yy & 3
+    vp[r0, xx] = vv
+    if mode != 0:
+        v4 = 4 * vv
+        for i in range(6):
+            ep[i, r0, xx + 2] = min(abs(v4 - s[i]), E_MAX)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ref(planes, q1, c1, q2, c2, y, xx):
+    ref = np.int32(0)
+    if q1 >= 0:
+        ref += c1 * np.int32(planes[q1, y, xx])
+    if q2 >= 0:
+        ref += c2 * np.int32(planes[q2, y, xx])
+    return ref >> 2
+
+
+# ---- the encoder ----
+
+@njit(cache=True, nogil=True)
+def _strip_symbols(planes, params, bin_s, bin_g, y0, y1, res, ctxc):
+    """The strip's residual symbols and table-C contexts (raster order: every pixel is known)."""
+    n_planes, _, w = planes.shape
+    s = np.zeros(6, np.int32)
+    for p in range(n_planes):
+        mode, q1, c1, q2, c2 = params[p, 0], params[p, 1], params[p, 2], params[p, 3], params[p, 4]
+        vp = np.zeros((4, w), np.int32)
+        ep = np.zeros((6, 4, w + 4), np.int16)
+        for yy in range(y1 - y0):
+            y = y0 + yy
+            for xx in range(w):
+                ref = _ref(planes, q1, c1, q2, c2, y, xx)
+                pv4, c = _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, s)
+                pred = _prediction(pv4, yy, xx, ref, q1 < 0 and q2 < 0)
+                xv = np.int32(planes[p, y, xx])
+                res[p, y, xx] = np.uint8((xv - pred + 128) & 255)
+                ctxc[p, y, xx] = c
+                _keep(vp, ep, yy, xx, xv - ref, mode, s)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mixed(wa, wb, wc, a, b, c, tok):
+    return ((wa * np.int64(a) + wb * np.int64(b) + wc * np.int64(c)) >> MIX_SHIFT) + tok
+
+
+@njit(cache=True, nogil=True)
+def _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0, y1, mix,
+                cands, cost_bits, cost, start, freq, nx, raw, counts):
+    """Forward over one strip in schedule order, the tables adapting as a decoder's will.  With ``mix``
+    (3, 3): each symbol's (start, freq), each step's symbol count, the extra bits in ``raw`` -> raw words.
+    Without (``mix.shape[0] == 0``): adds each candidate mix's code length per plane kind to ``cost``
+    (kinds, candidates), on every COST_EVERY-th step -> 0."""
+    n_planes, _, w = res.shape
+    rows = y1 - y0
+    emit = mix.shape[0] > 0
+    ta, tb, ha, hb, sa, sb, ua, ub, lista, listb = _fresh(init_a, init_b)
+    tc, _, hc, _, sc, _, uc, _, listc, _ = _fresh(init_c, init_c[:, :1])
+    ring = np.zeros((n_planes, RING, rows + 2), np.int16)
+    j = 0
+    acc = np.uint64(0)
+    n_acc = 0
+    n_raw = 0
+    na = nb = nc = 0
+    steps = n_steps(n_planes, rows, w)
+    for t in range(steps):
+        j0 = j
+        priced = (not emit) and t % COST_EVERY == 0
+        for p in range(n_planes):
+            d = t - 2 * p
+            kind = kinds[p]
+            lo_y, hi_y = _row_range(d, rows, w)
+            _clear_slot(ring, p, d)
+            for yy in range(lo_y, hi_y):
+                a, b = _ctx_ring(ring, p, kind, d, yy + 2, bin_a, bin_b)
+                c = ctxc[p, y0 + yy, d - 2 * yy]
+                r = np.int32(res[p, y0 + yy, d - 2 * yy]) - 128
+                ring[p, d & (RING - 1), yy + 2] = r
+                tok, n_extra, extra = _token(2 * r if r >= 0 else -2 * r - 1)
+                if emit:
+                    wa, wb, wc = mix[kind, 0], mix[kind, 1], mix[kind, 2]
+                    lo = _mixed(wa, wb, wc, ta[kind, a, tok], tb[kind, b, tok], tc[kind, c, tok], tok)
+                    start[j] = lo
+                    freq[j] = _mixed(wa, wb, wc, ta[kind, a, tok + 1], tb[kind, b, tok + 1], tc[kind, c, tok + 1],
+                                     tok + 1) - lo
+                    nx[j] = n_extra
+                    if n_extra > 0:
+                        acc |= np.uint64(extra) << np.uint64(n_acc)
+                        n_acc += n_extra
+                        if n_acc >= 16:
+                            raw[n_raw] = np.uint16(acc & np.uint64(0xFFFF))
+                            n_raw += 1
+                            acc >>= np.uint64(16)
+                            n_acc -= 16
+                elif priced:
+                    a0, a1 = ta[kind, a, tok], ta[kind, a, tok + 1]
+                    b0, b1 = tb[kind, b, tok], tb[kind, b, tok + 1]
+                    c0, c1 = tc[kind, c, tok], tc[kind, c, tok + 1]
+                    for m in range(cands.shape[0]):
+                        wa, wb, wc = cands[m, 0], cands[m, 1], cands[m, 2]
+                        f = _mixed(wa, wb, wc, a1, b1, c1, 1) - _mixed(wa, wb, wc, a0, b0, c0, 0)
+                        cost[kind, m] += cost_bits[f]
+                j += 1
+                if sa[kind, a] == 0:
+                    lista[na, 0] = kind
+                    lista[na, 1] = a
+                    na += 1
+                sa[kind, a] += 1
+                ha[kind, a, tok] += 1
+                if sb[kind, b] == 0:
+                    listb[nb, 0] = kind
+                    listb[nb, 1] = b
+                    nb += 1
+                sb[kind, b] += 1
+                hb[kind, b, tok] += 1
+                if sc[kind, c] == 0:
+                    listc[nc, 0] = kind
+                    listc[nc, 1] = c
+                    nc += 1
+                sc[kind, c] += 1
+                hc[kind, c, tok] += 1
+        if emit:
+            counts[t] = j - j0
+        if (t + 1) % update_steps == 0 or t == steps - 1:
+            _update(ta, ha, sa, ua, lista, na, weight_lut)
+            _update(tb, hb, sb, ub, listb, nb, weight_lut)
+            _update(tc, hc, sc, uc, listc, nc, weight_lut)
+            na = nb = nc = 0
+    if n_acc > 0:
+        raw[n_raw] = np.uint16(acc & np.uint64(0xFFFF))
+        n_raw += 1
+    return n_raw
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _prepare_strips(planes, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
+                    update_steps, lane_rows, cands, cost_bits, res, ctxc, cost):
+    """Every strip's symbols and contexts, and its candidate mixes' code lengths in ``cost[strip]``."""
+    h = planes.shape[1]
+    none = np.zeros((0, 3), np.int64)
+    for g in prange(cost.shape[0]):
+        y0 = g * lane_rows
+        y1 = min(h, y0 + lane_rows)
+        _strip_symbols(planes, params, bin_s, bin_g, y0, y1, res, ctxc)
+        _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0, y1, none,
+                    cands, cost_bits, cost[g], np.empty(0, np.uint32), np.empty(0, np.uint32),
+                    np.empty(0, np.uint8), np.empty(0, np.uint16), np.empty(0, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _encode_strip(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0, y1, mix,
+                  scratch, base, stride, out_counts, states):
+    """As ``wavefront_ref._encode_strip``, with the fused model's pass."""
+    n_planes, _, w = res.shape
+    n_sym = (y1 - y0) * n_planes * w
+    steps = n_steps(n_planes, y1 - y0, w)
+    start = np.empty(n_sym, np.uint32)
+    freq = np.empty(n_sym, np.uint32)
+    nx = np.empty(n_sym, np.uint8)
+    raw = np.empty(n_sym // 2 + 1, np.uint16)
+    counts = np.empty(steps, np.int64)
+    n_raw = _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0, y1,
+                        mix, np.zeros((0, 3), np.int64), np.zeros(0), np.zeros((0, 0)), start, freq, nx, raw, counts)
+    k_states = _choose_states(n_sym, freq, nx) if states == 0 else min(states, max_states(n_sym))
+    x = np.full(k_states, np.uint64(RANS_L), np.uint64)
+    top = base + stride - 1
+    m = 0
+    end = n_sym
+    for t in range(steps - 1, -1, -1):
+        n = counts[t]
+        first = end - n
+        for jj in range(n - 1, -1, -1):
+            k = jj % k_states
+            x[k], m = _push(x[k], np.uint64(freq[first + jj]), np.uint64(start[first + jj]), scratch, top, m)
+        end = first
+    for k in range(k_states - 1, -1, -1):
+        scratch[top - m] = np.uint16(x[k] & np.uint64(0xFFFF))
+        scratch[top - m - 1] = np.uint16(x[k] >> np.uint64(16))
+        m += 2
+    scratch[base:base + m] = scratch[top + 1 - m:top + 1].copy()
+    scratch[base + m:base + m + n_raw] = raw[:n_raw]
+    out_counts[0] = m
+    out_counts[1] = n_raw
+    out_counts[2] = _log2(k_states)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _encode_strips_nb(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, lane_rows,
+                      mix, first, scratch, stride, counts, states):
+    h = res.shape[1]
+    for g in prange(counts.shape[0]):
+        y0 = (first + g) * lane_rows
+        _encode_strip(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0,
+                      min(h, y0 + lane_rows), mix, scratch, g * stride, stride, counts[g], states)
+
+
+def choose_mix(cost: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """int64 (3, 3): per plane kind the candidate of the smallest estimated code length (kinds the image
+    does not have: tric-wf2's (8, 8, 0))."""
+    mix = np.tile(CANDIDATE_MIXES[0], (N_KINDS, 1))
+    for kind in set(int(k) for k in kinds):
+        mix[kind] = CANDIDATE_MIXES[int(np.argmin(cost[kind]))]
+    return mix
+
+
+# ---- checks ----
+
+def check_mix(mix) -> np.ndarray:
+    """``mix`` as int64 (3, 3), or ValueError unless every weight is in 0..16 and each kind's sum is 16."""
+    m = np.asarray(mix)
+    if m.shape != (N_KINDS, 3) or m.dtype.kind not in "iu" or int(m.min()) < 0 \
+            or (m.sum(axis=1) != MIX_TOTAL).any():
+        raise ValueError(f"mix must be (3, 3) weights in 0..{MIX_TOTAL}, each row summing to {MIX_TOTAL}")
+    return np.ascontiguousarray(m, dtype=np.int64)
+
+
+def check_table_c(init_c, bin_s, bin_g) -> tuple:
+    """Table C's starting cumulatives and error bins as the twin needs them, or ValueError."""
+    init_c = np.ascontiguousarray(init_c, dtype=np.int32)
+    if init_c.shape != (N_KINDS, NC_C, N_TOKENS + 1) or (init_c[..., 0] != 0).any() \
+            or (init_c[..., -1] != Q_ADAPT).any() or (np.diff(init_c, axis=-1) < 0).any():
+        raise ValueError(f"init_c must be (3, {NC_C}, 25) cumulatives from 0 to {Q_ADAPT}")
+    out = [init_c]
+    for name, t in (("bin_s", bin_s), ("bin_g", bin_g)):
+        t = np.ascontiguousarray(t, dtype=np.int32)
+        if t.ndim != 1 or not 1 <= t.shape[0] <= 1 << 16 or int(t.min()) < 0 or int(t.max()) >= N_ERR_BINS:
+            raise ValueError(f"{name} must hold 1 to 2**16 bins in 0..{N_ERR_BINS - 1}")
+        out.append(t)
+    return tuple(out)
+
+
+def _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, n_planes):
+    kinds, init_a, init_b, bin_a, bin_b, weight_lut = _arrays(kinds, init_a, init_b, bin_a, bin_b, weight_lut,
+                                                              n_planes)
+    init_c, bin_s, bin_g = check_table_c(init_c, bin_s, bin_g)
+    return kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut
+
+
+def encode_fused(planes: np.ndarray, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
+                 update_steps: int, lane_rows: int, mix=None, states: int = 0):
+    """Encode planes with the fused model.
+
+    Args:
+        planes: uint8 (P, H, W), planes in coding order.
+        params: int (P, 5): blend_ref's (mode, q1, c1, q2, c2) per plane.
+        kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, lane_rows, states: as
+            ``wavefront_ref.encode_wavefront_lanes``.
+        init_c: int32 (3, NC_C, 25): table C's starting cumulatives; bin_s, bin_g: int32 error bins (module
+            docstring).
+        mix: None (the encoder chooses) or int (3, 3): the weights of tables A, B, C per plane kind.
+
+    Returns:
+        (mix, counts, words): int64 (3, 3) as used; the strip table and words of
+        ``wavefront_ref.encode_wavefront_lanes``' layout.
+    """
+    planes = np.ascontiguousarray(planes, dtype=np.uint8)
+    n_planes, h, w = planes.shape
+    if planes.size == 0 or lane_rows < 1:
+        raise ValueError("need a non-empty (P, H, W) array and lane_rows >= 1")
+    params = check_params(params, n_planes)
+    arrays = _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, n_planes)
+    kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut = arrays
+    update_steps = _check_update_steps(update_steps)
+    states = _check_states(states)
+    n_lanes = lane_geometry(h, lane_rows)
+    res = np.empty_like(planes)
+    ctxc = np.empty((n_planes, h, w), np.int16)
+    cost = np.zeros((n_lanes, N_KINDS, CANDIDATE_MIXES.shape[0]))
+    _prepare_strips(planes, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
+                    update_steps, lane_rows, CANDIDATE_MIXES, _COST_BITS, res, ctxc, cost)
+    mix = choose_mix(cost.sum(axis=0), kinds) if mix is None else check_mix(mix)
+    stride = sum(max_lane_words(planes.shape, lane_rows))
+    counts = np.empty((n_lanes, 3), dtype=np.uint32)
+    words = np.empty(n_lanes * stride, dtype=np.uint16)
+    pos = 0
+    for first in range(0, n_lanes, STRIPS_PER_BATCH):
+        g = min(STRIPS_PER_BATCH, n_lanes - first)
+        scratch = np.empty(g * stride, dtype=np.uint16)
+        _encode_strips_nb(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps,
+                          lane_rows, mix, first, scratch, stride, counts[first:first + g], states)
+        pos = _append(scratch, stride, counts[first:first + g], words, pos)
+    return mix, counts, words[:pos].copy()
+
+
+# ---- the decoder: one fused loop per strip ----
+
+@njit(cache=True, nogil=True)
+def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s,
+                  bin_g, weight_lut, update_steps, y0, y1, mix, out):
+    """One strip's words -> its pixels in ``out`` (P, H, W) -> 0, or 1 if its words are corrupted."""
+    n_planes, _, w = out.shape
+    rows = y1 - y0
+    if end - pos < 2 * k_states:
+        return 1
+    x = np.empty(k_states, np.uint64)
+    for k in range(k_states):
+        x[k] = (np.uint64(words[pos]) << np.uint64(16)) | np.uint64(words[pos + 1])
+        pos += 2
+    ta, tb, ha, hb, sa, sb, ua, ub, lista, listb = _fresh(init_a, init_b)
+    tc, _, hc, _, sc, _, uc, _, listc, _ = _fresh(init_c, init_c[:, :1])
+    ring = np.zeros((n_planes, RING, rows + 2), np.int16)
+    v = np.zeros((n_planes, 4, w), np.int32)
+    err = np.zeros((n_planes, 6, 4, w + 4), np.int16)
+    s = np.zeros((n_planes, 6), np.int32)
+    rpos = end
+    acc = np.uint64(0)
+    n_acc = 0
+    na = nb = nc = 0
+    steps = n_steps(n_planes, rows, w)
+    for t in range(steps):
+        k = 0
+        for p in range(n_planes):
+            d = t - 2 * p
+            kind = kinds[p]
+            wa, wb, wc = mix[kind, 0], mix[kind, 1], mix[kind, 2]
+            mode, q1, c1, q2, c2 = params[p, 0], params[p, 1], params[p, 2], params[p, 3], params[p, 4]
+            vp = v[p]
+            ep = err[p]
+            sp = s[p]
+            lo_y, hi_y = _row_range(d, rows, w)
+            _clear_slot(ring, p, d)
+            for yy in range(lo_y, hi_y):
+                xx = d - 2 * yy
+                y = y0 + yy
+                ref = _ref(out, q1, c1, q2, c2, y, xx)
+                pv4, c = _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, sp)
+                pred = _prediction(pv4, yy, xx, ref, q1 < 0 and q2 < 0)
+                a, b = _ctx_ring(ring, p, kind, d, yy + 2, bin_a, bin_b)
+                slot = np.int64(x[k] & np.uint64(0xFFFF))
+                tok = 0
+                lo = np.int64(0)
+                hi = _mixed(wa, wb, wc, ta[kind, a, 1], tb[kind, b, 1], tc[kind, c, 1], 1)
+                while tok < N_TOKENS - 1 and hi <= slot:
+                    tok += 1
+                    lo = hi
+                    hi = _mixed(wa, wb, wc, ta[kind, a, tok + 1], tb[kind, b, tok + 1], tc[kind, c, tok + 1], tok + 1)
+                x[k], pos, bad = _pop(x[k], hi - lo, slot - lo, words, pos, end)
+                if bad:
+                    return 1
+                k += 1
+                if k == k_states:
+                    k = 0
+                n_extra = _extra_bits(tok)
+                extra = 0
+                if n_extra > 0:
+                    if n_acc < n_extra:
+                        if rpos >= raw_end:
+                            return 1
+                        acc |= np.uint64(words[rpos]) << np.uint64(n_acc)
+                        rpos += 1
+                        n_acc += 16
+                    extra = np.int64(acc & np.uint64((1 << n_extra) - 1))
+                    acc >>= np.uint64(n_extra)
+                    n_acc -= n_extra
+                u = _untoken(tok, extra)
+                rr = (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
+                ring[p, d & (RING - 1), yy + 2] = rr
+                xv = (rr + pred) & 255
+                out[p, y, xx] = np.uint8(xv)
+                _keep(vp, ep, yy, xx, xv - ref, mode, sp)
+                if sa[kind, a] == 0:
+                    lista[na, 0] = kind
+                    lista[na, 1] = a
+                    na += 1
+                sa[kind, a] += 1
+                ha[kind, a, tok] += 1
+                if sb[kind, b] == 0:
+                    listb[nb, 0] = kind
+                    listb[nb, 1] = b
+                    nb += 1
+                sb[kind, b] += 1
+                hb[kind, b, tok] += 1
+                if sc[kind, c] == 0:
+                    listc[nc, 0] = kind
+                    listc[nc, 1] = c
+                    nc += 1
+                sc[kind, c] += 1
+                hc[kind, c, tok] += 1
+        if (t + 1) % update_steps == 0 or t == steps - 1:
+            _update(ta, ha, sa, ua, lista, na, weight_lut)
+            _update(tb, hb, sb, ub, listb, nb, weight_lut)
+            _update(tc, hc, sc, uc, listc, nc, weight_lut)
+            na = nb = nc = 0
+    if pos != end or rpos != raw_end or acc != 0:
+        return 1
+    for k in range(k_states):
+        if x[k] != np.uint64(RANS_L):
+            return 1
+    return 0
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _decode_strips_nb(counts, offsets, words, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g,
+                      weight_lut, update_steps, lane_rows, mix, out, status):
+    h = out.shape[1]
+    for lane in prange(counts.shape[0]):
+        y0 = lane * lane_rows
+        pos = offsets[lane]
+        end = pos + counts[lane, 0]
+        status[lane] = _decode_strip(words, pos, end, end + counts[lane, 1], 1 << counts[lane, 2], params, kinds,
+                                     init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, update_steps,
+                                     y0, min(h, y0 + lane_rows), mix, out)
+
+
+def decode_fused(counts: np.ndarray, words: np.ndarray, shape: tuple, params, mix, kinds, init_a, init_b, init_c,
+                 bin_a, bin_b, bin_s, bin_g, weight_lut, update_steps: int, lane_rows: int) -> np.ndarray:
+    """Decode what :func:`encode_fused` wrote.
+
+    Args:
+        counts: uint32 (n_strips, 3), words: uint16 (W,): the strip table and data.
+        shape: (P, H, W) of the planes.
+        params, mix and the model's arrays, update_steps, lane_rows: as the encoder had them.
+
+    Returns:
+        uint8 (P, H, W): the planes, in coding order.
+
+    Raises:
+        DecodeError: the strip table does not fit, or a strip ran out of words, left words unread or did not
+        end in the initial states.  ValueError: malformed params, mix or model arrays.
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.uint32)
+    words = np.ascontiguousarray(words, dtype=np.uint16)
+    n_planes, h, w = (int(v) for v in shape)
+    params = check_params(params, n_planes)
+    mix = check_mix(mix)
+    arrays = _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, n_planes)
+    update_steps = _check_update_steps(update_steps)
+    check_wavefront_lanes(counts, words.shape[0], (n_planes, h, w), lane_rows)
+    totals = counts[:, :2].sum(axis=1, dtype=np.int64)
+    offsets = np.zeros(counts.shape[0], dtype=np.int64)
+    np.cumsum(totals[:-1], out=offsets[1:])
+    out = np.empty((n_planes, h, w), dtype=np.uint8)
+    status = np.zeros(counts.shape[0], dtype=np.uint8)
+    _decode_strips_nb(counts, offsets, words, params, *arrays, update_steps, lane_rows, mix, out, status)
+    if status.any():
+        raise DecodeError(f"corrupted entropy-coded data in lane {int(np.argmax(status))}")
+    return out
