@@ -83,7 +83,7 @@ def _rel5(d):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, s):
+def _predict(vp, ep, yy, xx, w, mode, lut, bin_s, bin_g, s):
     """Pixel (yy, xx) of a strip's plane: -> (pv4, c), the unrounded prediction (quarter units) of its
     value v and its table-C context; ``s`` gets the six sub-predictions.  ``vp``: (4, W) ring of v,
     ``ep``: (6, 4, W + 4) ring of the blend's errors with two zero columns each side."""
@@ -113,7 +113,7 @@ def _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, s):
             sv = (2 * (np.int32(ep[i, r0, e2 - 1]) + np.int32(ep[i, r1, e2]) + np.int32(ep[i, r1, e2 - 1])
                        + np.int32(ep[i, r1, e2 + 1])) + np.int32(ep[i, r0, e2 - 2]) + np.int32(ep[i, r2, e2]))
             smin = min(smin, sv)
-            wi = np.int64(WEIGHT_LUT[sv])
+            wi = np.int64(lut[sv])
             tw += wi
             ts += wi * np.int64(s[i] + OFF)
         # blend_ref's exact float64 form of (ts + tw // 2) // tw (its module proves it)
@@ -169,7 +169,7 @@ def _strip_symbols(planes, params, bin_s, bin_g, y0, y1, res, ctxc):
             y = y0 + yy
             for xx in range(w):
                 ref = _ref(planes, q1, c1, q2, c2, y, xx)
-                pv4, c = _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, s)
+                pv4, c = _predict(vp, ep, yy, xx, w, mode, WEIGHT_LUT, bin_s, bin_g, s)
                 pred = _prediction(pv4, yy, xx, ref, q1 < 0 and q2 < 0)
                 xv = np.int32(planes[p, y, xx])
                 res[p, y, xx] = np.uint8((xv - pred + 128) & 255)
@@ -371,6 +371,8 @@ def _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut
     kinds, init_a, init_b, bin_a, bin_b, weight_lut = _arrays(kinds, init_a, init_b, bin_a, bin_b, weight_lut,
                                                               n_planes)
     init_c, bin_s, bin_g = check_table_c(init_c, bin_s, bin_g)
+    # the working tables as uint16 (every entry <= Q_ADAPT < 2^16): half the cache of int32, same values
+    init_a, init_b, init_c = (t.astype(np.uint16) for t in (init_a, init_b, init_c))
     return kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut
 
 
@@ -424,7 +426,7 @@ def encode_fused(planes: np.ndarray, params, kinds, init_a, init_b, init_c, bin_
 
 @njit(cache=True, nogil=True)
 def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s,
-                  bin_g, weight_lut, update_steps, y0, y1, mix, out):
+                  bin_g, weight_lut, update_steps, y0, y1, mix, lut, out):
     """One strip's words -> its pixels in ``out`` (P, H, W) -> 0, or 1 if its words are corrupted."""
     n_planes, _, w = out.shape
     rows = y1 - y0
@@ -439,7 +441,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, ini
     ring = np.zeros((n_planes, RING, rows + 2), np.int16)
     v = np.zeros((n_planes, 4, w), np.int32)
     err = np.zeros((n_planes, 6, 4, w + 4), np.int16)
-    s = np.zeros((n_planes, 6), np.int32)
+    sp = np.zeros(6, np.int32)
     rpos = end
     acc = np.uint64(0)
     n_acc = 0
@@ -454,15 +456,56 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, ini
             mode, q1, c1, q2, c2 = params[p, 0], params[p, 1], params[p, 2], params[p, 3], params[p, 4]
             vp = v[p]
             ep = err[p]
-            sp = s[p]
             lo_y, hi_y = _row_range(d, rows, w)
             _clear_slot(ring, p, d)
             for yy in range(lo_y, hi_y):
                 xx = d - 2 * yy
                 y = y0 + yy
-                ref = _ref(out, q1, c1, q2, c2, y, xx)
-                pv4, c = _predict(vp, ep, yy, xx, w, mode, bin_s, bin_g, sp)
-                pred = _prediction(pv4, yy, xx, ref, q1 < 0 and q2 < 0)
+                ref = np.int32(0)
+                if q1 >= 0:
+                    ref += c1 * np.int32(out[q1, y, xx])
+                if q2 >= 0:
+                    ref += c2 * np.int32(out[q2, y, xx])
+                ref >>= 2
+                # _predict and _prediction, written out (numba's inlined helpers were ~17% slower here)
+                r0 = yy & 3
+                r1 = (yy - 1) & 3
+                r2 = (yy - 2) & 3
+                vw = vp[r0, xx - 1] if xx > 0 else (vp[r1, xx] if yy > 0 else 0)
+                vn = vp[r1, xx] if yy > 0 else vw
+                vnw = vp[r1, xx - 1] if (yy > 0 and xx > 0) else vn
+                vne = vp[r1, xx + 1] if (yy > 0 and xx < w - 1) else vn
+                if mode == 0:
+                    pv4 = 4 * _med(vw, vn, vnw)
+                    e = bin_g[min(abs(vw - vnw) + abs(vn - vnw) + abs(vne - vn), bin_g.shape[0] - 1)]
+                else:
+                    vnne = vp[r2, xx + 1] if (yy > 1 and xx < w - 1) else vne
+                    sp[0] = 4 * _med(vw, vn, vnw)
+                    sp[1] = 4 * vw
+                    sp[2] = 4 * vn
+                    sp[3] = 4 * (vw + vne - vn)
+                    sp[4] = 4 * (vn + vne - vnne)
+                    sp[5] = 2 * (vw + vn) + vne - vnw
+                    tw = np.int64(0)
+                    ts = np.int64(0)
+                    smin = np.int32(1 << 30)
+                    e2 = xx + 2
+                    for i in range(6):
+                        sv = (2 * (np.int32(ep[i, r0, e2 - 1]) + np.int32(ep[i, r1, e2]) + np.int32(ep[i, r1, e2 - 1])
+                                   + np.int32(ep[i, r1, e2 + 1])) + np.int32(ep[i, r0, e2 - 2])
+                              + np.int32(ep[i, r2, e2]))
+                        smin = min(smin, sv)
+                        wi = np.int64(lut[sv])
+                        tw += wi
+                        ts += wi * np.int64(sp[i] + OFF)
+                    pv4 = sp[0] if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - OFF
+                    e = bin_s[min(smin, bin_s.shape[0] - 1)]
+                c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * N_ERR_BINS + e) \
+                    * 4 + (pv4 & 3)
+                pv = ((pv4 + 2 + OFF) >> 2) - (OFF >> 2)
+                if yy == 0 and xx == 0:
+                    pv = 128 if (q1 < 0 and q2 < 0) else 0
+                pred = min(max(pv + ref, 0), 255)
                 a, b = _ctx_ring(ring, p, kind, d, yy + 2, bin_a, bin_b)
                 slot = np.int64(x[k] & np.uint64(0xFFFF))
                 tok = 0
@@ -495,7 +538,12 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, ini
                 ring[p, d & (RING - 1), yy + 2] = rr
                 xv = (rr + pred) & 255
                 out[p, y, xx] = np.uint8(xv)
-                _keep(vp, ep, yy, xx, xv - ref, mode, sp)
+                vv = xv - ref
+                vp[r0, xx] = vv
+                if mode != 0:
+                    v4 = 4 * vv
+                    for i in range(6):
+                        ep[i, r0, xx + 2] = min(abs(v4 - sp[i]), E_MAX)
                 if sa[kind, a] == 0:
                     lista[na, 0] = kind
                     lista[na, 1] = a
@@ -537,7 +585,7 @@ def _decode_strips_nb(counts, offsets, words, params, kinds, init_a, init_b, ini
         end = pos + counts[lane, 0]
         status[lane] = _decode_strip(words, pos, end, end + counts[lane, 1], 1 << counts[lane, 2], params, kinds,
                                      init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, update_steps,
-                                     y0, min(h, y0 + lane_rows), mix, out)
+                                     y0, min(h, y0 + lane_rows), mix, WEIGHT_LUT, out)
 
 
 def decode_fused(counts: np.ndarray, words: np.ndarray, shape: tuple, params, mix, kinds, init_a, init_b, init_c,
