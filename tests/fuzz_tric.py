@@ -83,7 +83,7 @@ DEEP_MODES = {"RGB;16": 3, "RGBA;16": 4, "LA;16": 2}
 MODE_NAMES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB",
               "HSV", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "RGB;16", "RGBA;16", "LA;16",
               "BGR;15", "BGR;16", "BGR;24", "RGB;15", "X", "", "rgb", "L\x01", "\x7f"]
-MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "tric-wf1", "tric-wf2", "TRIC-BS1", "x" * 8, "tric-bs",
+MODEL_NAMES = ["", "tric-bs1", "tric-bs2", "tric-cx1", "tric-wf1", "tric-wf2", "tric-wf3", "TRIC-BS1", "x" * 8, "tric-bs",
                "tric-cx", "tric-wf"]
 
 
@@ -334,6 +334,9 @@ def _png_fallback_file(image: Image.Image) -> bytes:
     return container.pack(header, [(container.SEC_FALLBACK, fallback.encode_png(image))], content_crc(image))
 
 
+WF3_SEEDS = ("rgb_photo_96x80_3lanes", "l_photo_37x29", "rgba_photo_23x19", "i16_21x15")
+
+
 def build_corpus() -> list[Seed]:
     """Encode every seed image (deterministic: the codec is integer-exact)."""
     import tricodec
@@ -345,6 +348,8 @@ def build_corpus() -> list[Seed]:
         out.append(Seed(name + "_bs2", tricodec.encode(image, device="cpu", model="tric-bs2"), digest))
         out.append(Seed(name + "_cx1", tricodec.encode(image, device="cpu", model="tric-cx1"), digest))
         out.append(Seed(name + "_wf1", tricodec.encode(image, device="cpu", model="tric-wf1"), digest))
+        if name in WF3_SEEDS:   # the fused model's layout (a few images: each seed multiplies the sweep)
+            out.append(Seed(name + "_wf3", tricodec.encode(image, device="cpu", model="tric-wf3"), digest))
     for name, image in [("p_png_fallback_24x20", Image.fromarray(photo_like(20, 24, 3, 31), "RGB").quantize(20)),
                         ("rgba_png_fallback_12x10", Image.fromarray(photo_like(10, 12, 4, 32), "RGBA"))]:
         out.append(Seed(name, _png_fallback_file(image), image_digest(image)))
@@ -791,23 +796,24 @@ def t_lane_field(buf: bytearray, ctx: Ctx) -> str:
 
 
 def t_blend_params(buf: bytearray, ctx: Ctx) -> str:
-    """tric-wf2 files: SIDE = lane rows (u32) + (mode, q1, c1, q2, c2) int8 per plane: set one parameter to an
-    edge value (an unknown mode, a reference to the plane itself or a later one, weights 0..4 and beyond)."""
-    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") != "tric-wf2":
+    """tric-wf2 / tric-wf3 files: SIDE = lane rows (u32) + (mode, q1, c1, q2, c2) int8 per plane [+ tric-wf3:
+    3 x 3 table weights, uint8]: set one byte to an edge value (an unknown mode, a reference to the plane
+    itself or a later one, weights 0..4 and beyond; table weights that do not sum to 16)."""
+    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") not in ("tric-wf2", "tric-wf3"):
         return "params(not a blend file)"
     secs = {s.tag: s for s in sections_of(buf) if s.end <= len(buf)}
     if SEC_SIDE not in secs or secs[SEC_SIDE].length <= 4:
         return "params(no parameters)"
     side = secs[SEC_SIDE]
     i = ctx.rng.randrange(side.length - 4)
-    v = ctx.rng.choice([-128, -2, -1, 0, 1, 2, 3, 4, 5, 127, ctx.rng.randrange(256) - 128])
+    v = ctx.rng.choice([-128, -2, -1, 0, 1, 2, 3, 4, 5, 8, 15, 16, 17, 127, ctx.rng.randrange(256) - 128])
     buf[side.payload + 4 + i] = v & 0xFF
-    return f"params[{i // 5}][{i % 5}] = {v}"
+    return f"SIDE[{4 + i}] = {v}"
 
 
 def t_strip_table(buf: bytearray, ctx: Ctx) -> str:
     """Wavefront-model files: LANES starts with (rANS words, raw words, log2 K) per strip (u32 each)."""
-    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") not in ("tric-wf1", "tric-wf2"):
+    if header_text(bytes(buf[:HEADER_SIZE]), "model_name") not in ("tric-wf1", "tric-wf2", "tric-wf3"):
         return "strip(not a wavefront file)"
     secs = {s.tag: s for s in sections_of(buf) if s.end <= len(buf)}
     if SEC_SIDE not in secs or SEC_LANES not in secs or secs[SEC_SIDE].length < 4:

@@ -286,7 +286,7 @@ def test_huge_header_with_valid_side_is_refused_cheaply(corpus):
     assert grew < 64, f"the refusal touched {grew:.0f} MB (it decoded SIDE before checking LANES)"
 
 
-@pytest.mark.parametrize("model", ["tric-cx1", "tric-wf1", "tric-wf2"])
+@pytest.mark.parametrize("model", ["tric-cx1", "tric-wf1", "tric-wf2", "tric-wf3"])
 def test_huge_header_with_valid_context_side_is_refused_cheaply(model):
     """The context models' analog: a 16384x8192 RGBA header, a valid SIDE (lane rows) and a lane table far
     shorter than the header needs must be refused before the residual planes are allocated."""
@@ -299,7 +299,7 @@ def test_huge_header_with_valid_context_side_is_refused_cheaply(model):
     fz.put_field(head, "width", w)
     fz.put_field(head, "height", h)
     from tricodec import container
-    side = struct.pack("<I", 16) + bytes(container.unpack(base.data)[1][container.SEC_SIDE])[4:]  # wf2: params
+    side = struct.pack("<I", 16) + bytes(container.unpack(base.data)[1][container.SEC_SIDE])[4:]  # wf2, wf3: params
     lanes = struct.pack("<I", 2) + b"\0" * 4
     data = bytes(head) + bytes([fz.SEC_SIDE]) + struct.pack("<I", len(side)) + side \
         + bytes([fz.SEC_LANES]) + struct.pack("<I", len(lanes)) + lanes

@@ -17,7 +17,7 @@ FILES = sorted(GOLDEN.glob("*.tric"))
 def test_golden_files_exist():
     assert len(FILES) >= 13
     assert {tricodec.read_header(p.read_bytes()).model_name for p in FILES} >= {"tric-bs1", "tric-bs2", "tric-cx1",
-                                                                               "tric-wf1", "tric-wf2", ""}
+                                                                               "tric-wf1", "tric-wf2", "tric-wf3", ""}
 
 
 def test_context_golden_has_several_lanes():
@@ -43,6 +43,18 @@ def test_blend_golden_pins_its_predictor_choices():
     header, sections = container.unpack((GOLDEN / "v1_wf2_rgb_41x34.tric").read_bytes())
     params = wavefront_model.unpack_params(sections[container.SEC_SIDE], 3)
     assert params.tolist() == [[1, -1, 0, -1, 0], [1, 0, 4, -1, 0], [1, 0, 2, 1, 2]]
+
+
+def test_fused_golden_pins_strips_and_a_mix_with_table_c():
+    """The wide wf3 golden pins two strips and a mix that reads table C; the RGB one, each plane kind's."""
+    from tricodec import container, fused_model, wavefront_model
+    header, sections = container.unpack((GOLDEN / "v1_wf3_wide_4096x70.tric").read_bytes())
+    side = sections[container.SEC_SIDE]
+    assert wavefront_model.unpack_side(side[:4], 70, 4096) == 35 and len(side) == 4 + 5 + 9
+    assert fused_model.unpack_mix(side[9:])[0, 2] > 0
+    header, sections = container.unpack((GOLDEN / "v1_wf3_rgb_41x34.tric").read_bytes())
+    mix = fused_model.unpack_mix(sections[container.SEC_SIDE][4 + 15:])
+    assert mix.sum(axis=1).tolist() == [16, 16, 16] and (mix[:, 2] > 0).any()
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -1,6 +1,6 @@
 """Write the golden files in tests/golden/: small images and their .tric encodings.
 
-    python tools/make_golden.py
+    python tools/make_golden.py [--model NAME]      # the default model's files, or another shipped model's
 
 Golden .tric files must keep decoding forever: never regenerate one to make a failing decode pass.
 Run this only to add new golden files (for a new format version, add files; keep the old ones).
@@ -65,10 +65,13 @@ def frames_main(model):
 
 
 def main():
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="a shipped model's name (default: the default model)")
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    model = tricodec.load_model()
+    model = tricodec.load_model(p.parse_args().model)
     for name, im in images():
-        if name == "v1_wide_4096x70" and model.kind not in ("context", "wavefront"):
+        if name == "v1_wide_4096x70" and model.kind not in ("context", "wavefront", "fused"):
             continue
         if model.name != "tric-bs1":  # files of later models carry the model in their name
             if name not in ("v1_rgb_41x34", "v1_gray_37x29", "v1_rgba_41x34", "v1_wide_4096x70"):
