@@ -802,11 +802,14 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
           kind: str = typer.Option("wavefront", "--kind",
                                    help="wavefront: the default's kind (GPU-shaped context model); context: the "
                                         "per-symbol adaptive context model (tric-cx1's kind); block-scale: "
-                                        "per-block table choice (the oldest kind: faster, ~5% larger)"),
+                                        "per-block table choice (the oldest kind: faster, ~5% larger); fused: "
+                                        "a wavefront model's tables plus a table on the predictor's state "
+                                        "(tric-wf3's kind: smaller files, slower, CPU only)"),
           base: Optional[str] = typer.Option(None, "--base",
                                              help="wavefront/context kinds: fine-tune from this model (name or "
                                                   "file; default tric-wf2 / tric-cx1); 'none' trains from your "
-                                                  "images alone"),
+                                                  "images alone; fused: the wavefront model whose tables A, B "
+                                                  "it keeps (default tric-wf2)"),
           base_weight: float = typer.Option(256.0, "--base-weight", min=0,
                                             help="the base model's tables count as this many symbols per context"),
           grain: float = typer.Option(0.0, "--grain", min=0, help="wavefront/context: also count a copy of each image "
@@ -824,12 +827,13 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
     --model OUT ...`: files name the weights they need)."""
     from tricodec.train import evaluate, image_files, train_tables
     from tricodec.train_context import train_context
+    from tricodec.train_fused import train_fused
     from tricodec.train_wavefront import train_wavefront
 
     if not data.is_dir():
         _usage(f"{data} is not a folder")
-    if kind not in ("wavefront", "context", "block-scale"):
-        _usage(f"--kind must be wavefront, context or block-scale, not {kind!r}")
+    if kind not in ("wavefront", "context", "block-scale", "fused"):
+        _usage(f"--kind must be wavefront, context, block-scale or fused, not {kind!r}")
     if out.exists() and not force:
         _usage(f"{out} exists (use --force to replace it)")
     try:
@@ -846,6 +850,18 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
                     data, name=name, seed=seed, grain=grain, checkpoint=checkpoint,
                     base=None if base in (None, "none") else base, base_weight=base_weight,
                     progress=(lambda i, n: bar.update(task, completed=i)) if bar else None)
+            finally:
+                if bar:
+                    bar.stop()
+        elif kind == "fused":
+            n_files = len(image_files(data))
+            bar = _progress(n_files, quiet, "counting")
+            task = bar.add_task("counting", total=n_files, rate="") if bar else None
+            if bar:
+                bar.start()
+            try:
+                weights = train_fused(data, name=name, base="tric-wf2" if base in (None, "none") else base,
+                                      progress=(lambda i, n: bar.update(task, completed=i)) if bar else None)
             finally:
                 if bar:
                     bar.stop()

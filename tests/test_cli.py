@@ -244,10 +244,10 @@ def test_bench_prints_table_and_writes_plot_and_csv(tmp_path):
     assert Image.open(tmp_path / "b.png").size[0] > 100
 
 
-@pytest.mark.parametrize("kind", ["wavefront", "context", "block-scale"])
+@pytest.mark.parametrize("kind", ["wavefront", "context", "block-scale", "fused"])
 def test_train_then_encode_and_decode_with_the_weights(photos, tmp_path, kind):
     weights = tmp_path / "mine.npz"
-    extra = ["--tables", "4", "--iterations", "2"] if kind == "block-scale" else ["--grain", "1"]
+    extra = {"block-scale": ["--tables", "4", "--iterations", "2"], "fused": []}.get(kind, ["--grain", "1"])
     r = runner.invoke(app, ["train", str(photos), "--out", str(weights), "--name", "mine", "--kind", kind,
                             *extra, "--val", str(FIXTURES)])
     assert r.exit_code == 0, r.output
