@@ -29,7 +29,7 @@ def planes_of(arr):
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def reference_strip(planes, params, y0, y1):
+def reference_strip(planes, params, y0, y1, bias):
     """The module docstring in plain Python: each plane of rows y0..y1 predicted as an image of its own ->
     (residual symbols, table-C contexts), (P, y1 - y0, W)."""
     n, _, w = planes.shape
@@ -69,6 +69,8 @@ def reference_strip(planes, params, y0, y1):
                     wts = [int(br.WEIGHT_LUT[si]) for si in S]
                     tw = sum(wts)
                     pv4 = s[0] if tw == 0 else (sum(wi * (si + 4096) for wi, si in zip(wts, s)) + tw // 2) // tw - 4096
+                    order = sum(int(4 * X > pv4) << i for i, X in enumerate((W, N, NW, NE)))
+                    pv4 += int(bias[k][order * 4 + sum(int(min(S) > t) for t in (40, 120, 320))])
                     eb = int(MODEL.bin_s[min(min(S), len(MODEL.bin_s) - 1)])
                 ctx[k, yy, xx] = (((rel5(4 * W - pv4) * 5 + rel5(4 * N - pv4)) * 5 + rel5(4 * NE - pv4)) * 8
                                   + eb) * 4 + (pv4 & 3)
@@ -82,11 +84,20 @@ def reference_strip(planes, params, y0, y1):
     return res, ctx
 
 
-def twin_strip(planes, params, y0, y1):
+def twin_strip(planes, params, y0, y1, bias=None):
     res = np.zeros_like(planes)
     ctx = np.zeros(planes.shape, np.int16)
-    fr._strip_symbols(planes, np.asarray(params, np.int32), MODEL.bin_s, MODEL.bin_g, y0, y1, res, ctx)
+    junk = np.zeros(planes.shape, np.int8), np.zeros(planes.shape, np.int16)
+    bias = np.zeros((planes.shape[0], fr.N_BIAS), np.int32) if bias is None else bias
+    fr._strip_symbols(planes, np.asarray(params, np.int32), bias, MODEL.bin_s, MODEL.bin_g, y0, y1, res, ctx, *junk)
     return res[:, y0:y1], ctx[:, y0:y1]
+
+
+def some_bias(params, seed):
+    """A random bias table: int8 values on blend planes, zeros on MED planes."""
+    b = np.random.default_rng(seed).integers(-128, 128, (len(params), fr.N_BIAS)).astype(np.int32)
+    b[np.asarray(params)[:, 0] == 0] = 0
+    return b
 
 
 @pytest.mark.parametrize("shape,params,y0,y1", [
@@ -99,12 +110,13 @@ def test_twin_predicts_what_the_model_states(shape, params, y0, y1):
     if shape[0] == 3:
         planes[1, 2:4] = 255     # extremes: clamping and large errors
         planes[2, -2:] = 0
-    got, want = twin_strip(planes, params, y0, y1), reference_strip(planes, params, y0, y1)
-    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    for bias in (np.zeros((shape[0], fr.N_BIAS), np.int32), some_bias(params, shape[2])):
+        got, want = twin_strip(planes, params, y0, y1, bias), reference_strip(planes, params, y0, y1, bias)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def test_a_strip_predicts_as_blend_ref_does_an_image():
-    """The residuals of a strip are blend_ref's of the strip cut out as an image of its own."""
+    """Without bias, the residuals of a strip are blend_ref's of the strip cut out as an image of its own."""
     planes = planes_of(photo_crop(40, 33, 3, seed=2))
     params = choose_params(planes)
     for y0, y1 in ((0, 13), (13, 26), (26, 40)):
@@ -118,7 +130,8 @@ def test_mix_of_a_and_b_codes_the_wavefront_models_words():
     planes = planes_of(photo_crop(45, 50, 3, seed=4))
     params = choose_params(planes)
     rows = 16
-    mix, counts, words = fr.encode_fused(planes, params, *model_args(3, rows), mix=[[8, 8, 0]] * 3)
+    mix, bias, counts, words = fr.encode_fused(planes, params, *model_args(3, rows), mix=[[8, 8, 0]] * 3,
+                                               bias=np.zeros((3, fr.N_BIAS), np.int32))
     res = np.concatenate([twin_strip(planes, params, y0, min(45, y0 + rows))[0] for y0 in range(0, 45, rows)], 1)
     c2, w2 = wr.encode_wavefront_lanes(res, plane_kinds(3), *MODEL.arrays, MODEL.update_steps, rows)
     assert np.array_equal(counts, c2) and np.array_equal(words, w2)
@@ -135,11 +148,38 @@ def test_round_trip_odd_shapes_and_mixes(shape, lane_rows, states, mix):
     src = photo_crop(h, w, 4, seed=h + w) if h * w > 1 else np.full((1, 1, 4), 77, np.uint8)
     planes = planes_of(src)[:n].copy()
     params = choose_params(planes)
-    used, counts, words = fr.encode_fused(planes, params, *model_args(n, lane_rows), mix=mix, states=states)
-    out = fr.decode_fused(counts, words, planes.shape, params, used, *model_args(n, lane_rows))
+    used, bias, counts, words = fr.encode_fused(planes, params, *model_args(n, lane_rows), mix=mix, states=states)
+    out = fr.decode_fused(counts, words, planes.shape, params, used, bias, *model_args(n, lane_rows))
     assert np.array_equal(out, planes)
     if mix is not None:
         assert used.tolist() == mix
+
+
+def test_round_trip_with_any_bias_and_the_encoders_bias_is_the_median():
+    planes = planes_of(photo_crop(50, 60, 3, seed=12))
+    params = np.array([[1, -1, 0, -1, 0], [0, 0, 4, -1, 0], [1, 0, 2, 1, 2]], np.int32)
+    bias = some_bias(params, 3)
+    used, b, counts, words = fr.encode_fused(planes, params, *model_args(3, 20), bias=bias)
+    assert np.array_equal(b, bias)
+    assert np.array_equal(fr.decode_fused(counts, words, planes.shape, params, used, bias, *model_args(3, 20)), planes)
+    assert not fr.strip_symbols(planes, params, MODEL.bin_s, MODEL.bin_g, 20)[0].any()   # too small to pay
+    big = np.zeros((3, 256, 256), np.uint8)         # choose_bias sees planes of 2^16 pixels
+    bctx, e4 = np.zeros(big.shape, np.int8), np.zeros(big.shape, np.int16)
+    zero = np.zeros((3, fr.N_BIAS), np.int32)
+    for y0 in (0, 20, 40):
+        fr._strip_symbols(planes, params, zero, MODEL.bin_s, MODEL.bin_g, y0, min(50, y0 + 20),
+                          np.zeros_like(planes), np.zeros(planes.shape, np.int16), bctx[:, :50, :60], e4[:, :50, :60])
+    bctx[:, 50:] = bctx[:, :, 60:] = -1
+    chosen = fr.choose_bias(bctx, e4, params)
+    assert not chosen[1].any() and chosen[[0, 2]].any()
+    for p in (0, 2):
+        for c in range(fr.N_BIAS):
+            e = np.sort(e4[p, :50, :60][bctx[p, :50, :60] == c].astype(int))
+            assert chosen[p, c] == (np.clip(e[(len(e) - 1) // 2], -128, 127) if len(e) else 0)
+    with pytest.raises(ValueError):
+        fr.check_bias(np.ones((3, fr.N_BIAS), np.int32), params)     # a MED plane's row must be 0
+    with pytest.raises(ValueError):
+        fr.check_bias(np.full((3, fr.N_BIAS), 128), np.ones((3, 5), np.int32))
 
 
 def test_round_trip_noise_flat_and_every_mode():
@@ -148,18 +188,18 @@ def test_round_trip_noise_flat_and_every_mode():
                    (np.indices((30, 41)).sum(0) % 2 * 255).astype(np.uint8)[None].repeat(3, 0)):
         for params in ([[0, -1, 0, -1, 0], [0, 0, 4, -1, 0], [0, 0, 1, 1, 3]],
                        [[1, -1, 0, -1, 0], [1, -1, 0, -1, 0], [1, 1, 4, -1, 0]]):
-            mix, counts, words = fr.encode_fused(planes, params, *model_args(3, 11))
-            assert np.array_equal(fr.decode_fused(counts, words, planes.shape, params, mix, *model_args(3, 11)),
+            mix, bias, counts, words = fr.encode_fused(planes, params, *model_args(3, 11))
+            assert np.array_equal(fr.decode_fused(counts, words, planes.shape, params, mix, bias, *model_args(3, 11)),
                                   planes)
 
 
 def test_encoder_picks_the_cheapest_candidate_and_it_pays_on_a_photo():
     planes = planes_of(photo_crop(96, 128, 3, seed=6))
     params = choose_params(planes)
-    mix, counts, words = fr.encode_fused(planes, params, *model_args(3, 48))
+    mix, bias, counts, words = fr.encode_fused(planes, params, *model_args(3, 48))
     assert all(any((m == c).all() for c in fr.CANDIDATE_MIXES) for m in mix)
     assert (mix[:, 2] > 0).any()          # real photo content: table C earns a share
-    _, _, base = fr.encode_fused(planes, params, *model_args(3, 48), mix=[[8, 8, 0]] * 3)
+    _, _, _, base = fr.encode_fused(planes, params, *model_args(3, 48), mix=[[8, 8, 0]] * 3)
     assert words.size < base.size
     cost = np.array([[3.0, 1.0, 2.0] + [9.0] * 13, [0.5] + [9.0] * 15, [9.0] * 15 + [0.1]])
     assert fr.choose_mix(cost, np.array([0, 1])).tolist() == [[7, 7, 2], [8, 8, 0], [8, 8, 0]]
@@ -168,19 +208,19 @@ def test_encoder_picks_the_cheapest_candidate_and_it_pays_on_a_photo():
 def test_corruption_and_bad_arguments_are_reported():
     planes = planes_of(photo_crop(20, 30, 3, seed=8))
     params = choose_params(planes)
-    mix, counts, words = fr.encode_fused(planes, params, *model_args(3, 10))
+    mix, bias, counts, words = fr.encode_fused(planes, params, *model_args(3, 10))
     args = model_args(3, 10)
     with pytest.raises(DecodeError):
-        fr.decode_fused(counts, words[:-1], planes.shape, params, mix, *args)
+        fr.decode_fused(counts, words[:-1], planes.shape, params, mix, bias, *args)
     bad = counts.copy()
     bad[0, 0] += 1
     with pytest.raises(DecodeError):
-        fr.decode_fused(bad, np.concatenate([words, [0]]).astype(np.uint16), planes.shape, params, mix, *args)
+        fr.decode_fused(bad, np.concatenate([words, [0]]).astype(np.uint16), planes.shape, params, mix, bias, *args)
     # a changed word decodes to an error or other pixels, never past the buffer (the container's CRC then)
     flipped = words.copy()
     flipped[len(flipped) // 2] ^= 0x1234
     try:
-        assert not np.array_equal(fr.decode_fused(counts, flipped, planes.shape, params, mix, *args), planes)
+        assert not np.array_equal(fr.decode_fused(counts, flipped, planes.shape, params, mix, bias, *args), planes)
     except DecodeError:
         pass
     for m in ([[8, 8, 1]] * 3, [[17, -1, 0]] * 3, [[8, 8]] * 3, np.full((3, 3), 16 / 3)):
@@ -197,12 +237,12 @@ def test_table_states_reach_the_weight_cap_on_many_strips():
     (each strip decodes alone, from its own words)."""
     planes = planes_of(photo_like(128, 256, 1, seed=9))
     params = choose_params(planes)
-    mix, counts, words = fr.encode_fused(planes, params, *model_args(1, 64))
+    mix, bias, counts, words = fr.encode_fused(planes, params, *model_args(1, 64))
     assert counts.shape[0] == 2
     ctx = twin_strip(planes, params, 0, 64)[1]
     assert np.bincount(ctx.ravel()).max() > len(MODEL.weight_lut)
     n0 = int(counts[0, :2].sum())
-    second = fr.decode_fused(counts[1:], words[n0:], (1, 64, 256), params, mix, *model_args(1, 64))
+    second = fr.decode_fused(counts[1:], words[n0:], (1, 64, 256), params, mix, bias, *model_args(1, 64))
     assert np.array_equal(second, planes[:, 64:])
 
 
@@ -231,15 +271,23 @@ def test_codec_16_bit_with_the_fused_model():
 
 
 def test_bad_side_information_is_a_decode_error():
-    image = Image.fromarray(photo_crop(30, 40, 3, seed=1), "RGB")
+    image = Image.fromarray(photo_like(300, 256, 3, seed=1), "RGB")
     data = tricodec.encode(image, device="cpu", model="tric-wf3")
     header, secs = container.unpack(data)
     side = bytes(secs[container.SEC_SIDE])
-    for bad in (side[:-1], side + b"\0", side[:-9] + bytes([8, 8, 1] + [8, 8, 0] * 2)):
+    head = 4 + 15
+    _, params, _, bias = fm.unpack_side(side, (3, 300, 256))
+    assert side[head + 9] == sum(1 << p for p in range(3) if params[p, 0]) and len(side) == head + 10 + 64 * bin(
+        side[head + 9]).count("1") and bias.any()
+    med = [p for p in range(3) if not params[p, 0]]
+    flags = [side[head + 9] ^ 1 << med[0]] if med else []      # a table for a MED plane
+    for bad in [side[:-1], side + b"\0", side[:head] + bytes([8, 8, 1] + [8, 8, 0] * 2) + side[head + 9:],
+                side[:head + 9] + bytes([side[head + 9] | 8]) + side[head + 10:]] + \
+            [side[:head + 9] + bytes([f]) + side[head + 10:] for f in flags]:
         with pytest.raises(DecodeError):
-            MODEL.decode_planes_batch([{**secs, container.SEC_SIDE: memoryview(bad)}], [(3, 30, 40)], [None],
+            MODEL.decode_planes_batch([{**secs, container.SEC_SIDE: memoryview(bad)}], [(3, 300, 256)], [None],
                                       tricodec.backend.get_backend("cpu"))
-    assert fm.unpack_mix(side[-9:]).sum() == 48
+    assert fm.unpack_side(side, (3, 300, 256))[2].sum() == 48
 
 
 # ---- training ----

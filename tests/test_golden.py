@@ -46,15 +46,16 @@ def test_blend_golden_pins_its_predictor_choices():
 
 
 def test_fused_golden_pins_strips_and_a_mix_with_table_c():
-    """The wide wf3 golden pins two strips and a mix that reads table C; the RGB one, each plane kind's."""
+    """The wide wf3 golden pins two strips, a mix that reads table C and a bias table; the RGB one, each
+    plane kind's mix (and no bias: too small to pay for one)."""
     from tricodec import container, fused_model, wavefront_model
     header, sections = container.unpack((GOLDEN / "v1_wf3_wide_4096x70.tric").read_bytes())
-    side = sections[container.SEC_SIDE]
-    assert wavefront_model.unpack_side(side[:4], 70, 4096) == 35 and len(side) == 4 + 5 + 9
-    assert fused_model.unpack_mix(side[9:])[0, 2] > 0
+    lane_rows, params, mix, bias = fused_model.unpack_side(sections[container.SEC_SIDE], (1, 70, 4096))
+    assert lane_rows == 35 and mix[0, 2] > 0 and params[0, 0] == 1 and bias[0].any()
     header, sections = container.unpack((GOLDEN / "v1_wf3_rgb_41x34.tric").read_bytes())
-    mix = fused_model.unpack_mix(sections[container.SEC_SIDE][4 + 15:])
+    _, params, mix, bias = fused_model.unpack_side(sections[container.SEC_SIDE], (3, 34, 41))
     assert mix.sum(axis=1).tolist() == [16, 16, 16] and (mix[:, 2] > 0).any()
+    assert (params[:, 0] == 1).any() and not bias.any()
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -5,6 +5,8 @@ Its bitstream inside a v1 container::
 
     SIDE  = lane_rows (u32) | P x 5 int8: each plane's blend (mode, q1, c1, q2, c2)
             | 3 x 3 uint8: the weights of tables A, B, C per plane kind (each row sums to 16)
+            | u8 flags: bit p set if plane p (a blend plane) has a bias table
+            | 64 int8 per flagged plane, in plane order: its bias table
     LANES = wavefront_model's layout: counts (u32 x 3 per strip) | words (u16)
 
 No Triton kernels yet: whatever the backend, the model codes on the host (``prefers_gpu`` is false, so
@@ -22,6 +24,7 @@ from . import container as fmt
 from . import fused_ref as fr
 from .blend_select import choose_params
 from .context_model import plane_kinds
+from .context_model import unpack_side as unpack_lane_rows
 from .errors import DecodeError
 from .wavefront_model import WavefrontModel, sections, unpack_lanes, unpack_params
 
@@ -46,9 +49,11 @@ class FusedModel(WavefrontModel):
             n_planes, h, w = planes.shape
             lane_rows = self.lane_rows(w, h)
             params = choose_params(planes)
-            mix, counts, words = fr.encode_fused(planes, params, *self._fused_args(n_planes, lane_rows))
+            mix, bias, counts, words = fr.encode_fused(planes, params, *self._fused_args(n_planes, lane_rows))
             secs = sections(lane_rows, counts, words)
-            side = dict(secs)[fmt.SEC_SIDE] + params.astype(np.int8).tobytes() + mix.astype(np.uint8).tobytes()
+            flagged = bias.any(axis=1)
+            side = (dict(secs)[fmt.SEC_SIDE] + params.astype(np.int8).tobytes() + mix.astype(np.uint8).tobytes()
+                    + bytes([sum(1 << p for p in np.flatnonzero(flagged))]) + bias[flagged].astype(np.int8).tobytes())
             out.append([(tag, side if tag == fmt.SEC_SIDE else payload) for tag, payload in secs])
         return out
 
@@ -56,16 +61,32 @@ class FusedModel(WavefrontModel):
         out = []
         for secs, shape in zip(sections_list, shapes):
             n_planes = shape[0]
-            side = secs[fmt.SEC_SIDE]
-            if len(side) != 4 + 5 * n_planes + 9:
-                raise DecodeError("side information does not match the model")
-            lane_rows = self._lane_rows_of(side[:4], shape)
-            params = unpack_params(side[:4 + 5 * n_planes], n_planes)
-            mix = unpack_mix(side[4 + 5 * n_planes:])
+            lane_rows, params, mix, bias = unpack_side(secs[fmt.SEC_SIDE], shape)
             counts, words = unpack_lanes(secs[fmt.SEC_LANES], shape, lane_rows)
-            planes = fr.decode_fused(counts, words, shape, params, mix, *self._fused_args(n_planes, lane_rows))
+            planes = fr.decode_fused(counts, words, shape, params, mix, bias,
+                                     *self._fused_args(n_planes, lane_rows))
             out.append(backend.upload(planes))
         return out
+
+
+def unpack_side(side, shape: tuple) -> tuple:
+    """SIDE -> (lane_rows, params int32 (P, 5), mix int64 (3, 3), bias int32 (P, 64)), validated."""
+    n_planes = shape[0]
+    head = 4 + 5 * n_planes
+    if len(side) < head + 10:
+        raise DecodeError("side information does not match the model")
+    lane_rows = unpack_lane_rows(side[:4], shape[1], shape[2])
+    params = unpack_params(side[:head], n_planes)
+    mix = unpack_mix(side[head:head + 9])
+    flags = side[head + 9]
+    flagged = np.array([(flags >> p) & 1 for p in range(n_planes)], bool)
+    if flags >> n_planes or (flagged & (params[:, 0] == 0)).any():
+        raise DecodeError("bias tables for planes that cannot have one")
+    if len(side) != head + 10 + fr.N_BIAS * int(flagged.sum()):
+        raise DecodeError("side information does not match the model")
+    bias = np.zeros((n_planes, fr.N_BIAS), np.int32)
+    bias[flagged] = np.frombuffer(bytes(side[head + 10:]), dtype=np.int8).reshape(-1, fr.N_BIAS)
+    return lane_rows, params, mix, bias
 
 
 def unpack_mix(raw) -> np.ndarray:

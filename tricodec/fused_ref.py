@@ -24,6 +24,16 @@ prediction's rounding::
 (W, N, NE: the plane's values ``v`` with blend_ref's edge fallbacks; ``S_i``: the blend's error sums.)
 Table C adapts as A and B do (``wavefront_ref``: same counts, same update, same weight schedule).
 
+Bias cancellation.  On a blend plane the prediction is corrected by a per-image bias before it is
+rounded or read by table C's context: with ``pv4`` the blend's output,
+
+    b = ((4 W > pv4) + 2 (4 N > pv4) + 4 (4 NW > pv4) + 8 (4 NE > pv4)) * 4
+        + (min_i S_i > 40) + (min_i S_i > 120) + (min_i S_i > 320)          # 64 contexts
+    pv4 = pv4 + bias[plane, b]                                               # int8, recorded in SIDE
+
+(the encoder's choice: the median of ``4 v - pv4`` in each context over the image, CALIC-style, on
+planes of 2^16 pixels or more; MED planes have none).
+
 Static mix.  A token's cumulative is a mix of the three tables with weights the encoder chooses per image
 and plane kind (``mix[kind] = (wa, wb, wc)``, each 0..16, summing to 16, recorded in SIDE)::
 
@@ -51,6 +61,7 @@ from .wavefront_ref import (RING, STRIPS_PER_BATCH, _append, _arrays, _check_sta
                             check_wavefront_lanes, lane_geometry, max_lane_words, max_states, n_steps)
 
 NC_C = 4000                 # table C's contexts per plane kind: 5 x 5 x 5 x 8 x 4
+N_BIAS = 64                 # bias contexts of a blend plane: 16 orders of W, N, NW, NE x 4 error buckets
 N_ERR_BINS = 8
 MIX_SHIFT = 4
 MIX_TOTAL = 1 << MIX_SHIFT  # a plane kind's three weights sum to this
@@ -83,9 +94,10 @@ def _rel5(d):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _predict(vp, ep, yy, xx, w, mode, lut, bin_s, bin_g, s):
-    """Pixel (yy, xx) of a strip's plane: -> (pv4, c), the unrounded prediction (quarter units) of its
-    value v and its table-C context; ``s`` gets the six sub-predictions.  ``vp``: (4, W) ring of v,
+def _predict(vp, ep, yy, xx, w, mode, lut, bin_s, bin_g, s, bias):
+    """Pixel (yy, xx) of a strip's plane: -> (pv4, c, b), the unrounded prediction (quarter units) of its
+    value v, bias-corrected, its table-C context and its bias context (-1 on MED planes); ``s`` gets the
+    six sub-predictions, ``bias`` is the plane's (N_BIAS,) table.  ``vp``: (4, W) ring of v,
     ``ep``: (6, 4, W + 4) ring of the blend's errors with two zero columns each side."""
     r0 = yy & 3
     r1 = (yy - 1) & 3
@@ -94,6 +106,7 @@ def _predict(vp, ep, yy, xx, w, mode, lut, bin_s, bin_g, s):
     vn = vp[r1, xx] if yy > 0 else vw
     vnw = vp[r1, xx - 1] if (yy > 0 and xx > 0) else vn
     vne = vp[r1, xx + 1] if (yy > 0 and xx < w - 1) else vn
+    b = -1
     if mode == 0:
         pv4 = 4 * _med(vw, vn, vnw)
         e = bin_g[min(abs(vw - vnw) + abs(vn - vnw) + abs(vne - vn), bin_g.shape[0] - 1)]
@@ -118,10 +131,13 @@ def _predict(vp, ep, yy, xx, w, mode, lut, bin_s, bin_g, s):
             ts += wi * np.int64(s[i] + OFF)
         # blend_ref's exact float64 form of (ts + tw // 2) // tw (its module proves it)
         pv4 = s[0] if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - OFF
+        b = (((4 * vw > pv4) + 2 * (4 * vn > pv4) + 4 * (4 * vnw > pv4) + 8 * (4 * vne > pv4)) * 4
+             + (smin > 40) + (smin > 120) + (smin > 320))
+        pv4 += bias[b]
         e = bin_s[min(smin, bin_s.shape[0] - 1)]
     c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * N_ERR_BINS + e) * 4 \
         + (pv4 & 3)
-    return pv4, c
+    return pv4, c, b
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -157,8 +173,9 @@ def _ref(planes, q1, c1, q2, c2, y, xx):
 # ---- the encoder ----
 
 @njit(cache=True, nogil=True)
-def _strip_symbols(planes, params, bin_s, bin_g, y0, y1, res, ctxc):
-    """The strip's residual symbols and table-C contexts (raster order: every pixel is known)."""
+def _strip_symbols(planes, params, bias, bin_s, bin_g, y0, y1, res, ctxc, bctx, e4):
+    """The strip's residual symbols and table-C contexts, each pixel's bias context and error ``4 v - pv4``
+    (raster order: every pixel is known)."""
     n_planes, _, w = planes.shape
     s = np.zeros(6, np.int32)
     for p in range(n_planes):
@@ -169,11 +186,13 @@ def _strip_symbols(planes, params, bin_s, bin_g, y0, y1, res, ctxc):
             y = y0 + yy
             for xx in range(w):
                 ref = _ref(planes, q1, c1, q2, c2, y, xx)
-                pv4, c = _predict(vp, ep, yy, xx, w, mode, WEIGHT_LUT, bin_s, bin_g, s)
+                pv4, c, b = _predict(vp, ep, yy, xx, w, mode, WEIGHT_LUT, bin_s, bin_g, s, bias[p])
                 pred = _prediction(pv4, yy, xx, ref, q1 < 0 and q2 < 0)
                 xv = np.int32(planes[p, y, xx])
                 res[p, y, xx] = np.uint8((xv - pred + 128) & 255)
                 ctxc[p, y, xx] = c
+                bctx[p, y, xx] = b
+                e4[p, y, xx] = 4 * (xv - ref) - pv4
                 _keep(vp, ep, yy, xx, xv - ref, mode, s)
 
 
@@ -271,18 +290,44 @@ def _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_l
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _prepare_strips(planes, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
-                    update_steps, lane_rows, cands, cost_bits, res, ctxc, cost):
-    """Every strip's symbols and contexts, and its candidate mixes' code lengths in ``cost[strip]``."""
+def _strip_errors(planes, params, bias, bin_s, bin_g, lane_rows, res, ctxc, bctx, e4):
+    """Every strip's symbols, contexts and errors (the bias's first pass)."""
     h = planes.shape[1]
+    for g in prange((h + lane_rows - 1) // lane_rows):
+        y0 = g * lane_rows
+        _strip_symbols(planes, params, bias, bin_s, bin_g, y0, min(h, y0 + lane_rows), res, ctxc, bctx, e4)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _strip_costs(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, lane_rows, cands,
+                 cost_bits, cost):
+    """Every strip's candidate mixes' code lengths in ``cost[strip]``."""
+    h = res.shape[1]
     none = np.zeros((0, 3), np.int64)
     for g in prange(cost.shape[0]):
         y0 = g * lane_rows
-        y1 = min(h, y0 + lane_rows)
-        _strip_symbols(planes, params, bin_s, bin_g, y0, y1, res, ctxc)
-        _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0, y1, none,
-                    cands, cost_bits, cost[g], np.empty(0, np.uint32), np.empty(0, np.uint32),
-                    np.empty(0, np.uint8), np.empty(0, np.uint16), np.empty(0, np.int64))
+        _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0,
+                    min(h, y0 + lane_rows), none, cands, cost_bits, cost[g], np.empty(0, np.uint32),
+                    np.empty(0, np.uint32), np.empty(0, np.uint8), np.empty(0, np.uint16), np.empty(0, np.int64))
+
+
+def strip_symbols(planes: np.ndarray, params: np.ndarray, bin_s, bin_g, lane_rows: int, bias=None) -> tuple:
+    """uint8 (P, H, W) planes, checked int32 params -> (bias, residual symbols uint8 (P, H, W), table-C
+    contexts int16 (P, H, W)) with ``bias`` as given or, if None, the encoder's (``choose_bias``, from a
+    first pass without it)."""
+    n_planes, h, w = planes.shape
+    res = np.empty_like(planes)
+    ctxc = np.empty((n_planes, h, w), np.int16)
+    bctx = np.empty((n_planes, h, w), np.int8)
+    e4 = np.empty((n_planes, h, w), np.int16)
+    if bias is None:
+        bias = np.zeros((n_planes, N_BIAS), np.int32)
+        if (params[:, 0] != 0).any():
+            _strip_errors(planes, params, bias, bin_s, bin_g, lane_rows, res, ctxc, bctx, e4)
+            bias = choose_bias(bctx, e4, params)
+    bias = check_bias(bias, params)
+    _strip_errors(planes, params, bias, bin_s, bin_g, lane_rows, res, ctxc, bctx, e4)
+    return bias, res, ctxc
 
 
 @njit(cache=True, nogil=True)
@@ -341,7 +386,39 @@ def choose_mix(cost: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     return mix
 
 
+BIAS_MIN_PIXELS = 1 << 16  # a plane this small gains less than its table costs (~0.3% of ~3 bits a pixel)
+
+
+def choose_bias(bctx: np.ndarray, e4: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """int32 (P, N_BIAS): per blend plane of at least BIAS_MIN_PIXELS pixels and per bias context the
+    median of the errors ``e4`` of its pixels (the lower one; 0 for a context no pixel has), clamped to
+    int8; other planes: zeros (no table)."""
+    out = np.zeros((params.shape[0], N_BIAS), np.int32)
+    if bctx[0].size < BIAS_MIN_PIXELS:
+        return out
+    for p in np.flatnonzero(params[:, 0] != 0):
+        c, e = bctx[p].ravel().astype(np.int64), e4[p].ravel().astype(np.int64)
+        order = np.lexsort((e, c))
+        cs, es = c[order], e[order]
+        lo = np.searchsorted(cs, np.arange(N_BIAS), side="left")
+        n = np.searchsorted(cs, np.arange(N_BIAS), side="right") - lo
+        med = es[np.minimum(lo + np.maximum(n - 1, 0) // 2, es.size - 1)]
+        out[p] = np.where(n > 0, np.clip(med, -128, 127), 0)
+    return out
+
+
 # ---- checks ----
+
+def check_bias(bias, params: np.ndarray) -> np.ndarray:
+    """``bias`` as int32 (P, N_BIAS), or ValueError unless int8-ranged with zero rows on MED planes."""
+    b = np.asarray(bias)
+    if b.shape != (params.shape[0], N_BIAS) or b.dtype.kind not in "iu" \
+            or (b.size and (int(b.min()) < -128 or int(b.max()) > 127)):
+        raise ValueError(f"bias must be (P, {N_BIAS}) int8 values")
+    if (b[params[:, 0] == 0] != 0).any():
+        raise ValueError("a MED plane has no bias")
+    return np.ascontiguousarray(b, dtype=np.int32)
+
 
 def check_mix(mix) -> np.ndarray:
     """``mix`` as int64 (3, 3), or ValueError unless every weight is in 0..16 and each kind's sum is 16."""
@@ -377,7 +454,7 @@ def _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut
 
 
 def encode_fused(planes: np.ndarray, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
-                 update_steps: int, lane_rows: int, mix=None, states: int = 0):
+                 update_steps: int, lane_rows: int, mix=None, bias=None, states: int = 0):
     """Encode planes with the fused model.
 
     Args:
@@ -388,10 +465,11 @@ def encode_fused(planes: np.ndarray, params, kinds, init_a, init_b, init_c, bin_
         init_c: int32 (3, NC_C, 25): table C's starting cumulatives; bin_s, bin_g: int32 error bins (module
             docstring).
         mix: None (the encoder chooses) or int (3, 3): the weights of tables A, B, C per plane kind.
+        bias: None (the encoder chooses) or int (P, N_BIAS): each blend plane's bias table (MED planes: 0).
 
     Returns:
-        (mix, counts, words): int64 (3, 3) as used; the strip table and words of
-        ``wavefront_ref.encode_wavefront_lanes``' layout.
+        (mix, bias, counts, words): int64 (3, 3) and int32 (P, N_BIAS) as used; the strip table and words
+        of ``wavefront_ref.encode_wavefront_lanes``' layout.
     """
     planes = np.ascontiguousarray(planes, dtype=np.uint8)
     n_planes, h, w = planes.shape
@@ -403,11 +481,11 @@ def encode_fused(planes: np.ndarray, params, kinds, init_a, init_b, init_c, bin_
     update_steps = _check_update_steps(update_steps)
     states = _check_states(states)
     n_lanes = lane_geometry(h, lane_rows)
-    res = np.empty_like(planes)
-    ctxc = np.empty((n_planes, h, w), np.int16)
+    bias, res, ctxc = strip_symbols(planes, params, bin_s, bin_g, lane_rows, bias)
     cost = np.zeros((n_lanes, N_KINDS, CANDIDATE_MIXES.shape[0]))
-    _prepare_strips(planes, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
-                    update_steps, lane_rows, CANDIDATE_MIXES, _COST_BITS, res, ctxc, cost)
+    if mix is None:
+        _strip_costs(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, lane_rows,
+                     CANDIDATE_MIXES, _COST_BITS, cost)
     mix = choose_mix(cost.sum(axis=0), kinds) if mix is None else check_mix(mix)
     stride = sum(max_lane_words(planes.shape, lane_rows))
     counts = np.empty((n_lanes, 3), dtype=np.uint32)
@@ -419,14 +497,14 @@ def encode_fused(planes: np.ndarray, params, kinds, init_a, init_b, init_c, bin_
         _encode_strips_nb(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps,
                           lane_rows, mix, first, scratch, stride, counts[first:first + g], states)
         pos = _append(scratch, stride, counts[first:first + g], words, pos)
-    return mix, counts, words[:pos].copy()
+    return mix, bias, counts, words[:pos].copy()
 
 
 # ---- the decoder: one fused loop per strip ----
 
 @njit(cache=True, nogil=True)
-def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s,
-                  bin_g, weight_lut, update_steps, y0, y1, mix, lut, out):
+def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_a, init_b, init_c, bin_a, bin_b,
+                  bin_s, bin_g, weight_lut, update_steps, y0, y1, mix, lut, out):
     """One strip's words -> its pixels in ``out`` (P, H, W) -> 0, or 1 if its words are corrupted."""
     n_planes, _, w = out.shape
     rows = y1 - y0
@@ -456,6 +534,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, ini
             mode, q1, c1, q2, c2 = params[p, 0], params[p, 1], params[p, 2], params[p, 3], params[p, 4]
             vp = v[p]
             ep = err[p]
+            bp = bias[p]
             lo_y, hi_y = _row_range(d, rows, w)
             _clear_slot(ring, p, d)
             for yy in range(lo_y, hi_y):
@@ -499,6 +578,8 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, ini
                         tw += wi
                         ts += wi * np.int64(sp[i] + OFF)
                     pv4 = sp[0] if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - OFF
+                    pv4 += bp[((4 * vw > pv4) + 2 * (4 * vn > pv4) + 4 * (4 * vnw > pv4) + 8 * (4 * vne > pv4)) * 4
+                              + (smin > 40) + (smin > 120) + (smin > 320)]
                     e = bin_s[min(smin, bin_s.shape[0] - 1)]
                 c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * N_ERR_BINS + e) \
                     * 4 + (pv4 & 3)
@@ -576,26 +657,26 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, kinds, init_a, ini
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _decode_strips_nb(counts, offsets, words, params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g,
-                      weight_lut, update_steps, lane_rows, mix, out, status):
+def _decode_strips_nb(counts, offsets, words, params, bias, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s,
+                      bin_g, weight_lut, update_steps, lane_rows, mix, out, status):
     h = out.shape[1]
     for lane in prange(counts.shape[0]):
         y0 = lane * lane_rows
         pos = offsets[lane]
         end = pos + counts[lane, 0]
-        status[lane] = _decode_strip(words, pos, end, end + counts[lane, 1], 1 << counts[lane, 2], params, kinds,
+        status[lane] = _decode_strip(words, pos, end, end + counts[lane, 1], 1 << counts[lane, 2], params, bias, kinds,
                                      init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, update_steps,
                                      y0, min(h, y0 + lane_rows), mix, WEIGHT_LUT, out)
 
 
-def decode_fused(counts: np.ndarray, words: np.ndarray, shape: tuple, params, mix, kinds, init_a, init_b, init_c,
-                 bin_a, bin_b, bin_s, bin_g, weight_lut, update_steps: int, lane_rows: int) -> np.ndarray:
+def decode_fused(counts: np.ndarray, words: np.ndarray, shape: tuple, params, mix, bias, kinds, init_a, init_b,
+                 init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, update_steps: int, lane_rows: int) -> np.ndarray:
     """Decode what :func:`encode_fused` wrote.
 
     Args:
         counts: uint32 (n_strips, 3), words: uint16 (W,): the strip table and data.
         shape: (P, H, W) of the planes.
-        params, mix and the model's arrays, update_steps, lane_rows: as the encoder had them.
+        params, mix, bias and the model's arrays, update_steps, lane_rows: as the encoder had them.
 
     Returns:
         uint8 (P, H, W): the planes, in coding order.
@@ -609,6 +690,7 @@ def decode_fused(counts: np.ndarray, words: np.ndarray, shape: tuple, params, mi
     n_planes, h, w = (int(v) for v in shape)
     params = check_params(params, n_planes)
     mix = check_mix(mix)
+    bias = check_bias(bias, params)
     arrays = _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut, n_planes)
     update_steps = _check_update_steps(update_steps)
     check_wavefront_lanes(counts, words.shape[0], (n_planes, h, w), lane_rows)
@@ -617,7 +699,7 @@ def decode_fused(counts: np.ndarray, words: np.ndarray, shape: tuple, params, mi
     np.cumsum(totals[:-1], out=offsets[1:])
     out = np.empty((n_planes, h, w), dtype=np.uint8)
     status = np.zeros(counts.shape[0], dtype=np.uint8)
-    _decode_strips_nb(counts, offsets, words, params, *arrays, update_steps, lane_rows, mix, out, status)
+    _decode_strips_nb(counts, offsets, words, params, bias, *arrays, update_steps, lane_rows, mix, out, status)
     if status.any():
         raise DecodeError(f"corrupted entropy-coded data in lane {int(np.argmax(status))}")
     return out

@@ -34,9 +34,7 @@ def count_table_c(planes: np.ndarray, bin_s: np.ndarray, bin_g: np.ndarray, hist
     """Add the tokens of uint8 (P, H, W) planes (coding order, one strip) to ``hist`` (3, NC_C, 24) by
     plane kind and table-C context."""
     n, h, w = planes.shape
-    res = np.empty_like(planes)
-    ctxc = np.empty((n, h, w), np.int16)
-    fr._strip_symbols(planes, choose_params(planes), bin_s, bin_g, 0, h, res, ctxc)
+    _, res, ctxc = fr.strip_symbols(planes, choose_params(planes), bin_s, bin_g, h)
     tok = cr.token_of_residual(res)
     kinds = cm.plane_kinds(n)
     for p in range(n):
