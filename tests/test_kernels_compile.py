@@ -104,6 +104,16 @@ SIGNATURES = {  # module: (kernel, {arg: type}, {constexpr: value})
                     "ering_ptr": "*i32", "P": "i32", "H": "i32", "W": "i32", "bits": "i32", "stride_rp": "i32",
                     "stride_rh": "i32", "stride_rw": "i32"},
                    {"BLOCK_H": "BLOCK_H", "MAX_PLANES": "MAX_PLANES", "RING": "RING", "N_SUB": "N_SUB"}),
+    "fused_decode": ("_fused_decode_kernel",
+                     {**{k: "*i32" for k in _WF_STATE + ("tc_ptr", "hc_ptr", "sc_ptr", "uc_ptr", "fc_ptr", "lc_ptr",
+                                                         "vring_ptr", "ering_ptr")},
+                      "desc_ptr": "*i64", "word_ptr": "*i32", "kind_ptr": "*i32", "prm_ptr": "*i32", "mix_ptr": "*i32",
+                      "bias_ptr": "*i32", "bin_a_ptr": "*i32", "bin_b_ptr": "*i32", "bin_s_ptr": "*i32",
+                      "bin_g_ptr": "*i32", "lut_ptr": "*i32", "weight_ptr": "*i32", "out_ptr": "*u8",
+                      "status_ptr": "*i32", "n_weight": "i32", "n_bin_s": "i32", "n_bin_g": "i32",
+                      "update_steps": "i32", "list_cap": "i32", "ring_rows": "i32", "max_width": "i32",
+                      "first_strip": "i32"},
+                     {**_WF_CONSTS, "NC_C": 4000, "N_BIAS": 64, "N_SUB": 6, "MAX_PLANES": 4}),
 }
 # The predictor kernels (MED and blend) also run on uint16 planes (9..16-bit samples; bits is a runtime
 # argument, so this is the only other variant).

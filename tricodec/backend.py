@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import blend_ref, context_ref, predictor_ref, rans_ref, wavefront_ref
+from . import blend_ref, context_ref, fused_ref, predictor_ref, rans_ref, wavefront_ref
 from .errors import BackendError
 from .model import block_table_ids, choose_block_scales
 
@@ -63,6 +63,10 @@ class Backend:
     decode_wavefront_lanes: Callable
     encode_wavefront_batch: Callable
     decode_wavefront_batch: Callable
+    # fused model: (counts, words, (P,H,W), params, mix, bias, kinds, init_a, init_b, init_c, bin_a, bin_b,
+    # bin_s, bin_g, weight_lut, update_steps, lane_rows) -> planes (params, mix, bias: host arrays); its
+    # encoder is the twin on the host whatever the backend (fused_model.py)
+    decode_fused: Callable
 
 
 def _identity(a):
@@ -90,6 +94,7 @@ CPU = Backend(
     decode_wavefront_lanes=wavefront_ref.decode_wavefront_lanes,
     encode_wavefront_batch=wavefront_ref.encode_wavefront_lanes_batch,
     decode_wavefront_batch=wavefront_ref.decode_wavefront_lanes_batch,
+    decode_fused=fused_ref.decode_fused,
 )
 
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
@@ -114,12 +119,13 @@ def interpreting() -> bool:
 def _kernels():
     try:
         from .kernels import (blend_residual, blend_scan, block_scales, context_decode, context_encode,
-                              predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
-                              wavefront_decode, wavefront_encode)
+                              fused_decode, predictor_residual, predictor_scan, rans_decode, rans_encode,
+                              table_ids, wavefront_decode, wavefront_encode)
     except Exception as e:
         raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
     return (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
-            context_encode, context_decode, wavefront_encode, wavefront_decode, blend_residual, blend_scan)
+            context_encode, context_decode, wavefront_encode, wavefront_decode, blend_residual, blend_scan,
+            fused_decode)
 
 
 def _kernels_interpreted(module) -> bool:
@@ -132,7 +138,7 @@ def _triton_backend(name: str, device: str) -> Backend:
     import torch
 
     (scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec, wf_enc, wf_dec, blend_res,
-     blend_scan) = _kernels()
+     blend_scan, fused_dec) = _kernels()
     dev = torch.device(device)
 
     def upload(a: np.ndarray) -> "torch.Tensor":
@@ -170,7 +176,8 @@ def _triton_backend(name: str, device: str) -> Backend:
         encode_wavefront_lanes=wf_enc.encode_wavefront_lanes,
         decode_wavefront_lanes=wf_dec.decode_wavefront_lanes,
         encode_wavefront_batch=wf_enc.encode_wavefront_lanes_batch,
-        decode_wavefront_batch=wf_dec.decode_wavefront_lanes_batch)
+        decode_wavefront_batch=wf_dec.decode_wavefront_lanes_batch,
+        decode_fused=fused_dec.decode_fused)
 
 
 @lru_cache(maxsize=None)

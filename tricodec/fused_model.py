@@ -9,8 +9,10 @@ Its bitstream inside a v1 container::
             | 64 int8 per flagged plane, in plane order: its bias table
     LANES = wavefront_model's layout: counts (u32 x 3 per strip) | words (u16)
 
-No Triton kernels yet: whatever the backend, the model codes on the host (``prefers_gpu`` is false, so
-``device="auto"`` never moves it to a GPU; a GPU backend's planes make a round trip through the host).
+Decoding runs on the backend (the CPU twin, or ``kernels/fused_decode.py``: one program per strip).
+Encoding runs the twin on the host whatever the backend (there is no encode kernel yet: a GPU backend's
+planes make a round trip through the host), and ``prefers_gpu`` is false: ``device="auto"`` codes on the
+CPU until the kernel's speed on a GPU has been measured.
 16-bit images reach it through the depth split (``deep.py``) as residual symbols: those it codes with
 tables A and B alone, as ``tric-wf2`` does (there is no pixel state to give table C a context).
 """
@@ -35,11 +37,14 @@ class FusedModel(WavefrontModel):
     bin_s: np.ndarray = None    # int32: the blend's smallest error sum -> table C's error bin
     bin_g: np.ndarray = None    # int32: MED's gradient -> table C's error bin
     kind = "fused"
-    prefers_gpu = False         # the twin runs on the host (no kernels yet)
+    prefers_gpu = False         # (module docstring)
 
-    def _fused_args(self, n_planes: int, lane_rows: int) -> tuple:
-        return (plane_kinds(n_planes), self.init_a, self.init_b, self.init_c, self.bin_a, self.bin_b, self.bin_s,
-                self.bin_g, self.weight_lut, self.update_steps, lane_rows)
+    def _fused_args(self, n_planes: int, lane_rows: int, backend=None) -> tuple:
+        arrays = (plane_kinds(n_planes), self.init_a, self.init_b, self.init_c, self.bin_a, self.bin_b, self.bin_s,
+                  self.bin_g, self.weight_lut)
+        if backend is not None:
+            arrays = tuple(backend.upload(a) for a in arrays)
+        return arrays + (self.update_steps, lane_rows)
 
     def encode_planes_batch(self, planes_list: list, refs_list: list, backend) -> list:
         out = []
@@ -63,9 +68,8 @@ class FusedModel(WavefrontModel):
             n_planes = shape[0]
             lane_rows, params, mix, bias = unpack_side(secs[fmt.SEC_SIDE], shape)
             counts, words = unpack_lanes(secs[fmt.SEC_LANES], shape, lane_rows)
-            planes = fr.decode_fused(counts, words, shape, params, mix, bias,
-                                     *self._fused_args(n_planes, lane_rows))
-            out.append(backend.upload(planes))
+            out.append(backend.decode_fused(backend.upload(counts), backend.upload(words), shape, params, mix, bias,
+                                            *self._fused_args(n_planes, lane_rows, backend)))
         return out
 
 
