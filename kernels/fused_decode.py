@@ -37,7 +37,7 @@ from tricodec.fused_ref import N_BIAS, NC_C, check_bias, check_mix, check_table_
 from tricodec.blend_ref import check_params
 from tricodec.wavefront_ref import MAX_STATES, MIX_BITS, RING, check_wavefront_lanes
 
-from ._blend_jit import _blend_err, _med, _subpredictions
+from ._blend_jit import _blend_err, _subpredictions
 from ._host import RANS_L, as_int, need_tensor
 from ._wavefront_jit import (_contexts, _coords, _end_of_step, _reset_one, _step_spans, _strip_desc, _strip_state,
                              _untoken, _update_one)

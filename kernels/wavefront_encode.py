@@ -142,6 +142,16 @@ def _wavefront_encode_kernel(
                             la, lb, ring, bin_a_ptr, bin_b_ptr, weight_ptr, start, freq_p, raw_ptr + slot * stride_raw,
                             n_weight, update_steps, n_planes, height, width, y0, rows, ring_rows, NC_A, NC_B,
                             N_TOKENS, Q_ADAPT, ACT_MAX, NB_B, MIX_BITS, RING, BLOCK_K, BLOCK_U)
+    _emit_strip(start, freq_p, scratch_ptr, count_ptr, slot, strip, rows, n_planes, width, rbit, est, force_log2k,
+                stride_words, RANS_L, MAX_STATES, SYMBOLS_PER_STATE, STATE_BUDGET, BLOCK_K)
+
+
+@triton.jit
+def _emit_strip(start, freq_p, scratch_ptr, count_ptr, slot, strip, rows, n_planes, width, rbit, est, force_log2k,
+                stride_words, RANS_L: tl.constexpr, MAX_STATES: tl.constexpr, SYMBOLS_PER_STATE: tl.constexpr,
+                STATE_BUDGET: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The strip's rANS pass (states, then LIFO over its steps and rounds) and its counts, from the
+    (start, freq) of every symbol that the model pass stored."""
     n_total = rows * n_planes * width
     log2k = _states(n_total, est, force_log2k, MAX_STATES, SYMBOLS_PER_STATE, STATE_BUDGET)
     k_states = 1 << log2k

@@ -1,4 +1,5 @@
-"""The Triton fused decoder (kernels/fused_decode.py) equals its CPU twin (tricodec.fused_ref) bit for bit.
+"""The Triton fused encoder and decoder (kernels/fused_encode.py, kernels/fused_decode.py) equal their CPU
+twin (tricodec.fused_ref) bit for bit.
 
 Without a GPU the kernel runs under the Triton interpreter, whose cost is per operation: time goes with the
 dependent steps (about W + 2 * rows a strip), so the cases are small and most force 128 rANS states (one
@@ -13,7 +14,7 @@ import tricodec
 from tricodec import fused_ref as fr
 from tricodec.blend_select import choose_params
 from tricodec.errors import DecodeError
-from tricodec.kernels import fused_decode
+from tricodec.kernels import fused_decode, fused_encode
 
 from helpers import photo_crop, photo_like, same_image
 
@@ -37,6 +38,22 @@ def _encoded(planes, lane_rows, params=None, mix=None, bias=None, states=128):
     return params, mix, bias, counts, words
 
 
+def _kernel_encode(planes, lane_rows, params, mix=None, bias=None, states=128):
+    out = fused_encode.encode_fused(_t(planes), params, *_kernel_args(planes.shape[0], lane_rows), mix=mix, bias=bias,
+                                    states=states)
+    return out[0], out[1], out[2].cpu().numpy(), out[3].cpu().numpy()
+
+
+def _same_as_twin(planes, lane_rows, params, mix=None, bias=None, states=128):
+    """Encode with the twin and the kernels (equal), decode the twin's stream with the kernel (equal) ->
+    the twin's (params, mix, bias, counts, words)."""
+    enc = _encoded(planes, lane_rows, params, mix, bias, states)
+    got = _kernel_encode(planes, lane_rows, enc[0], mix, bias, states)
+    assert all(np.array_equal(a, b) for a, b in zip(got, enc[1:]))
+    assert np.array_equal(_kernel_decode(planes.shape, lane_rows, *enc), planes)
+    return enc
+
+
 def _kernel_decode(planes_shape, lane_rows, params, mix, bias, counts, words):
     return fused_decode.decode_fused(_t(counts.astype(np.int64)), _t(words), planes_shape, params, mix, bias,
                                      *_kernel_args(planes_shape[0], lane_rows)).cpu().numpy()
@@ -51,17 +68,27 @@ def _random_bias(params, seed):
 def test_rgb_strips_modes_bias_and_an_odd_mix():
     planes = np.ascontiguousarray(photo_crop(20, 30, 3, seed=1).transpose(2, 0, 1))
     params = np.array([[1, -1, 0, -1, 0], [0, 0, 4, -1, 0], [1, 0, 2, 1, 2]], np.int32)
-    enc = _encoded(planes, 8, params, mix=[[4, 4, 8], [0, 3, 13], [6, 5, 5]], bias=_random_bias(params, 2))
-    assert np.array_equal(fr.decode_fused(*enc[3:], planes.shape, *enc[:3], *MODEL._fused_args(3, 8)), planes)
-    assert np.array_equal(_kernel_decode(planes.shape, 8, *enc), planes)
+    _same_as_twin(planes, 8, params, mix=[[4, 4, 8], [0, 3, 13], [6, 5, 5]], bias=_random_bias(params, 2))
+
+
+def test_the_encoders_choices_are_the_twins():
+    """Bias medians and mix chosen from the kernels' maps: those of the twin (a 2^16-pixel grey plane gets
+    a bias table)."""
+    planes = photo_like(256, 256, 1, seed=3).reshape(1, 256, 256)
+    params = np.array([[1, -1, 0, -1, 0]], np.int32)
+    bias, res, ctx = fr.strip_symbols(planes, params, MODEL.bin_s, MODEL.bin_g, 128)
+    assert bias.any()
+    maps = fused_encode.strip_symbols(_t(planes), params, bias, _t(MODEL.bin_s), _t(MODEL.bin_g), 128)
+    assert np.array_equal(maps[0].cpu().numpy(), res) and np.array_equal(maps[1].cpu().numpy(), ctx)
+    small = np.ascontiguousarray(planes[:, :12, :40])
+    _same_as_twin(small, 6, params)
 
 
 @pytest.mark.parametrize("shape,lane_rows", [((1, 1, 1), 1), ((1, 1, 13), 1), ((2, 9, 1), 4), ((4, 9, 12), 5)])
 def test_odd_shapes_and_four_planes(shape, lane_rows):
     n, h, w = shape
     planes = np.ascontiguousarray(photo_crop(max(h, 2), max(w, 2), 4, seed=h * w).transpose(2, 0, 1)[:n, :h, :w])
-    enc = _encoded(planes, lane_rows, states=0 if n * h * w < 200 else 128)   # the encoder's own K: tiny ones
-    assert np.array_equal(_kernel_decode(planes.shape, lane_rows, *enc), planes)
+    _same_as_twin(planes, lane_rows, choose_params(planes), states=0 if n * h * w < 200 else 128)  # own K: tiny
 
 
 def test_contexts_pass_the_weight_cap():
@@ -72,8 +99,7 @@ def test_contexts_pass_the_weight_cap():
     params = choose_params(planes)
     _, _, ctx = fr.strip_symbols(planes, params, MODEL.bin_s, MODEL.bin_g, 24)
     assert np.bincount(ctx.ravel()).max() > len(MODEL.weight_lut)
-    enc = _encoded(planes, 24, params)
-    assert np.array_equal(_kernel_decode(planes.shape, 24, *enc), planes)
+    _same_as_twin(planes, 24, params)
 
 
 def test_a_batch_of_images_and_corruption_as_the_twin():
@@ -101,7 +127,7 @@ def test_a_batch_of_images_and_corruption_as_the_twin():
 
 
 def test_the_codec_decodes_fused_files_on_the_triton_backend():
-    image = Image.fromarray(photo_crop(9, 12, 3, seed=7), "RGB")
+    image = Image.fromarray(photo_crop(6, 8, 3, seed=7), "RGB")
     data = tricodec.encode(image, device="cpu", model="tric-wf3")
     assert tricodec.read_header(data).model_name == "tric-wf3"
     assert tricodec.encode(image, device="triton", model="tric-wf3") == data
@@ -112,5 +138,4 @@ def test_the_codec_decodes_fused_files_on_the_triton_backend():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_photo_size_on_the_gpu():
     planes = np.ascontiguousarray(photo_crop(256, 200, 3, seed=8).transpose(2, 0, 1))
-    enc = _encoded(planes, 128, states=0)
-    assert np.array_equal(_kernel_decode(planes.shape, 128, *enc), planes)
+    _same_as_twin(planes, 128, choose_params(planes), states=0)

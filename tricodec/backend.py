@@ -63,9 +63,11 @@ class Backend:
     decode_wavefront_lanes: Callable
     encode_wavefront_batch: Callable
     decode_wavefront_batch: Callable
-    # fused model: (counts, words, (P,H,W), params, mix, bias, kinds, init_a, init_b, init_c, bin_a, bin_b,
-    # bin_s, bin_g, weight_lut, update_steps, lane_rows) -> planes (params, mix, bias: host arrays); its
-    # encoder is the twin on the host whatever the backend (fused_model.py)
+    # fused model (params, mix, bias: host arrays; None: the encoder's choice, made on the host):
+    # (planes (P,H,W), params, kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut,
+    # update_steps, lane_rows) -> (mix, bias, counts, words)
+    encode_fused: Callable
+    # (counts, words, (P,H,W), params, mix, bias, kinds, init_a, ..., lane_rows) -> planes (P,H,W)
     decode_fused: Callable
 
 
@@ -94,6 +96,7 @@ CPU = Backend(
     decode_wavefront_lanes=wavefront_ref.decode_wavefront_lanes,
     encode_wavefront_batch=wavefront_ref.encode_wavefront_lanes_batch,
     decode_wavefront_batch=wavefront_ref.decode_wavefront_lanes_batch,
+    encode_fused=fused_ref.encode_fused,
     decode_fused=fused_ref.decode_fused,
 )
 
@@ -119,13 +122,13 @@ def interpreting() -> bool:
 def _kernels():
     try:
         from .kernels import (blend_residual, blend_scan, block_scales, context_decode, context_encode,
-                              fused_decode, predictor_residual, predictor_scan, rans_decode, rans_encode,
+                              fused_decode, fused_encode, predictor_residual, predictor_scan, rans_decode, rans_encode,
                               table_ids, wavefront_decode, wavefront_encode)
     except Exception as e:
         raise BackendError(f"the Triton kernels cannot be imported: {type(e).__name__}: {e}") from None
     return (block_scales, predictor_residual, predictor_scan, rans_decode, rans_encode, table_ids,
             context_encode, context_decode, wavefront_encode, wavefront_decode, blend_residual, blend_scan,
-            fused_decode)
+            fused_encode, fused_decode)
 
 
 def _kernels_interpreted(module) -> bool:
@@ -138,7 +141,7 @@ def _triton_backend(name: str, device: str) -> Backend:
     import torch
 
     (scales, pred_res, pred_scan, rans_dec, rans_enc, tab, ctx_enc, ctx_dec, wf_enc, wf_dec, blend_res,
-     blend_scan, fused_dec) = _kernels()
+     blend_scan, fused_enc, fused_dec) = _kernels()
     dev = torch.device(device)
 
     def upload(a: np.ndarray) -> "torch.Tensor":
@@ -177,6 +180,7 @@ def _triton_backend(name: str, device: str) -> Backend:
         decode_wavefront_lanes=wf_dec.decode_wavefront_lanes,
         encode_wavefront_batch=wf_enc.encode_wavefront_lanes_batch,
         decode_wavefront_batch=wf_dec.decode_wavefront_lanes_batch,
+        encode_fused=fused_enc.encode_fused,
         decode_fused=fused_dec.decode_fused)
 
 

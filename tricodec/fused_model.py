@@ -9,10 +9,11 @@ Its bitstream inside a v1 container::
             | 64 int8 per flagged plane, in plane order: its bias table
     LANES = wavefront_model's layout: counts (u32 x 3 per strip) | words (u16)
 
-Decoding runs on the backend (the CPU twin, or ``kernels/fused_decode.py``: one program per strip).
-Encoding runs the twin on the host whatever the backend (there is no encode kernel yet: a GPU backend's
-planes make a round trip through the host), and ``prefers_gpu`` is false: ``device="auto"`` codes on the
-CPU until the kernel's speed on a GPU has been measured.
+Both directions run on the backend: the CPU twin, or the kernels ``kernels/fused_encode.py`` (two tiled
+maps and one program per strip; the encoder's choices, the blend's params, the bias medians and the mix,
+are made on the host from what the maps computed) and ``kernels/fused_decode.py`` (one program per
+strip).  ``prefers_gpu`` is false: ``device="auto"`` codes on the CPU until the kernels' speed on a GPU
+has been measured.
 16-bit images reach it through the depth split (``deep.py``) as residual symbols: those it codes with
 tables A and B alone, as ``tric-wf2`` does (there is no pixel state to give table C a context).
 """
@@ -49,13 +50,13 @@ class FusedModel(WavefrontModel):
     def encode_planes_batch(self, planes_list: list, refs_list: list, backend) -> list:
         out = []
         for planes in planes_list:
-            planes = np.ascontiguousarray(backend.download(planes) if not isinstance(planes, np.ndarray)
-                                          else planes)
-            n_planes, h, w = planes.shape
+            host = np.ascontiguousarray(planes if isinstance(planes, np.ndarray) else backend.download(planes))
+            n_planes, h, w = host.shape
             lane_rows = self.lane_rows(w, h)
-            params = choose_params(planes)
-            mix, bias, counts, words = fr.encode_fused(planes, params, *self._fused_args(n_planes, lane_rows))
-            secs = sections(lane_rows, counts, words)
+            params = choose_params(host)
+            mix, bias, counts, words = backend.encode_fused(backend.upload(host), params,
+                                                            *self._fused_args(n_planes, lane_rows, backend))
+            secs = sections(lane_rows, backend.download(counts), backend.download(words))
             flagged = bias.any(axis=1)
             side = (dict(secs)[fmt.SEC_SIDE] + params.astype(np.int8).tobytes() + mix.astype(np.uint8).tobytes()
                     + bytes([sum(1 << p for p in np.flatnonzero(flagged))]) + bias[flagged].astype(np.int8).tobytes())
