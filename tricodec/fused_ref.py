@@ -66,7 +66,7 @@ N_ERR_BINS = 8
 MIX_SHIFT = 4
 MIX_TOTAL = 1 << MIX_SHIFT  # a plane kind's three weights sum to this
 OFF = 4096                  # blend_ref's offset at depth 8 (keeps the division's operands positive)
-COST_EVERY = 4              # the encoder's mix estimate reads every this many steps
+COST_EVERY = 16              # the encoder's mix estimate reads every this many steps
 # The mixes the encoder tries per plane kind (any mix summing to 16 decodes): tric-wf2's, A and B with a
 # growing share of C, C alone, and C with one of A, B.
 CANDIDATE_MIXES = np.array([(8, 8, 0), (7, 7, 2), (6, 6, 4), (6, 5, 5), (5, 5, 6), (4, 4, 8), (3, 3, 10),
@@ -320,13 +320,11 @@ def strip_symbols(planes: np.ndarray, params: np.ndarray, bin_s, bin_g, lane_row
     ctxc = np.empty((n_planes, h, w), np.int16)
     bctx = np.empty((n_planes, h, w), np.int8)
     e4 = np.empty((n_planes, h, w), np.int16)
-    if bias is None:
-        bias = np.zeros((n_planes, N_BIAS), np.int32)
-        if (params[:, 0] != 0).any():
-            _strip_errors(planes, params, bias, bin_s, bin_g, lane_rows, res, ctxc, bctx, e4)
-            bias = choose_bias(bctx, e4, params)
-    bias = check_bias(bias, params)
-    _strip_errors(planes, params, bias, bin_s, bin_g, lane_rows, res, ctxc, bctx, e4)
+    zero = np.zeros((n_planes, N_BIAS), np.int32)
+    _strip_errors(planes, params, zero, bin_s, bin_g, lane_rows, res, ctxc, bctx, e4)
+    bias = choose_bias(bctx, e4, params) if bias is None else check_bias(bias, params)
+    if bias.any():
+        _apply_bias(planes, params, bias, lane_rows, ctxc, bctx, e4, res)
     return bias, res, ctxc
 
 
@@ -397,14 +395,69 @@ def choose_bias(bctx: np.ndarray, e4: np.ndarray, params: np.ndarray) -> np.ndar
     if bctx[0].size < BIAS_MIN_PIXELS:
         return out
     for p in np.flatnonzero(params[:, 0] != 0):
-        c, e = bctx[p].ravel().astype(np.int64), e4[p].ravel().astype(np.int64)
-        order = np.lexsort((e, c))
-        cs, es = c[order], e[order]
-        lo = np.searchsorted(cs, np.arange(N_BIAS), side="left")
-        n = np.searchsorted(cs, np.arange(N_BIAS), side="right") - lo
-        med = es[np.minimum(lo + np.maximum(n - 1, 0) // 2, es.size - 1)]
-        out[p] = np.where(n > 0, np.clip(med, -128, 127), 0)
+        _medians(bctx[p], e4[p], out[p])
     return out
+
+
+@njit(cache=True, nogil=True)
+def _medians(bctx, e4, out):
+    """Per context the lower median of e4 clamped to [-128, 127] (= the median of the clamped values:
+    clamping is monotone), by counting: one pass, no sort."""
+    hist = np.zeros((N_BIAS, 256), np.int64)
+    for y in range(bctx.shape[0]):
+        for x in range(bctx.shape[1]):
+            b = bctx[y, x]
+            if b >= 0:
+                hist[b, min(max(np.int32(e4[y, x]), -128), 127) + 128] += 1
+    for b in range(N_BIAS):
+        n = hist[b].sum()
+        if n == 0:
+            continue
+        k = (n - 1) // 2
+        acc = 0
+        for v in range(256):
+            acc += hist[b, v]
+            if acc > k:
+                out[b] = v - 128
+                break
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _apply_bias(planes, params, bias, lane_rows, ctxc, bctx, e4, res):
+    """The second pass, as a map: pass one (zero bias) left each blend pixel's bias context ``bctx``, its
+    error ``e4 = 4 v - pv4`` and its table-C context; with the chosen bias, pv4 moves by ``bias[b]`` and
+    the pixel's residual, table-C context and error follow (W, N, NE and the error bin do not change)."""
+    n_planes, h, w = planes.shape
+    for job in prange(n_planes * h):
+        p = job // h
+        y = job % h
+        if params[p, 0] == 0:
+            continue
+        q1, c1, q2, c2 = params[p, 1], params[p, 2], params[p, 3], params[p, 4]
+        yy = y % lane_rows
+        for x in range(w):
+            b = bctx[p, y, x]
+            if b < 0:
+                continue
+            xv = np.int32(planes[p, y, x])
+            ref = _ref(planes, q1, c1, q2, c2, y, x)
+            v = xv - ref
+            vw = (_v(planes, p, q1, c1, q2, c2, y, x - 1) if x > 0
+                  else (_v(planes, p, q1, c1, q2, c2, y - 1, x) if yy > 0 else 0))
+            vn = _v(planes, p, q1, c1, q2, c2, y - 1, x) if yy > 0 else vw
+            vne = _v(planes, p, q1, c1, q2, c2, y - 1, x + 1) if (yy > 0 and x < w - 1) else vn
+            pv4 = 4 * v - np.int32(e4[p, y, x]) + bias[p, b]
+            e = (np.int32(ctxc[p, y, x]) >> 2) & (N_ERR_BINS - 1)
+            ctxc[p, y, x] = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4))
+                             * N_ERR_BINS + e) * 4 + (pv4 & 3)
+            pred = _prediction(pv4, yy, x, ref, q1 < 0 and q2 < 0)
+            res[p, y, x] = np.uint8((xv - pred + 128) & 255)
+            e4[p, y, x] = 4 * v - pv4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _v(planes, p, q1, c1, q2, c2, y, x):
+    return np.int32(planes[p, y, x]) - _ref(planes, q1, c1, q2, c2, y, x)
 
 
 # ---- checks ----
