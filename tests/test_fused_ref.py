@@ -276,18 +276,45 @@ def test_bad_side_information_is_a_decode_error():
     header, secs = container.unpack(data)
     side = bytes(secs[container.SEC_SIDE])
     head = 4 + 15
-    _, params, _, bias = fm.unpack_side(side, (3, 300, 256))
-    assert side[head + 9] == sum(1 << p for p in range(3) if params[p, 0]) and len(side) == head + 10 + 64 * bin(
-        side[head + 9]).count("1") and bias.any()
+    _, params, _, rep, bias = fm.unpack_side(side, (3, 300, 256))
+    assert rep == (1, 1) and side[head + 9] == 0
+    assert side[head + 10] == sum(1 << p for p in range(3) if params[p, 0]) and len(side) == head + 11 + 64 * bin(
+        side[head + 10]).count("1") and bias.any()
     med = [p for p in range(3) if not params[p, 0]]
-    flags = [side[head + 9] ^ 1 << med[0]] if med else []      # a table for a MED plane
+    flags = [side[head + 10] ^ 1 << med[0]] if med else []      # a table for a MED plane
     for bad in [side[:-1], side + b"\0", side[:head] + bytes([8, 8, 1] + [8, 8, 0] * 2) + side[head + 9:],
-                side[:head + 9] + bytes([side[head + 9] | 8]) + side[head + 10:]] + \
-            [side[:head + 9] + bytes([f]) + side[head + 10:] for f in flags]:
+                side[:head + 10] + bytes([side[head + 10] | 8]) + side[head + 11:],
+                side[:head + 9] + bytes([0x40]) + side[head + 10:], side[:head + 9] + bytes([0x04]) + side[head + 10:]] \
+            + [side[:head + 10] + bytes([f]) + side[head + 11:] for f in flags]:
         with pytest.raises(DecodeError):
             MODEL.decode_planes_batch([{**secs, container.SEC_SIDE: memoryview(bad)}], [(3, 300, 256)], [None],
                                       tricodec.backend.get_backend("cpu"))
     assert fm.unpack_side(side, (3, 300, 256))[2].sum() == 48
+
+
+@pytest.mark.parametrize("fy,fx,h,w", [(2, 2, 36, 40), (3, 1, 10, 7), (1, 4, 5, 18), (2, 3, 7, 11), (4, 4, 9, 9)])
+def test_replicated_images_code_their_small_image(fy, fx, h, w):
+    """Nearest-neighbour enlargements (partial blocks at the edges too) are found, coded small, rebuilt."""
+    from tricodec import replicate
+    small = photo_crop(-(-h // fy), -(-w // fx), 3, seed=fy * 7 + fx)
+    big = np.ascontiguousarray(np.repeat(np.repeat(small, fy, 0), fx, 1)[:h, :w])
+    planes = planes_of(big)
+    assert replicate.replication(planes) == (fy, fx)
+    assert np.array_equal(replicate.expand(planes_of(small), fy, fx, h, w), planes)
+    assert np.array_equal(replicate.expand(torch_tensor(planes_of(small)), fy, fx, h, w).numpy(), planes)
+    image = Image.fromarray(big, "RGB")
+    data = tricodec.encode(image, device="cpu", model="tric-wf3")
+    header, secs = container.unpack(data)
+    assert not header.is_fallback and fm.unpack_side(secs[container.SEC_SIDE], (3, h, w))[3] == (fy, fx)
+    assert same_image(tricodec.decode(data, device="cpu"), image)
+    one = big.copy()
+    one[1, 1, 2] ^= 1                            # one sample off (not the first of its block): not a replica
+    assert replicate.replication(planes_of(one)) != (fy, fx)
+
+
+def torch_tensor(a):
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 # ---- training ----

@@ -50,12 +50,14 @@ def test_fused_golden_pins_strips_and_a_mix_with_table_c():
     plane kind's mix (and no bias: too small to pay for one)."""
     from tricodec import container, fused_model, wavefront_model
     header, sections = container.unpack((GOLDEN / "v1_wf3_wide_4096x70.tric").read_bytes())
-    lane_rows, params, mix, bias = fused_model.unpack_side(sections[container.SEC_SIDE], (1, 70, 4096))
+    lane_rows, params, mix, rep, bias = fused_model.unpack_side(sections[container.SEC_SIDE], (1, 70, 4096))
     assert lane_rows == 35 and mix[0, 2] > 0 and params[0, 0] == 1 and bias[0].any()
     header, sections = container.unpack((GOLDEN / "v1_wf3_rgb_41x34.tric").read_bytes())
-    _, params, mix, bias = fused_model.unpack_side(sections[container.SEC_SIDE], (3, 34, 41))
+    _, params, mix, rep, bias = fused_model.unpack_side(sections[container.SEC_SIDE], (3, 34, 41))
     assert mix.sum(axis=1).tolist() == [16, 16, 16] and (mix[:, 2] > 0).any()
-    assert (params[:, 0] == 1).any() and not bias.any()
+    assert (params[:, 0] == 1).any() and not bias.any() and rep == (1, 1)
+    header, sections = container.unpack((GOLDEN / "v1_wf3_rgb_x2x3_122x67.tric").read_bytes())
+    assert fused_model.unpack_side(sections[container.SEC_SIDE], (3, 67, 122))[3] == (2, 3)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -5,6 +5,9 @@ Its bitstream inside a v1 container::
 
     SIDE  = lane_rows (u32) | P x 5 int8: each plane's blend (mode, q1, c1, q2, c2)
             | 3 x 3 uint8: the weights of tables A, B, C per plane kind (each row sums to 16)
+            | u8 (fy - 1) << 4 | (fx - 1): the planes are the image's samples repeated fy times down and fx
+              across (``replicate.py``; 0: none); everything else describes the small planes
+              (P, ceil(H / fy), ceil(W / fx)), lane_rows included
             | u8 flags: bit p set if plane p (a blend plane) has a bias table
             | 64 int8 per flagged plane, in plane order: its bias table
     LANES = wavefront_model's layout: counts (u32 x 3 per strip) | words (u16)
@@ -29,6 +32,7 @@ from .blend_select import choose_params
 from .context_model import plane_kinds
 from .context_model import unpack_side as unpack_lane_rows
 from .errors import DecodeError
+from .replicate import MAX_FACTOR, expand, replication
 from .wavefront_model import WavefrontModel, sections, unpack_lanes, unpack_params
 
 
@@ -51,6 +55,8 @@ class FusedModel(WavefrontModel):
         out = []
         for planes in planes_list:
             host = np.ascontiguousarray(planes if isinstance(planes, np.ndarray) else backend.download(planes))
+            fy, fx = replication(host)
+            host = np.ascontiguousarray(host[:, ::fy, ::fx])
             n_planes, h, w = host.shape
             lane_rows = self.lane_rows(w, h)
             params = choose_params(host)
@@ -59,7 +65,8 @@ class FusedModel(WavefrontModel):
             secs = sections(lane_rows, backend.download(counts), backend.download(words))
             flagged = bias.any(axis=1)
             side = (dict(secs)[fmt.SEC_SIDE] + params.astype(np.int8).tobytes() + mix.astype(np.uint8).tobytes()
-                    + bytes([sum(1 << p for p in np.flatnonzero(flagged))]) + bias[flagged].astype(np.int8).tobytes())
+                    + bytes([(fy - 1) << 4 | (fx - 1), sum(1 << p for p in np.flatnonzero(flagged))])
+                    + bias[flagged].astype(np.int8).tobytes())
             out.append([(tag, side if tag == fmt.SEC_SIDE else payload) for tag, payload in secs])
         return out
 
@@ -67,31 +74,38 @@ class FusedModel(WavefrontModel):
         out = []
         for secs, shape in zip(sections_list, shapes):
             n_planes = shape[0]
-            lane_rows, params, mix, bias = unpack_side(secs[fmt.SEC_SIDE], shape)
-            counts, words = unpack_lanes(secs[fmt.SEC_LANES], shape, lane_rows)
-            out.append(backend.decode_fused(backend.upload(counts), backend.upload(words), shape, params, mix, bias,
-                                            *self._fused_args(n_planes, lane_rows, backend)))
+            lane_rows, params, mix, (fy, fx), bias = unpack_side(secs[fmt.SEC_SIDE], shape)
+            small = (n_planes, -(-shape[1] // fy), -(-shape[2] // fx))
+            counts, words = unpack_lanes(secs[fmt.SEC_LANES], small, lane_rows)
+            planes = backend.decode_fused(backend.upload(counts), backend.upload(words), small, params, mix, bias,
+                                          *self._fused_args(n_planes, lane_rows, backend))
+            out.append(expand(planes, fy, fx, shape[1], shape[2]))
         return out
 
 
 def unpack_side(side, shape: tuple) -> tuple:
-    """SIDE -> (lane_rows, params int32 (P, 5), mix int64 (3, 3), bias int32 (P, 64)), validated."""
+    """SIDE of an image of ``shape`` (P, H, W) -> (lane_rows, params int32 (P, 5), mix int64 (3, 3), (fy, fx),
+    bias int32 (P, 64)), validated."""
     n_planes = shape[0]
     head = 4 + 5 * n_planes
-    if len(side) < head + 10:
+    if len(side) < head + 11:
         raise DecodeError("side information does not match the model")
-    lane_rows = unpack_lane_rows(side[:4], shape[1], shape[2])
+    rep = side[head + 9]
+    fy, fx = (rep >> 4) + 1, (rep & 15) + 1
+    if fy > MAX_FACTOR or fx > MAX_FACTOR:
+        raise DecodeError(f"pixel replication by {fy} x {fx}: at most {MAX_FACTOR}")
+    lane_rows = unpack_lane_rows(side[:4], -(-shape[1] // fy), -(-shape[2] // fx))
     params = unpack_params(side[:head], n_planes)
     mix = unpack_mix(side[head:head + 9])
-    flags = side[head + 9]
+    flags = side[head + 10]
     flagged = np.array([(flags >> p) & 1 for p in range(n_planes)], bool)
     if flags >> n_planes or (flagged & (params[:, 0] == 0)).any():
         raise DecodeError("bias tables for planes that cannot have one")
-    if len(side) != head + 10 + fr.N_BIAS * int(flagged.sum()):
+    if len(side) != head + 11 + fr.N_BIAS * int(flagged.sum()):
         raise DecodeError("side information does not match the model")
     bias = np.zeros((n_planes, fr.N_BIAS), np.int32)
-    bias[flagged] = np.frombuffer(bytes(side[head + 10:]), dtype=np.int8).reshape(-1, fr.N_BIAS)
-    return lane_rows, params, mix, bias
+    bias[flagged] = np.frombuffer(bytes(side[head + 11:]), dtype=np.int8).reshape(-1, fr.N_BIAS)
+    return lane_rows, params, mix, (fy, fx), bias
 
 
 def unpack_mix(raw) -> np.ndarray:
