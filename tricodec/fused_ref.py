@@ -84,7 +84,7 @@ def err_bins(edges) -> np.ndarray:
     return np.minimum(np.searchsorted(edges, act, side="right") * N_ERR_BINS // 16, N_ERR_BINS - 1).astype(np.int32)
 
 
-# ---- one pixel: prediction, table C's context, the rings it keeps (shared by encoder and decoder) ----
+# ---- per-pixel helpers (the encoder's; the decoder writes its loop out: numba's inlined helpers cost it 17%) ----
 
 @njit(cache=True, nogil=True, inline="always")
 def _rel5(d):
@@ -94,70 +94,12 @@ def _rel5(d):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _predict(vp, ep, yy, xx, w, mode, lut, bin_s, bin_g, s, bias):
-    """Pixel (yy, xx) of a strip's plane: -> (pv4, c, b), the unrounded prediction (quarter units) of its
-    value v, bias-corrected, its table-C context and its bias context (-1 on MED planes); ``s`` gets the
-    six sub-predictions, ``bias`` is the plane's (N_BIAS,) table.  ``vp``: (4, W) ring of v,
-    ``ep``: (6, 4, W + 4) ring of the blend's errors with two zero columns each side."""
-    r0 = yy & 3
-    r1 = (yy - 1) & 3
-    r2 = (yy - 2) & 3
-    vw = vp[r0, xx - 1] if xx > 0 else (vp[r1, xx] if yy > 0 else 0)
-    vn = vp[r1, xx] if yy > 0 else vw
-    vnw = vp[r1, xx - 1] if (yy > 0 and xx > 0) else vn
-    vne = vp[r1, xx + 1] if (yy > 0 and xx < w - 1) else vn
-    b = -1
-    if mode == 0:
-        pv4 = 4 * _med(vw, vn, vnw)
-        e = bin_g[min(abs(vw - vnw) + abs(vn - vnw) + abs(vne - vn), bin_g.shape[0] - 1)]
-    else:
-        vnne = vp[r2, xx + 1] if (yy > 1 and xx < w - 1) else vne
-        s[0] = 4 * _med(vw, vn, vnw)
-        s[1] = 4 * vw
-        s[2] = 4 * vn
-        s[3] = 4 * (vw + vne - vn)
-        s[4] = 4 * (vn + vne - vnne)
-        s[5] = 2 * (vw + vn) + vne - vnw
-        tw = np.int64(0)
-        ts = np.int64(0)
-        smin = np.int32(1 << 30)
-        e2 = xx + 2
-        for i in range(6):
-            sv = (2 * (np.int32(ep[i, r0, e2 - 1]) + np.int32(ep[i, r1, e2]) + np.int32(ep[i, r1, e2 - 1])
-                       + np.int32(ep[i, r1, e2 + 1])) + np.int32(ep[i, r0, e2 - 2]) + np.int32(ep[i, r2, e2]))
-            smin = min(smin, sv)
-            wi = np.int64(lut[sv])
-            tw += wi
-            ts += wi * np.int64(s[i] + OFF)
-        # blend_ref's exact float64 form of (ts + tw // 2) // tw (its module proves it)
-        pv4 = s[0] if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - OFF
-        b = (((4 * vw > pv4) + 2 * (4 * vn > pv4) + 4 * (4 * vnw > pv4) + 8 * (4 * vne > pv4)) * 4
-             + (smin > 40) + (smin > 120) + (smin > 320))
-        pv4 += bias[b]
-        e = bin_s[min(smin, bin_s.shape[0] - 1)]
-    c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * N_ERR_BINS + e) * 4 \
-        + (pv4 & 3)
-    return pv4, c, b
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _prediction(pv4, yy, xx, ref, no_refs):
     """The rounded, clamped prediction of the sample (blend_ref's ``pred``)."""
     pv = ((pv4 + 2 + OFF) >> 2) - (OFF >> 2)
     if yy == 0 and xx == 0:
         pv = 128 if no_refs else 0
     return min(max(pv + ref, 0), 255)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _keep(vp, ep, yy, xx, vv, mode, s):
-    """Store the pixel's v and (blend planes) its sub-predictors' errors in the rings."""
-    r0 = yy & 3
-    vp[r0, xx] = vv
-    if mode != 0:
-        v4 = 4 * vv
-        for i in range(6):
-            ep[i, r0, xx + 2] = min(abs(v4 - s[i]), E_MAX)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -174,26 +116,103 @@ def _ref(planes, q1, c1, q2, c2, y, xx):
 
 @njit(cache=True, nogil=True)
 def _strip_symbols(planes, params, bias, bin_s, bin_g, y0, y1, res, ctxc, bctx, e4):
-    """The strip's residual symbols and table-C contexts, each pixel's bias context and error ``4 v - pv4``
-    (raster order: every pixel is known)."""
+    """The strip's residual symbols and table-C contexts, each pixel's bias context (-1 on MED planes) and
+    error ``4 v - pv4``.  Raster order, every pixel known: row by row as blend_ref's encoder (the errors'
+    upper-row part of S summed once a row, the same row's errors at x-1, x-2 carried in registers)."""
     n_planes, _, w = planes.shape
-    s = np.zeros(6, np.int32)
     for p in range(n_planes):
         mode, q1, c1, q2, c2 = params[p, 0], params[p, 1], params[p, 2], params[p, 3], params[p, 4]
-        vp = np.zeros((4, w), np.int32)
-        ep = np.zeros((6, 4, w + 4), np.int16)
+        no_refs = q1 < 0 and q2 < 0
+        vr = np.zeros((4, w), np.int32)
+        err = np.zeros((6, 4, w), np.int16)
+        up = np.zeros((6, w), np.int32)
+        bp = bias[p]
         for yy in range(y1 - y0):
             y = y0 + yy
-            for xx in range(w):
-                ref = _ref(planes, q1, c1, q2, c2, y, xx)
-                pv4, c, b = _predict(vp, ep, yy, xx, w, mode, WEIGHT_LUT, bin_s, bin_g, s, bias[p])
-                pred = _prediction(pv4, yy, xx, ref, q1 < 0 and q2 < 0)
-                xv = np.int32(planes[p, y, xx])
-                res[p, y, xx] = np.uint8((xv - pred + 128) & 255)
-                ctxc[p, y, xx] = c
-                bctx[p, y, xx] = b
-                e4[p, y, xx] = 4 * (xv - ref) - pv4
-                _keep(vp, ep, yy, xx, xv - ref, mode, s)
+            r0 = yy & 3
+            r1 = (yy - 1) & 3
+            r2 = (yy - 2) & 3
+            if mode != 0:
+                for i in range(6):
+                    for x in range(w):
+                        u = np.int32(0)
+                        if yy > 0:
+                            u = 2 * np.int32(err[i, r1, x])
+                            if x > 0:
+                                u += 2 * np.int32(err[i, r1, x - 1])
+                            if x < w - 1:
+                                u += 2 * np.int32(err[i, r1, x + 1])
+                            if yy > 1:
+                                u += np.int32(err[i, r2, x])
+                        up[i, x] = u
+            a0 = a1 = a2 = a3 = a4 = a5 = np.int32(0)       # errors at x-1
+            b0 = b1 = b2 = b3 = b4 = b5 = np.int32(0)       # errors at x-2
+            s0 = s1 = s2 = s3 = s4 = s5 = np.int32(0)
+            for x in range(w):
+                ref = _ref(planes, q1, c1, q2, c2, y, x)
+                vw = vr[r0, x - 1] if x > 0 else (vr[r1, x] if yy > 0 else np.int32(0))
+                vn = vr[r1, x] if yy > 0 else vw
+                vnw = vr[r1, x - 1] if (yy > 0 and x > 0) else vn
+                vne = vr[r1, x + 1] if (yy > 0 and x < w - 1) else vn
+                b = -1
+                if mode == 0:
+                    pv4 = 4 * _med(vw, vn, vnw)
+                    e = bin_g[min(abs(vw - vnw) + abs(vn - vnw) + abs(vne - vn), bin_g.shape[0] - 1)]
+                else:
+                    vnne = vr[r2, x + 1] if (yy > 1 and x < w - 1) else vne
+                    s0 = 4 * _med(vw, vn, vnw)
+                    s1 = 4 * vw
+                    s2 = 4 * vn
+                    s3 = 4 * (vw + vne - vn)
+                    s4 = 4 * (vn + vne - vnne)
+                    s5 = 2 * (vw + vn) + vne - vnw
+                    e0 = up[0, x] + 2 * a0 + b0
+                    e1 = up[1, x] + 2 * a1 + b1
+                    e2 = up[2, x] + 2 * a2 + b2
+                    e3 = up[3, x] + 2 * a3 + b3
+                    e4s = up[4, x] + 2 * a4 + b4
+                    e5 = up[5, x] + 2 * a5 + b5
+                    w0 = np.int64(WEIGHT_LUT[e0])
+                    w1 = np.int64(WEIGHT_LUT[e1])
+                    w2 = np.int64(WEIGHT_LUT[e2])
+                    w3 = np.int64(WEIGHT_LUT[e3])
+                    w4 = np.int64(WEIGHT_LUT[e4s])
+                    w5 = np.int64(WEIGHT_LUT[e5])
+                    tw = w0 + w1 + w2 + w3 + w4 + w5
+                    ts = (w0 * (s0 + OFF) + w1 * (s1 + OFF) + w2 * (s2 + OFF) + w3 * (s3 + OFF) + w4 * (s4 + OFF)
+                          + w5 * (s5 + OFF))
+                    # blend_ref's exact float64 form of (ts + tw // 2) // tw (its module proves it)
+                    pv4 = s0 if tw == 0 else np.int32(np.float64(ts + (tw >> 1)) / np.float64(tw)) - OFF
+                    smin = min(min(min(e0, e1), min(e2, e3)), min(e4s, e5))
+                    b = (((4 * vw > pv4) + 2 * (4 * vn > pv4) + 4 * (4 * vnw > pv4) + 8 * (4 * vne > pv4)) * 4
+                         + (smin > 40) + (smin > 120) + (smin > 320))
+                    pv4 += bp[b]
+                    e = bin_s[min(smin, bin_s.shape[0] - 1)]
+                c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * N_ERR_BINS
+                     + e) * 4 + (pv4 & 3)
+                pred = _prediction(pv4, yy, x, ref, no_refs)
+                xv = np.int32(planes[p, y, x])
+                v = xv - ref
+                res[p, y, x] = np.uint8((xv - pred + 128) & 255)
+                ctxc[p, y, x] = c
+                bctx[p, y, x] = b
+                e4[p, y, x] = 4 * v - pv4
+                vr[r0, x] = v
+                if mode != 0:
+                    v4 = 4 * v
+                    b0, b1, b2, b3, b4, b5 = a0, a1, a2, a3, a4, a5
+                    a0 = min(abs(v4 - s0), E_MAX)
+                    a1 = min(abs(v4 - s1), E_MAX)
+                    a2 = min(abs(v4 - s2), E_MAX)
+                    a3 = min(abs(v4 - s3), E_MAX)
+                    a4 = min(abs(v4 - s4), E_MAX)
+                    a5 = min(abs(v4 - s5), E_MAX)
+                    err[0, r0, x] = a0
+                    err[1, r0, x] = a1
+                    err[2, r0, x] = a2
+                    err[3, r0, x] = a3
+                    err[4, r0, x] = a4
+                    err[5, r0, x] = a5
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -599,7 +618,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                 if q2 >= 0:
                     ref += c2 * np.int32(out[q2, y, xx])
                 ref >>= 2
-                # _predict and _prediction, written out (numba's inlined helpers were ~17% slower here)
+                # the prediction (as the encoder's _strip_symbols; written out: inlined helpers were ~17% slower)
                 r0 = yy & 3
                 r1 = (yy - 1) & 3
                 r2 = (yy - 2) & 3
