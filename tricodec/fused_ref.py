@@ -41,8 +41,8 @@ and plane kind (``mix[kind] = (wa, wb, wc)``, each 0..16, summing to 16, recorde
 
 (``(8, 8, 0)`` is tric-wf2's ``(A + B + 2i) >> 1``.)  Every table runs from 0 to Q_ADAPT without
 decreasing, so every token has frequency >= 1.  The encoder picks, per plane kind, the candidate mix with
-the smallest code length (float estimates on every ``COST_EVERY``-th step: a choice it records, never
-recomputed by a decoder).
+the smallest code length (float estimates on every ``COST_EVERY``-th of the first half of each strip's
+steps: a choice it records, never recomputed by a decoder).
 
 Interleaved rANS, raw extra bits and the strip layout are ``wavefront_ref``'s.  Everything a decoder
 computes is integer arithmetic (the blend's one division is blend_ref's exact float64 form).
@@ -66,7 +66,8 @@ N_ERR_BINS = 8
 MIX_SHIFT = 4
 MIX_TOTAL = 1 << MIX_SHIFT  # a plane kind's three weights sum to this
 OFF = 4096                  # blend_ref's offset at depth 8 (keeps the division's operands positive)
-COST_EVERY = 16              # the encoder's mix estimate reads every this many steps
+COST_EVERY = 16             # the encoder's mix estimate prices every this many steps ...
+COST_SHARE = 8              # ... of the first COST_SHARE / 16 of each strip's steps
 # The mixes the encoder tries per plane kind (any mix summing to 16 decodes): tric-wf2's, A and B with a
 # growing share of C, C alone, and C with one of A, B.
 CANDIDATE_MIXES = np.array([(8, 8, 0), (7, 7, 2), (6, 6, 4), (6, 5, 5), (5, 5, 6), (4, 4, 8), (3, 3, 10),
@@ -226,7 +227,7 @@ def _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_l
     """Forward over one strip in schedule order, the tables adapting as a decoder's will.  With ``mix``
     (3, 3): each symbol's (start, freq), each step's symbol count, the extra bits in ``raw`` -> raw words.
     Without (``mix.shape[0] == 0``): adds each candidate mix's code length per plane kind to ``cost``
-    (kinds, candidates), on every COST_EVERY-th step -> 0."""
+    (kinds, candidates), on every COST_EVERY-th step of the first COST_SHARE / 16 of the strip's -> 0."""
     n_planes, _, w = res.shape
     rows = y1 - y0
     emit = mix.shape[0] > 0
@@ -239,7 +240,8 @@ def _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_l
     n_raw = 0
     na = nb = nc = 0
     steps = n_steps(n_planes, rows, w)
-    for t in range(steps):
+    last = steps if emit else max(1, (steps * COST_SHARE) >> 4)
+    for t in range(last):
         j0 = j
         priced = (not emit) and t % COST_EVERY == 0
         for p in range(n_planes):
