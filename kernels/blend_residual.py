@@ -48,18 +48,26 @@ def _v_at(plane, ref1, ref2, c1, c2, o, m):
 @triton.jit
 def _neighbours(plane, ref1, ref2, c1, c2, ys, xs, inside, H, W, sh, sw):
     """(W, N, NW, NE, NNE) of v with the twin's edge fallbacks."""
+    return _neighbours_below(plane, ref1, ref2, c1, c2, ys, ys, xs, inside, W, sh, sw)
+
+
+@triton.jit
+def _neighbours_below(plane, ref1, ref2, c1, c2, ys, yl, xs, inside, W, sh, sw):
+    """(W, N, NW, NE, NNE) of v at rows ``ys`` with the twin's edge fallbacks, the rows above ``ys - yl``
+    missing (``yl``: the row below that top; ``ys`` itself for the whole image, the row inside its strip
+    for ``fused_encode``)."""
     o = ys * sh + xs * sw
     has_l = inside & (xs > 0)
-    has_u = inside & (ys > 0)
+    has_u = inside & (yl > 0)
     has_ur = has_u & (xs < W - 1)
     vl = _v_at(plane, ref1, ref2, c1, c2, o - sw, has_l)
     vu = _v_at(plane, ref1, ref2, c1, c2, o - sh, has_u)
-    vw = tl.where(xs > 0, vl, tl.where(ys > 0, vu, 0))
-    vn = tl.where(ys > 0, vu, vw)
-    vnw = tl.where((ys > 0) & (xs > 0), _v_at(plane, ref1, ref2, c1, c2, o - sh - sw, has_u & (xs > 0)), vn)
-    vne = tl.where((ys > 0) & (xs < W - 1), _v_at(plane, ref1, ref2, c1, c2, o - sh + sw, has_ur), vn)
-    vnne = tl.where((ys > 1) & (xs < W - 1),
-                    _v_at(plane, ref1, ref2, c1, c2, o - 2 * sh + sw, has_ur & (ys > 1)), vne)
+    vw = tl.where(xs > 0, vl, tl.where(yl > 0, vu, 0))
+    vn = tl.where(yl > 0, vu, vw)
+    vnw = tl.where((yl > 0) & (xs > 0), _v_at(plane, ref1, ref2, c1, c2, o - sh - sw, has_u & (xs > 0)), vn)
+    vne = tl.where((yl > 0) & (xs < W - 1), _v_at(plane, ref1, ref2, c1, c2, o - sh + sw, has_ur), vn)
+    vnne = tl.where((yl > 1) & (xs < W - 1),
+                    _v_at(plane, ref1, ref2, c1, c2, o - 2 * sh + sw, has_ur & (yl > 1)), vne)
     return vw, vn, vnw, vne, vnne
 
 
@@ -110,7 +118,8 @@ def _blend_errors_kernel(
 
 @triton.jit
 def _err_sum(e, ys, xs, inside, W):
-    """S = 2 (e(W) + e(N) + e(NW) + e(NE)) + e(WW) + e(NN) of one sub-predictor's errors ``e`` at (ys, xs)."""
+    """S = 2 (e(W) + e(N) + e(NW) + e(NE)) + e(WW) + e(NN) of one sub-predictor's errors ``e`` at (ys, xs)
+    (``ys`` only decides which rows above exist: ``fused_encode`` passes the row inside the strip)."""
     has_u = inside & (ys > 0)
     s = 2 * tl.load(e - 1, mask=inside & (xs > 0), other=0).to(tl.int32)
     s += tl.load(e - 2, mask=inside & (xs > 1), other=0).to(tl.int32)

@@ -70,6 +70,36 @@ def _mix3(row_a, row_b, row_c, i, wa, wb, wc, live):
 
 
 @triton.jit
+def _count3(ha, hb, hc, sa, sb, sc, la, lb, lc, list_at, kind, ca, cb, cc, tok, live, act,
+            NC_A: tl.constexpr, NC_B: tl.constexpr, NC_C: tl.constexpr, N_TOKENS: tl.constexpr):
+    """Count each symbol's token in its three contexts (integer atomics: order-free) and list them."""
+    ka = kind * NC_A + ca
+    kb = kind * NC_B + cb
+    kc = kind * NC_C + cc
+    tl.atomic_add(ha + ka * N_TOKENS + tok, 1, mask=live)
+    tl.atomic_add(hb + kb * N_TOKENS + tok, 1, mask=live)
+    tl.atomic_add(hc + kc * N_TOKENS + tok, 1, mask=live)
+    tl.atomic_add(sa + ka, 1, mask=live)
+    tl.atomic_add(sb + kb, 1, mask=live)
+    tl.atomic_add(sc + kc, 1, mask=live)
+    tl.store(la + list_at, ka, mask=act)
+    tl.store(lb + list_at, kb, mask=act)
+    tl.store(lc + list_at, kc, mask=act)
+
+
+@triton.jit
+def _end_of_step3(ta, tb, tc, ha, hb, hc, sa, sb, sc, ua, ub, uc, fa, fb, fc, la, lb, lc, n_list, weight_ptr, n_weight,
+                  N_TOKENS: tl.constexpr, Q_ADAPT: tl.constexpr, MIX_BITS: tl.constexpr, BLOCK_U: tl.constexpr):
+    """``_end_of_step`` of tables A and B, then table C's update and reset between barriers."""
+    _end_of_step(ta, tb, ha, hb, sa, sb, ua, ub, fa, fb, la, lb, n_list, weight_ptr, n_weight,
+                 N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
+    _update_one(tc, hc, sc, uc, fc, lc, n_list, weight_ptr, n_weight, N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
+    tl.debug_barrier()
+    _reset_one(hc, sc, fc, lc, n_list, N_TOKENS, BLOCK_U)
+    tl.debug_barrier()
+
+
+@triton.jit
 def _predict(vr, er, yy, xx, width, mode, lut_ptr, bin_s_ptr, n_bin_s, bin_g_ptr, n_bin_g, bias_row, live,
              N_SUB: tl.constexpr):
     """fused_ref._predict of a vector of pixels -> (pv4, table-C context, sub-predictions s0..s5)."""
@@ -247,27 +277,12 @@ def _fused_decode_kernel(
             tl.store(er + 3 * ring_e + r0 + xx, _blend_err(v4, s3, 0), mask=eb)
             tl.store(er + 4 * ring_e + r0 + xx, _blend_err(v4, s4, 0), mask=eb)
             tl.store(er + 5 * ring_e + r0 + xx, _blend_err(v4, s5, 0), mask=eb)
-            # counts of the three tables (integer atomics: order-free) and the step's context lists
-            ka = kind * NC_A + ca
-            kb = kind * NC_B + cb
-            kc = kind * NC_C + cc
-            tl.atomic_add(ha + ka * N_TOKENS + tok, 1, mask=live)
-            tl.atomic_add(hb + kb * N_TOKENS + tok, 1, mask=live)
-            tl.atomic_add(hc + kc * N_TOKENS + tok, 1, mask=live)
-            tl.atomic_add(sa + ka, 1, mask=live)
-            tl.atomic_add(sb + kb, 1, mask=live)
-            tl.atomic_add(sc + kc, 1, mask=live)
-            tl.store(la + list_n + j, ka, mask=act)
-            tl.store(lb + list_n + j, kb, mask=act)
-            tl.store(lc + list_n + j, kc, mask=act)
+            _count3(ha, hb, hc, sa, sb, sc, la, lb, lc, list_n + j, kind, ca, cb, cc, tok, live, act, NC_A, NC_B,
+                    NC_C, N_TOKENS)
         list_n += n_sym
         if ((t + 1) % update_steps == 0) | (t == n_steps - 1):
-            _end_of_step(ta, tb, ha, hb, sa, sb, ua, ub, fa, fb, la, lb, list_n, weight_ptr, n_weight,
-                         N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
-            _update_one(tc, hc, sc, uc, fc, lc, list_n, weight_ptr, n_weight, N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
-            tl.debug_barrier()
-            _reset_one(hc, sc, fc, lc, list_n, N_TOKENS, BLOCK_U)
-            tl.debug_barrier()
+            _end_of_step3(ta, tb, tc, ha, hb, hc, sa, sb, sc, ua, ub, uc, fa, fb, fc, la, lb, lc, list_n, weight_ptr,
+                          n_weight, N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
             list_n = 0
         else:
             tl.debug_barrier()   # this step's ring and pixel stores are read by the next steps' other lanes

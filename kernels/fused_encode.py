@@ -30,10 +30,9 @@ from tricodec.wavefront_ref import MAX_STATES, MIX_BITS, RING, STATE_BUDGET, SYM
 
 from ._blend_jit import _blend_err, _subpredictions
 from ._host import RANS_L, need_tensor
-from ._wavefront_jit import (_contexts, _coords, _end_of_step, _reset_one, _step_spans, _strip_desc, _strip_state,
-                             _token, _update_one)
-from .blend_residual import _plane_setup, _v_at, weight_lut
-from .fused_decode import TableC, _rel5
+from ._wavefront_jit import _contexts, _coords, _step_spans, _strip_desc, _strip_state, _token
+from .blend_residual import _err_sum, _neighbours_below, _plane_setup, _v_at, weight_lut
+from .fused_decode import TableC, _count3, _end_of_step3, _mix3, _rel5
 from .wavefront_decode import STRIPS_PER_LAUNCH, StripState, check_model, launch_shape, strip_descriptors
 from .wavefront_encode import SYMBOLS_PER_LAUNCH, _emit_strip, _floor_log2, _gather
 
@@ -43,25 +42,6 @@ BLOCK_K = MAX_STATES
 BLOCK_U = 128
 NUM_WARPS = 4
 N_SUB = 6
-
-
-@triton.jit
-def _strip_neighbours(plane, ref1, ref2, c1, c2, ys, yl, xs, inside, W, sh, sw):
-    """(W, N, NW, NE, NNE) of v with blend_ref's fallbacks, rows above the pixel's strip missing
-    (``yl``: the row inside the strip)."""
-    o = ys * sh + xs * sw
-    has_l = inside & (xs > 0)
-    has_u = inside & (yl > 0)
-    has_ur = has_u & (xs < W - 1)
-    vl = _v_at(plane, ref1, ref2, c1, c2, o - sw, has_l)
-    vu = _v_at(plane, ref1, ref2, c1, c2, o - sh, has_u)
-    vw = tl.where(xs > 0, vl, tl.where(yl > 0, vu, 0))
-    vn = tl.where(yl > 0, vu, vw)
-    vnw = tl.where((yl > 0) & (xs > 0), _v_at(plane, ref1, ref2, c1, c2, o - sh - sw, has_u & (xs > 0)), vn)
-    vne = tl.where((yl > 0) & (xs < W - 1), _v_at(plane, ref1, ref2, c1, c2, o - sh + sw, has_ur), vn)
-    vnne = tl.where((yl > 1) & (xs < W - 1),
-                    _v_at(plane, ref1, ref2, c1, c2, o - 2 * sh + sw, has_ur & (yl > 1)), vne)
-    return vw, vn, vnw, vne, vnne
 
 
 @triton.jit
@@ -82,7 +62,7 @@ def _fused_errors_kernel(
         xs = (pid_w * BLOCK_W + tl.arange(0, BLOCK_W))[None, :]
         yl = ys % lane_rows
         inside = (ys < H) & (xs < W)
-        vw, vn, vnw, vne, vnne = _strip_neighbours(plane, ref1, ref2, c1, c2, ys, yl, xs, inside, W, stride_xh,
+        vw, vn, vnw, vne, vnne = _neighbours_below(plane, ref1, ref2, c1, c2, ys, yl, xs, inside, W, stride_xh,
                                                    stride_xw)
         v4 = 4 * _v_at(plane, ref1, ref2, c1, c2, ys * stride_xh + xs * stride_xw, inside)
         s0, s1, s2, s3, s4, s5 = _subpredictions(vw, vn, vnw, vne, vnne)
@@ -94,19 +74,6 @@ def _fused_errors_kernel(
         tl.store(e + 3 * plane_size, _blend_err(v4, s3, 0).to(tl.int16), mask=inside)
         tl.store(e + 4 * plane_size, _blend_err(v4, s4, 0).to(tl.int16), mask=inside)
         tl.store(e + 5 * plane_size, _blend_err(v4, s5, 0).to(tl.int16), mask=inside)
-
-
-@triton.jit
-def _strip_err_sum(e, yl, xs, inside, W):
-    """S = 2 (e(W) + e(N) + e(NW) + e(NE)) + e(WW) + e(NN) of one sub-predictor's errors, inside the strip."""
-    has_u = inside & (yl > 0)
-    s = 2 * tl.load(e - 1, mask=inside & (xs > 0), other=0).to(tl.int32)
-    s += tl.load(e - 2, mask=inside & (xs > 1), other=0).to(tl.int32)
-    s += 2 * tl.load(e - W, mask=has_u, other=0).to(tl.int32)
-    s += 2 * tl.load(e - W - 1, mask=has_u & (xs > 0), other=0).to(tl.int32)
-    s += 2 * tl.load(e - W + 1, mask=has_u & (xs < W - 1), other=0).to(tl.int32)
-    s += tl.load(e - 2 * W, mask=inside & (yl > 1), other=0).to(tl.int32)
-    return s
 
 
 @triton.jit
@@ -130,7 +97,7 @@ def _fused_symbols_kernel(
     xv = tl.load(plane + o, mask=inside, other=0).to(tl.int32)
     ref = (c1 * tl.load(ref1 + o, mask=inside, other=0).to(tl.int32)
            + c2 * tl.load(ref2 + o, mask=inside, other=0).to(tl.int32)) >> 2
-    vw, vn, vnw, vne, vnne = _strip_neighbours(plane, ref1, ref2, c1, c2, ys, yl, xs, inside, W, stride_xh,
+    vw, vn, vnw, vne, vnne = _neighbours_below(plane, ref1, ref2, c1, c2, ys, yl, xs, inside, W, stride_xh,
                                                stride_xw)
     s0, s1, s2, s3, s4, s5 = _subpredictions(vw, vn, vnw, vne, vnne)
     plane_size = H * W
@@ -140,12 +107,12 @@ def _fused_symbols_kernel(
     b = tl.full([BLOCK_H, BLOCK_W], -1, tl.int32)
     if mode != 0:
         er = err_ptr + k.to(tl.int64) * 6 * plane_size + ys * W + xs
-        e0 = _strip_err_sum(er, yl, xs, inside, W)
-        e1 = _strip_err_sum(er + plane_size, yl, xs, inside, W)
-        e2 = _strip_err_sum(er + 2 * plane_size, yl, xs, inside, W)
-        e3 = _strip_err_sum(er + 3 * plane_size, yl, xs, inside, W)
-        e4s = _strip_err_sum(er + 4 * plane_size, yl, xs, inside, W)
-        e5 = _strip_err_sum(er + 5 * plane_size, yl, xs, inside, W)
+        e0 = _err_sum(er, yl, xs, inside, W)
+        e1 = _err_sum(er + plane_size, yl, xs, inside, W)
+        e2 = _err_sum(er + 2 * plane_size, yl, xs, inside, W)
+        e3 = _err_sum(er + 3 * plane_size, yl, xs, inside, W)
+        e4s = _err_sum(er + 4 * plane_size, yl, xs, inside, W)
+        e5 = _err_sum(er + 5 * plane_size, yl, xs, inside, W)
         w0 = tl.load(lut_ptr + e0, mask=inside, other=0).to(tl.int64)
         w1 = tl.load(lut_ptr + e1, mask=inside, other=0).to(tl.int64)
         w2 = tl.load(lut_ptr + e2, mask=inside, other=0).to(tl.int64)
@@ -171,14 +138,6 @@ def _fused_symbols_kernel(
     tl.store(ctx_ptr + at, c.to(tl.int16), mask=inside)
     tl.store(bctx_ptr + at, b.to(tl.int8), mask=inside)
     tl.store(e4_ptr + at, (4 * (xv - ref) - pv4).to(tl.int16), mask=inside)
-
-
-@triton.jit
-def _mix3(row_a, row_b, row_c, i, wa, wb, wc, live):
-    a = tl.load(row_a + i, mask=live, other=0)
-    b = tl.load(row_b + i, mask=live, other=0)
-    c = tl.load(row_c + i, mask=live, other=0)
-    return ((wa * a + wb * b + wc * c) >> 4) + i
 
 
 @triton.jit
@@ -255,27 +214,13 @@ def _fused_encode_kernel(
             tl.atomic_or(raw_p + (bit >> 4) + 1, extra >> (16 - sh), mask=has & (sh + n_extra > 16))
             rbit += tl.sum(n_extra, axis=0)
             tl.store(ring + (p * RING + (d & (RING - 1))) * ring_rows + yy, r, mask=act)
-            ka = kind * NC_A + ca
-            kb = kind * NC_B + cb
-            kc = kind * NC_C + cc
-            tl.atomic_add(ha + ka * N_TOKENS + tok, 1, mask=act)
-            tl.atomic_add(hb + kb * N_TOKENS + tok, 1, mask=act)
-            tl.atomic_add(hc + kc * N_TOKENS + tok, 1, mask=act)
-            tl.atomic_add(sa + ka, 1, mask=act)
-            tl.atomic_add(sb + kb, 1, mask=act)
-            tl.atomic_add(sc + kc, 1, mask=act)
-            tl.store(la + list_n + j, ka, mask=act)
-            tl.store(lb + list_n + j, kb, mask=act)
-            tl.store(lc + list_n + j, kc, mask=act)
+            _count3(ha, hb, hc, sa, sb, sc, la, lb, lc, list_n + j, kind, ca, cb, cc, tok, act, act, NC_A, NC_B,
+                    NC_C, N_TOKENS)
         sym += n_sym
         list_n += n_sym
         if ((t + 1) % update_steps == 0) | (t == n_steps - 1):
-            _end_of_step(ta, tb, ha, hb, sa, sb, ua, ub, fa, fb, la, lb, list_n, weight_ptr, n_weight,
-                         N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
-            _update_one(tc, hc, sc, uc, fc, lc, list_n, weight_ptr, n_weight, N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
-            tl.debug_barrier()
-            _reset_one(hc, sc, fc, lc, list_n, N_TOKENS, BLOCK_U)
-            tl.debug_barrier()
+            _end_of_step3(ta, tb, tc, ha, hb, hc, sa, sb, sc, ua, ub, uc, fa, fb, fc, la, lb, lc, list_n, weight_ptr,
+                          n_weight, N_TOKENS, Q_ADAPT, MIX_BITS, BLOCK_U)
             list_n = 0
         else:
             tl.debug_barrier()   # this step's ring stores are read by the next step's other lanes

@@ -53,12 +53,12 @@ import numpy as np
 from numba import njit, prange
 
 from .blend_ref import E_MAX, WEIGHT_LUT, _med, check_params
-from .context_ref import N_KINDS, N_TOKENS, Q_ADAPT, _extra_bits, _pop, _push, _token, _untoken
+from .context_ref import N_KINDS, N_TOKENS, Q_ADAPT, _extra_bits, _pop, _token, _untoken
 from .errors import DecodeError
 from .rans_ref import RANS_L
 from .wavefront_ref import (RING, STRIPS_PER_BATCH, _append, _arrays, _check_states, _check_update_steps,
-                            _choose_states, _clear_slot, _ctx_ring, _fresh, _log2, _row_range, _update,
-                            check_wavefront_lanes, lane_geometry, max_lane_words, max_states, n_steps)
+                            _clear_slot, _ctx_ring, _emit_words, _fresh, _row_range, _update,
+                            check_wavefront_lanes, lane_geometry, max_lane_words, n_steps)
 
 NC_C = 4000                 # table C's contexts per plane kind: 5 x 5 x 5 x 8 x 4
 N_BIAS = 64                 # bias contexts of a blend plane: 16 orders of W, N, NW, NE x 4 error buckets
@@ -363,27 +363,7 @@ def _encode_strip(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight
     counts = np.empty(steps, np.int64)
     n_raw = _model_pass(res, ctxc, kinds, init_a, init_b, init_c, bin_a, bin_b, weight_lut, update_steps, y0, y1,
                         mix, np.zeros((0, 3), np.int64), np.zeros(0), np.zeros((0, 0)), start, freq, nx, raw, counts)
-    k_states = _choose_states(n_sym, freq, nx) if states == 0 else min(states, max_states(n_sym))
-    x = np.full(k_states, np.uint64(RANS_L), np.uint64)
-    top = base + stride - 1
-    m = 0
-    end = n_sym
-    for t in range(steps - 1, -1, -1):
-        n = counts[t]
-        first = end - n
-        for jj in range(n - 1, -1, -1):
-            k = jj % k_states
-            x[k], m = _push(x[k], np.uint64(freq[first + jj]), np.uint64(start[first + jj]), scratch, top, m)
-        end = first
-    for k in range(k_states - 1, -1, -1):
-        scratch[top - m] = np.uint16(x[k] & np.uint64(0xFFFF))
-        scratch[top - m - 1] = np.uint16(x[k] >> np.uint64(16))
-        m += 2
-    scratch[base:base + m] = scratch[top + 1 - m:top + 1].copy()
-    scratch[base + m:base + m + n_raw] = raw[:n_raw]
-    out_counts[0] = m
-    out_counts[1] = n_raw
-    out_counts[2] = _log2(k_states)
+    _emit_words(start, freq, nx, raw, n_raw, counts, n_sym, steps, scratch, base, stride, out_counts, states)
 
 
 @njit(cache=True, parallel=True, nogil=True)

@@ -295,6 +295,14 @@ def _encode_strip(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_s
     counts = np.empty(steps, np.int64)
     n_raw = _model_pass(res, kinds, init_a, init_b, bin_a, bin_b, weight_lut, update_steps, y0, y1, start, freq, nx,
                         raw, counts)
+    _emit_words(start, freq, nx, raw, n_raw, counts, n_sym, steps, scratch, base, stride, out_counts, states)
+
+
+@njit(cache=True, nogil=True)
+def _emit_words(start, freq, nx, raw, n_raw, counts, n_sym, steps, scratch, base, stride, out_counts, states):
+    """A strip's rANS pass over the (start, freq) its model pass gave each symbol: its words (decode order)
+    then its ``n_raw`` raw words at the start of ``scratch[base:base + stride]``, their counts in
+    ``out_counts``."""
     k_states = _choose_states(n_sym, freq, nx) if states == 0 else min(states, max_states(n_sym))
     x = np.full(k_states, np.uint64(RANS_L), np.uint64)
     top = base + stride - 1
