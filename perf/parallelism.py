@@ -1,13 +1,17 @@
 """Decode critical path of real .tric files, without a GPU: how many dependent steps one image needs and
-how many symbols each step decodes together, for the default model (tric-wf2) next to tric-wf1 and tric-cx1.
+how many symbols each step decodes together, for the default model (tric-wf2) next to tric-wf1 and tric-cx1
+(and the opt-in tric-wf3 with ``--models``).
 
-    python perf/parallelism.py DIR [--json] [--models tric-wf2 tric-wf1 tric-cx1]
+    python perf/parallelism.py DIR [--json] [--models tric-wf2 tric-wf1 tric-cx1 tric-wf3]
 
 For each image (RGB or grey, read as the CLI reads it) both models encode a real file; then
 * wavefront models: the twin decodes the file's strips and counts the dependent steps it actually runs:
   rANS rounds (K symbols of a step at once) of the longest strip; diagonal steps are shown too;
 * context models: every symbol of a lane is one dependent step, lanes run side by side, so the longest
-  lane's symbol count.
+  lane's symbol count;
+* the fused model (tric-wf3): the rANS rounds of its longest strip from the file's strip table (ceil(N_t / K)
+  summed over the strip's steps: what the wavefront twin counts as it runs), with no scan after it (its
+  prediction runs inside the coder's steps).
 ``symbols/step`` = the image's symbols / its critical path (mean), and the fewest symbols any dependent
 step of the longest strip decodes (min).  ``scan`` = the steps of the reconstruction scan kernel: MED
 (``kernels/predictor_scan.py``: strips of 256 rows, all planes of a strip in one wavefront on diagonals
@@ -75,6 +79,31 @@ def wavefront_path(data: bytes) -> dict:
             "min": _strip_min_round(shape, rows, int(counts[longest, 2])), "strips": int(counts.shape[0])}
 
 
+def _strip_rounds(shape, rows, log2k) -> int:
+    """rANS rounds of a strip: ceil(N_t / K) summed over its steps (one after another on a GPU)."""
+    n_planes, _, w = shape
+    k = 1 << log2k
+    total = 0
+    for t in range(wr.n_steps(n_planes, rows, w)):
+        n = sum(max(0, hi - lo) for lo, hi in (wr._row_range.py_func(t - 2 * p, rows, w) for p in range(n_planes)))
+        total += -(-n // k)
+    return total
+
+
+def fused_path(data: bytes) -> dict:
+    from tricodec import fused_model as fm
+    header, sections = fmt.unpack(data)
+    full = (header.channels, header.height, header.width)
+    lane_rows, _, _, (fy, fx), _ = fm.unpack_side(sections[fmt.SEC_SIDE], full)
+    shape = (header.channels, -(-header.height // fy), -(-header.width // fx))
+    counts, _ = wm.unpack_lanes(sections[fmt.SEC_LANES], shape, lane_rows)
+    rows = [min(lane_rows, shape[1] - g * lane_rows) for g in range(counts.shape[0])]
+    rounds = [_strip_rounds(shape, r, int(c)) for r, c in zip(rows, counts[:, 2])]
+    g = int(np.argmax(rounds))
+    return {"steps": rounds[g], "diagonals": wr.n_steps(shape[0], rows[g], shape[2]),
+            "min": _strip_min_round(shape, rows[g], int(counts[g, 2])), "strips": int(counts.shape[0])}
+
+
 def context_path(data: bytes) -> dict:
     header, sections = fmt.unpack(data)
     lane_rows = cm.unpack_side(sections[fmt.SEC_SIDE], header.height, header.width)
@@ -98,12 +127,12 @@ def measure(name: str, image, model: str) -> dict:
     if header.is_fallback:
         return {"name": name, "model": model, "fallback": True, "bytes": len(data)}
     m = tricodec.load_model(header.model_name)
-    path = wavefront_path(data) if m.kind == "wavefront" else context_path(data)
+    path = {"wavefront": wavefront_path, "fused": fused_path}.get(m.kind, context_path)(data)
     lag = 2 if getattr(m, "predictor", "med") == "blend" else 1
     symbols = header.width * header.height * header.channels
     return {"name": name, "model": model, "bytes": len(data), "symbols": symbols, **path,
             "symbols_per_step": symbols / path["steps"],
-            "scan": scan_steps(header.height, header.width, header.channels, lag)}
+            "scan": 0 if m.kind == "fused" else scan_steps(header.height, header.width, header.channels, lag)}
 
 
 def _row(r: dict) -> str:
