@@ -125,28 +125,40 @@ def _predict(vr, er, yy, xx, width, mode, lut_ptr, bin_s_ptr, n_bin_s, bin_g_ptr
     e3 = _ring_err_sum(er + 3 * ring, r0, r1, r2, xx, eb, yy, width)
     e4 = _ring_err_sum(er + 4 * ring, r0, r1, r2, xx, eb, yy, width)
     e5 = _ring_err_sum(er + 5 * ring, r0, r1, r2, xx, eb, yy, width)
-    w0 = tl.load(lut_ptr + e0, mask=eb, other=0).to(tl.int64)
-    w1 = tl.load(lut_ptr + e1, mask=eb, other=0).to(tl.int64)
-    w2 = tl.load(lut_ptr + e2, mask=eb, other=0).to(tl.int64)
-    w3 = tl.load(lut_ptr + e3, mask=eb, other=0).to(tl.int64)
-    w4 = tl.load(lut_ptr + e4, mask=eb, other=0).to(tl.int64)
-    w5 = tl.load(lut_ptr + e5, mask=eb, other=0).to(tl.int64)
-    tw = w0 + w1 + w2 + w3 + w4 + w5
-    ts = (w0 * (s0 + 4096) + w1 * (s1 + 4096) + w2 * (s2 + 4096) + w3 * (s3 + 4096) + w4 * (s4 + 4096)
-          + w5 * (s5 + 4096))
-    pv4_b = tl.where(tw > 0, ((ts + tw // 2) // tl.maximum(tw, 1)).to(tl.int32) - 4096, s0)
-    smin = tl.minimum(tl.minimum(tl.minimum(e0, e1), tl.minimum(e2, e3)), tl.minimum(e4, e5))
-    b = (((4 * vw > pv4_b).to(tl.int32) + 2 * (4 * vn > pv4_b).to(tl.int32) + 4 * (4 * vnw > pv4_b).to(tl.int32)
-          + 8 * (4 * vne > pv4_b).to(tl.int32)) * 4
-         + (smin > 40).to(tl.int32) + (smin > 120).to(tl.int32) + (smin > 320).to(tl.int32))
+    pv4_b, smin, b = _blend_pv4(e0, e1, e2, e3, e4, e5, s0, s1, s2, s3, s4, s5, vw, vn, vnw, vne, lut_ptr, eb)
     pv4_b += tl.load(bias_row + b, mask=eb, other=0)
     grad = tl.abs(vw - vnw) + tl.abs(vn - vnw) + tl.abs(vne - vn)
     e_s = tl.load(bin_s_ptr + tl.minimum(smin, n_bin_s - 1), mask=eb, other=0)
     e_g = tl.load(bin_g_ptr + tl.minimum(grad, n_bin_g - 1), mask=live & (mode == 0), other=0)
     pv4 = tl.where(blend, pv4_b, s0)
-    e = tl.where(blend, e_s, e_g)
-    c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * 8 + e) * 4 + (pv4 & 3)
+    c = _table_c(vw, vn, vne, pv4, tl.where(blend, e_s, e_g))
     return pv4, c, s0, s1, s2, s3, s4, s5
+
+
+@triton.jit
+def _blend_pv4(e0, e1, e2, e3, e4, e5, s0, s1, s2, s3, s4, s5, vw, vn, vnw, vne, lut_ptr, m):
+    """The blend from its six error sums -> (pv4 before the bias, the smallest sum, the bias context)."""
+    w0 = tl.load(lut_ptr + e0, mask=m, other=0).to(tl.int64)
+    w1 = tl.load(lut_ptr + e1, mask=m, other=0).to(tl.int64)
+    w2 = tl.load(lut_ptr + e2, mask=m, other=0).to(tl.int64)
+    w3 = tl.load(lut_ptr + e3, mask=m, other=0).to(tl.int64)
+    w4 = tl.load(lut_ptr + e4, mask=m, other=0).to(tl.int64)
+    w5 = tl.load(lut_ptr + e5, mask=m, other=0).to(tl.int64)
+    tw = w0 + w1 + w2 + w3 + w4 + w5
+    ts = (w0 * (s0 + 4096) + w1 * (s1 + 4096) + w2 * (s2 + 4096) + w3 * (s3 + 4096) + w4 * (s4 + 4096)
+          + w5 * (s5 + 4096))
+    pv4 = tl.where(tw > 0, ((ts + tw // 2) // tl.maximum(tw, 1)).to(tl.int32) - 4096, s0)
+    smin = tl.minimum(tl.minimum(tl.minimum(e0, e1), tl.minimum(e2, e3)), tl.minimum(e4, e5))
+    b = (((4 * vw > pv4).to(tl.int32) + 2 * (4 * vn > pv4).to(tl.int32) + 4 * (4 * vnw > pv4).to(tl.int32)
+          + 8 * (4 * vne > pv4).to(tl.int32)) * 4
+         + (smin > 40).to(tl.int32) + (smin > 120).to(tl.int32) + (smin > 320).to(tl.int32))
+    return pv4, smin, b
+
+
+@triton.jit
+def _table_c(vw, vn, vne, pv4, e):
+    """Table C's context (fused_ref's docstring)."""
+    return (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * 8 + e) * 4 + (pv4 & 3)
 
 
 @triton.jit

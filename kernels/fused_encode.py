@@ -32,7 +32,7 @@ from ._blend_jit import _blend_err, _subpredictions
 from ._host import RANS_L, need_tensor
 from ._wavefront_jit import _contexts, _coords, _step_spans, _strip_desc, _strip_state, _token
 from .blend_residual import _err_sum, _neighbours_below, _plane_setup, _v_at, weight_lut
-from .fused_decode import TableC, _count3, _end_of_step3, _mix3, _rel5
+from .fused_decode import TableC, _blend_pv4, _count3, _end_of_step3, _mix3, _table_c
 from .wavefront_decode import STRIPS_PER_LAUNCH, StripState, check_model, launch_shape, strip_descriptors
 from .wavefront_encode import SYMBOLS_PER_LAUNCH, _emit_strip, _floor_log2, _gather
 
@@ -113,23 +113,10 @@ def _fused_symbols_kernel(
         e3 = _err_sum(er + 3 * plane_size, yl, xs, inside, W)
         e4s = _err_sum(er + 4 * plane_size, yl, xs, inside, W)
         e5 = _err_sum(er + 5 * plane_size, yl, xs, inside, W)
-        w0 = tl.load(lut_ptr + e0, mask=inside, other=0).to(tl.int64)
-        w1 = tl.load(lut_ptr + e1, mask=inside, other=0).to(tl.int64)
-        w2 = tl.load(lut_ptr + e2, mask=inside, other=0).to(tl.int64)
-        w3 = tl.load(lut_ptr + e3, mask=inside, other=0).to(tl.int64)
-        w4 = tl.load(lut_ptr + e4s, mask=inside, other=0).to(tl.int64)
-        w5 = tl.load(lut_ptr + e5, mask=inside, other=0).to(tl.int64)
-        tw = w0 + w1 + w2 + w3 + w4 + w5
-        ts = (w0 * (s0 + 4096) + w1 * (s1 + 4096) + w2 * (s2 + 4096) + w3 * (s3 + 4096) + w4 * (s4 + 4096)
-              + w5 * (s5 + 4096))
-        pv4 = tl.where(tw > 0, ((ts + tw // 2) // tl.maximum(tw, 1)).to(tl.int32) - 4096, s0)
-        smin = tl.minimum(tl.minimum(tl.minimum(e0, e1), tl.minimum(e2, e3)), tl.minimum(e4s, e5))
-        b = (((4 * vw > pv4).to(tl.int32) + 2 * (4 * vn > pv4).to(tl.int32) + 4 * (4 * vnw > pv4).to(tl.int32)
-              + 8 * (4 * vne > pv4).to(tl.int32)) * 4
-             + (smin > 40).to(tl.int32) + (smin > 120).to(tl.int32) + (smin > 320).to(tl.int32))
+        pv4, smin, b = _blend_pv4(e0, e1, e2, e3, e4s, e5, s0, s1, s2, s3, s4, s5, vw, vn, vnw, vne, lut_ptr, inside)
         pv4 += tl.load(bias_ptr + k * N_BIAS + b, mask=inside, other=0)
         e = tl.load(bin_s_ptr + tl.minimum(smin, n_bin_s - 1), mask=inside, other=0)
-    c = (((_rel5(4 * vw - pv4) * 5 + _rel5(4 * vn - pv4)) * 5 + _rel5(4 * vne - pv4)) * 8 + e) * 4 + (pv4 & 3)
+    c = _table_c(vw, vn, vne, pv4, e)
     pv = ((pv4 + 2 + 4096) >> 2) - 1024
     pv = tl.where((yl == 0) & (xs == 0), tl.where((q1 < 0) & (q2 < 0), 128, 0), pv)
     pred = tl.minimum(tl.maximum(pv + ref, 0), 255)
