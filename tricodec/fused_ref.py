@@ -53,7 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from .blend_ref import E_MAX, WEIGHT_LUT, _med, check_params
-from .context_ref import N_KINDS, N_TOKENS, Q_ADAPT, _extra_bits, _pop, _token, _untoken
+from .context_ref import ACT_MAX, NB_B, _sgn, N_KINDS, N_TOKENS, Q_ADAPT, _extra_bits, _pop, _token, _untoken
 from .errors import DecodeError
 from .rans_ref import RANS_L
 from .wavefront_ref import (RING, STRIPS_PER_BATCH, _append, _arrays, _check_states, _check_update_steps,
@@ -572,7 +572,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
     tc, _, hc, _, sc, _, uc, _, listc, _ = _fresh(init_c, init_c[:, :1])
     ring = np.zeros((n_planes, RING, rows + 2), np.int16)
     v = np.zeros((n_planes, 4, w), np.int32)
-    err = np.zeros((n_planes, 6, 4, w + 4), np.int16)
+    err = np.zeros((n_planes, 2, 4, w + 4), np.uint64)
     sp = np.zeros(6, np.int32)
     rpos = end
     acc = np.uint64(0)
@@ -623,10 +623,13 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                     ts = np.int64(0)
                     smin = np.int32(1 << 30)
                     e2 = xx + 2
+                    # six error sums at once: 16-bit lanes of two words (each sum <= 10 E_MAX < 2^16)
+                    s_lo = (np.uint64(2) * (ep[0, r0, e2 - 1] + ep[0, r1, e2] + ep[0, r1, e2 - 1] + ep[0, r1, e2 + 1])
+                            + ep[0, r0, e2 - 2] + ep[0, r2, e2])
+                    s_hi = (np.uint64(2) * (ep[1, r0, e2 - 1] + ep[1, r1, e2] + ep[1, r1, e2 - 1] + ep[1, r1, e2 + 1])
+                            + ep[1, r0, e2 - 2] + ep[1, r2, e2])
                     for i in range(6):
-                        sv = (2 * (np.int32(ep[i, r0, e2 - 1]) + np.int32(ep[i, r1, e2]) + np.int32(ep[i, r1, e2 - 1])
-                                   + np.int32(ep[i, r1, e2 + 1])) + np.int32(ep[i, r0, e2 - 2])
-                              + np.int32(ep[i, r2, e2]))
+                        sv = np.int32(((s_lo if i < 4 else s_hi) >> np.uint64(16 * (i & 3))) & np.uint64(0xFFFF))
                         smin = min(smin, sv)
                         wi = np.int64(lut[sv])
                         tw += wi
@@ -641,7 +644,34 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                 if yy == 0 and xx == 0:
                     pv = 128 if (q1 < 0 and q2 < 0) else 0
                 pred = min(max(pv + ref, 0), 255)
-                a, b = _ctx_ring(ring, p, kind, d, yy + 2, bin_a, bin_b)
+                yi = yy + 2
+                s1 = (d - 1) & (RING - 1)
+                s2 = (d - 2) & (RING - 1)
+                rw = np.int32(ring[p, s1, yi])
+                rn = np.int32(ring[p, s2, yi - 1])
+                rnw = np.int32(ring[p, (d - 3) & (RING - 1), yi - 1])
+                rne = np.int32(ring[p, s1, yi - 1])
+                rww = np.int32(ring[p, s2, yi])
+                rnn = np.int32(ring[p, (d - 4) & (RING - 1), yi - 2])
+                near = abs(rw) + abs(rn) + abs(rnw) + abs(rne)
+                act = near + abs(rw) + abs(rn) + abs(rww) + abs(rnn)
+                co = np.int32(0)
+                ccc = np.int32(0)
+                if kind > 0:
+                    q = p - kind
+                    co = np.int32(ring[q, d & (RING - 1), yi])
+                    act += 2 * abs(co) + abs(np.int32(ring[q, (d + 1) & (RING - 1), yi]))
+                    ccc = co
+                    if kind == 2:
+                        cq = np.int32(ring[p - 1, d & (RING - 1), yi])
+                        act += abs(cq)
+                        ccc += cq
+                a = (np.int32(bin_a[min(act, ACT_MAX)]) * 3 + _sgn(rw)) * 3 + _sgn(rn)
+                a2 = np.int32(0)
+                if kind > 0:
+                    a = a * 3 + _sgn(co)
+                    a2 = np.int32(bin_b[min(2 * abs(ccc), ACT_MAX)])
+                b = ((np.int32(bin_b[min(near, ACT_MAX)]) * NB_B + a2) * 3 + _sgn(ccc)) * 3 + _sgn(rw + rn)
                 slot = np.int64(x[k] & np.uint64(0xFFFF))
                 tok = 0
                 lo = np.int64(0)
@@ -650,9 +680,14 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                     tok += 1
                     lo = hi
                     hi = _mixed(wa, wb, wc, ta[kind, a, tok + 1], tb[kind, b, tok + 1], tc[kind, c, tok + 1], tok + 1)
-                x[k], pos, bad = _pop(x[k], hi - lo, slot - lo, words, pos, end)
-                if bad:
-                    return 1
+                # _pop written out: an array passed to an inlined helper costs an atomic incref/decref a symbol
+                xk = np.uint64(hi - lo) * (x[k] >> np.uint64(16)) + np.uint64(slot - lo)
+                if xk < np.uint64(RANS_L):
+                    if pos >= end:
+                        return 1
+                    xk = (xk << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+                x[k] = xk
                 k += 1
                 if k == k_states:
                     k = 0
@@ -677,8 +712,12 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                 vp[r0, xx] = vv
                 if mode != 0:
                     v4 = 4 * vv
-                    for i in range(6):
-                        ep[i, r0, xx + 2] = min(abs(v4 - sp[i]), E_MAX)
+                    packed = np.uint64(0)
+                    for i in range(4):
+                        packed |= np.uint64(min(abs(v4 - sp[i]), E_MAX)) << np.uint64(16 * i)
+                    ep[0, r0, xx + 2] = packed
+                    ep[1, r0, xx + 2] = (np.uint64(min(abs(v4 - sp[4]), E_MAX))
+                                         | (np.uint64(min(abs(v4 - sp[5]), E_MAX)) << np.uint64(16)))
                 if sa[kind, a] == 0:
                     lista[na, 0] = kind
                     lista[na, 1] = a
