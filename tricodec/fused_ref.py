@@ -85,7 +85,7 @@ def err_bins(edges) -> np.ndarray:
     return np.minimum(np.searchsorted(edges, act, side="right") * N_ERR_BINS // 16, N_ERR_BINS - 1).astype(np.int32)
 
 
-# ---- per-pixel helpers (the encoder's; the decoder writes its loop out: numba's inlined helpers cost it 17%) ----
+# ---- per-pixel helpers (the encoder's; the decoder writes its loop out: an array passed to an inlined helper costs it atomic reference counts) ----
 
 @njit(cache=True, nogil=True, inline="always")
 def _rel5(d):
@@ -600,7 +600,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                 if q2 >= 0:
                     ref += c2 * np.int32(out[q2, y, xx])
                 ref >>= 2
-                # the prediction (as the encoder's _strip_symbols; written out: inlined helpers were ~17% slower)
+                # the prediction (as the encoder's _strip_symbols, written out for the reason _pop's note gives)
                 r0 = yy & 3
                 r1 = (yy - 1) & 3
                 r2 = (yy - 2) & 3
@@ -644,6 +644,7 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                 if yy == 0 and xx == 0:
                     pv = 128 if (q1 < 0 and q2 < 0) else 0
                 pred = min(max(pv + ref, 0), 255)
+                # _ctx_ring written out (see _pop's note below)
                 yi = yy + 2
                 s1 = (d - 1) & (RING - 1)
                 s2 = (d - 2) & (RING - 1)
@@ -680,7 +681,8 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                     tok += 1
                     lo = hi
                     hi = _mixed(wa, wb, wc, ta[kind, a, tok + 1], tb[kind, b, tok + 1], tc[kind, c, tok + 1], tok + 1)
-                # _pop written out: an array passed to an inlined helper costs an atomic incref/decref a symbol
+                # _pop written out: in a function this large numba's reference-count pruning gives up,
+                # and each array passed to an inlined helper costs an atomic incref and decref a symbol
                 xk = np.uint64(hi - lo) * (x[k] >> np.uint64(16)) + np.uint64(slot - lo)
                 if xk < np.uint64(RANS_L):
                     if pos >= end:

@@ -138,7 +138,8 @@ RING = 8                    # diagonals kept per plane for the contexts (they re
 @njit(cache=True, nogil=True, inline="always")
 def _ctx_ring(ring, p, kind, d, yi, bin_a, bin_b):
     """``context_ref._contexts`` of the pixel on diagonal ``d``, ring row ``yi`` (strip row + 2), read from
-    the ring of signed residuals ``ring[plane, d % RING, row]`` (0 outside the image and above the strip)."""
+    the ring of signed residuals ``ring[plane, d % RING, row]`` (0 outside the image and above the strip).
+    The two decoders (here and fused_ref) state it again inside their loops, for speed (their notes say why)."""
     s1 = (d - 1) & (RING - 1)
     s2 = (d - 2) & (RING - 1)
     rw = np.int32(ring[p, s1, yi])
@@ -452,16 +453,50 @@ def _decode_strip(words, pos, end, raw_end, k_states, kinds, init_a, init_b, bin
             for yy in range(lo_y, hi_y):
                 if k == 0:
                     rounds += 1
-                a, b = _ctx_ring(ring, p, kind, d, yy + 2, bin_a, bin_b)
+                # _ctx_ring written out (see _pop's note below)
+                yi = yy + 2
+                s1 = (d - 1) & (RING - 1)
+                s2 = (d - 2) & (RING - 1)
+                rw = np.int32(ring[p, s1, yi])
+                rn = np.int32(ring[p, s2, yi - 1])
+                rnw = np.int32(ring[p, (d - 3) & (RING - 1), yi - 1])
+                rne = np.int32(ring[p, s1, yi - 1])
+                rww = np.int32(ring[p, s2, yi])
+                rnn = np.int32(ring[p, (d - 4) & (RING - 1), yi - 2])
+                near = abs(rw) + abs(rn) + abs(rnw) + abs(rne)
+                act = near + abs(rw) + abs(rn) + abs(rww) + abs(rnn)
+                co = np.int32(0)
+                ccc = np.int32(0)
+                if kind > 0:
+                    q = p - kind
+                    co = np.int32(ring[q, d & (RING - 1), yi])
+                    act += 2 * abs(co) + abs(np.int32(ring[q, (d + 1) & (RING - 1), yi]))
+                    ccc = co
+                    if kind == 2:
+                        cq = np.int32(ring[p - 1, d & (RING - 1), yi])
+                        act += abs(cq)
+                        ccc += cq
+                a = (np.int32(bin_a[min(act, ACT_MAX)]) * 3 + _sgn(rw)) * 3 + _sgn(rn)
+                a2 = np.int32(0)
+                if kind > 0:
+                    a = a * 3 + _sgn(co)
+                    a2 = np.int32(bin_b[min(2 * abs(ccc), ACT_MAX)])
+                b = ((np.int32(bin_b[min(near, ACT_MAX)]) * NB_B + a2) * 3 + _sgn(ccc)) * 3 + _sgn(rw + rn)
                 slot = np.int64(x[k] & np.uint64(0xFFFF))
                 tok = 0
                 while tok < N_TOKENS - 1 and ((ta[kind, a, tok + 1] + tb[kind, b, tok + 1] + 2 * tok + 2) >> 1) <= slot:
                     tok += 1
                 lo = (ta[kind, a, tok] + tb[kind, b, tok] + 2 * tok) >> 1
                 hi = (ta[kind, a, tok + 1] + tb[kind, b, tok + 1] + 2 * tok + 2) >> 1
-                x[k], pos, bad = _pop(x[k], hi - lo, slot - lo, words, pos, end)
-                if bad:
-                    return 1
+                # context_ref._pop written out: in a function this large numba's reference-count pruning
+                # gives up, and each array passed to an inlined helper costs an atomic incref and decref a symbol
+                xk = np.uint64(hi - lo) * (x[k] >> np.uint64(16)) + np.uint64(slot - lo)
+                if xk < np.uint64(RANS_L):
+                    if pos >= end:
+                        return 1
+                    xk = (xk << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+                x[k] = xk
                 k += 1
                 if k == k_states:
                     k = 0
