@@ -85,7 +85,7 @@ def err_bins(edges) -> np.ndarray:
     return np.minimum(np.searchsorted(edges, act, side="right") * N_ERR_BINS // 16, N_ERR_BINS - 1).astype(np.int32)
 
 
-# ---- per-pixel helpers (the encoder's; the decoder writes its loop out: an array passed to an inlined helper costs it atomic reference counts) ----
+# ---- per-pixel helpers (the encoder's; the decoder writes its loop out, see its note on _pop) ----
 
 @njit(cache=True, nogil=True, inline="always")
 def _rel5(d):
