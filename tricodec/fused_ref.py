@@ -720,22 +720,19 @@ def _decode_strip(words, pos, end, raw_end, k_states, params, bias, kinds, init_
                     ep[0, r0, xx + 2] = packed
                     ep[1, r0, xx + 2] = (np.uint64(min(abs(v4 - sp[4]), E_MAX))
                                          | (np.uint64(min(abs(v4 - sp[5]), E_MAX)) << np.uint64(16)))
-                if sa[kind, a] == 0:
-                    lista[na, 0] = kind
-                    lista[na, 1] = a
-                    na += 1
+                lista[na, 0] = kind      # kept only on the context's first use: no branch to mispredict
+                lista[na, 1] = a
+                na += sa[kind, a] == 0
                 sa[kind, a] += 1
                 ha[kind, a, tok] += 1
-                if sb[kind, b] == 0:
-                    listb[nb, 0] = kind
-                    listb[nb, 1] = b
-                    nb += 1
+                listb[nb, 0] = kind      # kept only on the context's first use: no branch to mispredict
+                listb[nb, 1] = b
+                nb += sb[kind, b] == 0
                 sb[kind, b] += 1
                 hb[kind, b, tok] += 1
-                if sc[kind, c] == 0:
-                    listc[nc, 0] = kind
-                    listc[nc, 1] = c
-                    nc += 1
+                listc[nc, 0] = kind      # kept only on the context's first use: no branch to mispredict
+                listc[nc, 1] = c
+                nc += sc[kind, c] == 0
                 sc[kind, c] += 1
                 hc[kind, c, tok] += 1
         if (t + 1) % update_steps == 0 or t == steps - 1:

@@ -211,8 +211,10 @@ def _fresh(init_a, init_b):
     sb = np.zeros(init_b.shape[:2], np.int32)
     ua = np.zeros(init_a.shape[:2], np.int32)
     ub = np.zeros(init_b.shape[:2], np.int32)
-    lista = np.empty((init_a.shape[0] * init_a.shape[1], 2), np.int32)
-    listb = np.empty((init_b.shape[0] * init_b.shape[1], 2), np.int32)
+    # one row more than there are contexts: the decoders write a row for every symbol and keep it
+    # only on a context's first use
+    lista = np.empty((init_a.shape[0] * init_a.shape[1] + 1, 2), np.int32)
+    listb = np.empty((init_b.shape[0] * init_b.shape[1] + 1, 2), np.int32)
     return ta, tb, ha, hb, sa, sb, ua, ub, lista, listb
 
 
@@ -516,16 +518,14 @@ def _decode_strip(words, pos, end, raw_end, k_states, kinds, init_a, init_b, bin
                 rr = (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
                 ring[p, d & (RING - 1), yy + 2] = rr
                 out[p, y0 + yy, d - 2 * yy] = np.uint8(rr + 128)
-                if sa[kind, a] == 0:
-                    lista[na, 0] = kind
-                    lista[na, 1] = a
-                    na += 1
+                lista[na, 0] = kind      # kept only on the context's first use: no branch to mispredict
+                lista[na, 1] = a
+                na += sa[kind, a] == 0
                 sa[kind, a] += 1
                 ha[kind, a, tok] += 1
-                if sb[kind, b] == 0:
-                    listb[nb, 0] = kind
-                    listb[nb, 1] = b
-                    nb += 1
+                listb[nb, 0] = kind      # kept only on the context's first use: no branch to mispredict
+                listb[nb, 1] = b
+                nb += sb[kind, b] == 0
                 sb[kind, b] += 1
                 hb[kind, b, tok] += 1
         if (t + 1) % update_steps == 0 or t == steps - 1:
