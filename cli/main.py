@@ -800,11 +800,11 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
           out: Path = typer.Option(..., "--out", help="weights file to write (.npz)"),
           name: str = typer.Option("custom", "--name", help="model name stored in every file it encodes (1-8 ASCII)"),
           kind: str = typer.Option("wavefront", "--kind",
-                                   help="wavefront: the default's kind (GPU-shaped context model); context: the "
+                                   help="wavefront: tric-wf2's kind (GPU-shaped context model); context: the "
                                         "per-symbol adaptive context model (tric-cx1's kind); block-scale: "
                                         "per-block table choice (the oldest kind: faster, ~5% larger); fused: "
                                         "a wavefront model's tables plus a table on the predictor's state "
-                                        "(tric-wf3's kind: smaller files, slower, CPU only)"),
+                                        "(the default tric-wf3's kind: smaller files, slower to encode)"),
           base: Optional[str] = typer.Option(None, "--base",
                                              help="wavefront/context kinds: fine-tune from this model (name or "
                                                   "file; default tric-wf2 / tric-cx1); 'none' trains from your "

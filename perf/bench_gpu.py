@@ -1,6 +1,7 @@
 """Throughput of tricodec on a GPU (``device="cuda"``), encode and decode, on a folder of images.
 
-What it measures, for the default model (``tric-wf1``; ``--model tric-cx1`` for the old one):
+What it measures, for the shipped default (``tric-wf3``) or ``--model NAME`` (``tric-wf2``: the model whose kernels
+``device="auto"`` runs on a GPU; ``tric-cx1`` the old sequential one):
 
 * ``single``: one image a call, ``tricodec.encode(img, device="cuda")`` / ``tricodec.decode(data,
   device="cuda")``;

@@ -5,8 +5,9 @@
 #   1. pip install --no-deps -e .   (offline: --no-index, first without build isolation)
 #   2. python -m pytest -q -m gpu -x (the test files that mark any: kernel == twin on photo sizes,
 #      cross-device decode)
-#   3. python perf/bench_gpu.py DIR --json $OUT/bench_gpu.json --max-seconds 240 (or less: what is left),
-#      then the opt-in fused model tric-wf3 on 4 of the images (--max-seconds 45)
+#   3. python perf/bench_gpu.py DIR --model tric-wf2 --json $OUT/bench_gpu.json --max-seconds 240 (or less:
+#      what is left: the model whose kernels device="auto" runs on a GPU), then the default, the fused model
+#      tric-wf3 (CPU under device="auto" until these figures exist), on 4 of the images (--max-seconds 45)
 #      DIR: $1, else 8 photo-like images of 768x512 / 512x768 generated into a temp folder (the tree's own
 #      images, tests/fixtures and samples/, are at most 256x192: too small to say anything about a GPU)
 #   4. nvidia-smi -L
@@ -110,10 +111,10 @@ BENCH_S=$(( $(left) - 130 ))
 (( BENCH_S > BENCH_MAX_S )) && BENCH_S=$BENCH_MAX_S
 (( BENCH_S < 10 )) && BENCH_S=10
 step "bench_gpu" $(( BENCH_S + 60 )) "$OUT/bench_gpu.log" \
-    "$PY" perf/bench_gpu.py "$IMG_DIR" --json "$OUT/bench_gpu.json" --max-seconds "$BENCH_S"
+    "$PY" perf/bench_gpu.py "$IMG_DIR" --model tric-wf2 --json "$OUT/bench_gpu.json" --max-seconds "$BENCH_S"
 sed -n '/^## bench_gpu/,$p' "$OUT/bench_gpu.log"
 grep -A20 MISMATCH "$OUT/bench_gpu.log" | head -n 20
-# 3b. the opt-in fused model (tric-wf3: its own kernels), single images only, what is left
+# 3b. the default, the fused model (tric-wf3: its own kernels), single images only, what is left
 step "bench_gpu tric-wf3" $(( $(left) - 15 )) "$OUT/bench_gpu_wf3.log" \
     "$PY" perf/bench_gpu.py "$IMG_DIR" --model tric-wf3 --batch-sizes "" --limit 4 \
     --json "$OUT/bench_gpu_wf3.json" --max-seconds 45

@@ -10,6 +10,7 @@ import tricodec
 from tricodec import container, deep
 from tricodec.backend import CPU
 from tricodec.errors import DecodeError
+from tricodec.model import DEFAULT_MODEL
 
 from helpers import photo_crop
 
@@ -88,7 +89,7 @@ def test_deep_photo_is_model_coded_and_smaller_than_png(channels, tmp_path):
     arr = deep_photo(48, 40, channels, bits=12, seed=channels)
     data = roundtrip(arr)
     header, sections = container.unpack(data)
-    assert not header.is_fallback and header.bit_depth == 16 and header.model_name == "tric-wf2"
+    assert not header.is_fallback and header.bit_depth == 16 and header.model_name == DEFAULT_MODEL
     assert container.SEC_DEEP in sections
     assert deep.unpack_params(sections[container.SEC_DEEP], (channels, 48, 40))[:2] == (12, 0)
     path = tmp_path / "x.png"
@@ -209,7 +210,7 @@ def test_deep_goldens_pin_the_split():
     depth, zeros, shifts, params, rows = deep.unpack_params(rgb[container.SEC_DEEP], (3, 34, 41))
     assert (depth, zeros, shifts) == (16, 0, (8, 5, 4))
     assert params.tolist() == [[1, -1, 0, -1, 0], [1, 0, 4, -1, 0], [1, 0, 3, 1, 1]]
-    sym = tricodec.model.load_model(None).decode_residuals_batch([rgb], [(3, header.height, header.width)], CPU)[0]
+    sym = tricodec.model.load_model("tric-wf2").decode_residuals_batch([rgb], [(3, header.height, header.width)], CPU)[0]
     assert [int(((p == 0) | (p == 255)).sum()) > 0 for p in sym] == [False, True, True]
 
 
@@ -218,7 +219,7 @@ def test_deep_colour_golden_decodes_and_reencodes():
     data = (GOLDEN / "deep" / "v1_wf2_rgb16_41x34.tric").read_bytes()
     expected = np.load(GOLDEN / "deep" / "v1_wf2_rgb16_41x34.npy")
     assert np.array_equal(tricodec.decode_array(data, device="cpu"), expected)
-    assert tricodec.encode(expected, device="cpu") == data
+    assert tricodec.encode(expected, device="cpu", model="tric-wf2") == data
 
 
 @pytest.mark.gpu
@@ -258,7 +259,7 @@ def test_cli_codes_16bit_files_with_the_model(tmp_path, name, channels):
     assert r.exit_code == 0, r.output
     data = (tmp_path / "packed" / (name + ".tric")).read_bytes()
     header = tricodec.read_header(data)
-    assert not header.is_fallback and header.model_name == "tric-wf2" and header.bit_depth == 16
+    assert not header.is_fallback and header.model_name == DEFAULT_MODEL and header.bit_depth == 16
     r = runner.invoke(app, ["decode", str(tmp_path / "packed"), str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     back = read_image(tmp_path / "out" / decoded_name(name + ".tric", header.mode))   # PNG for TIFF/PPM

@@ -17,6 +17,7 @@ import tricodec
 from tricodec import container, deep
 from tricodec.cli.main import app
 from tricodec.errors import DecodeError, WriteError
+from tricodec.model import DEFAULT_MODEL
 from tricodec.pixels import read_image, write_image
 
 from test_deep import deep_photo
@@ -74,7 +75,7 @@ def test_photo_is_model_coded_and_smaller_than_png(tmp_path):
     arr = la_photo(48, 40, bits=12, seed=3)
     data = tricodec.encode(arr, device="cpu")
     header, sections = container.unpack(data)
-    assert not header.is_fallback and header.model_name == "tric-wf2" and container.SEC_DEEP in sections
+    assert not header.is_fallback and header.model_name == DEFAULT_MODEL and container.SEC_DEEP in sections
     depth, zeros, shifts, params, _ = deep.unpack_params(sections[container.SEC_DEEP], (2, 48, 40))
     assert (depth, zeros) == (12, 0) and len(shifts) == 2
     assert params[1, 1] == -1 and params[1, 3] == -1       # alpha refers to no other plane

@@ -298,11 +298,13 @@ def _fake_gpu_rule(monkeypatch):
 
 def test_device_rule_is_codec_backend_for(monkeypatch):
     _fake_gpu_rule(monkeypatch)
-    assert rp._backend_on_gpu_node("encode", "auto", None) == "cuda"          # the shipped model prefers a GPU
+    assert rp._backend_on_gpu_node("encode", "auto", "tric-wf2") == "cuda"    # a model that prefers a GPU
+    assert rp._backend_on_gpu_node("encode", "auto", None) == "cpu"           # the default (tric-wf3) does not yet
     assert rp._backend_on_gpu_node("encode", "auto", "tric-cx1") == "cpu"     # the context model does not
     assert rp._backend_on_gpu_node("encode", "cuda", "tric-cx1") == "cuda"    # unless the GPU is asked for
     assert rp._backend_on_gpu_node("decode", "auto", None) == "cuda"          # files name their models
-    assert rp.CodecWorker("encode", "auto", None, False).batched
+    assert rp.CodecWorker("encode", "auto", "tric-wf2", False).batched
+    assert not rp.CodecWorker("encode", "auto", None, False).batched
     assert not rp.CodecWorker("encode", "auto", "tric-cx1", False).batched
     assert not rp.CodecWorker("encode", "cpu", None, False).batched
 

@@ -8,6 +8,8 @@ from PIL import Image
 
 import tricodec
 from tricodec import container
+from tricodec.fused_model import unpack_side as fused_side
+from tricodec.model import load_model
 from tricodec.pixels import read_image
 
 from conftest import FIXTURES, SHARED_DATA
@@ -139,7 +141,12 @@ def lane_overhead(header, sections) -> int:
     """Bytes a model-coded file spends on its lanes' framing: final rANS states and lengths."""
     if header.model_name.startswith("tric-wf"):  # SIDE = lane_rows [+ params]; LANES = counts (u32 x 3 x n) | words
         lane_rows = struct.unpack("<I", bytes(sections[container.SEC_SIDE][:4]))[0]
-        n_lanes = -(-header.height // lane_rows)
+        fy = 1
+        if load_model(header.model_name).kind == "fused":    # the strips cover the small image of a replicated one
+            shape = (header.channels, header.height, header.width)
+            _, _, _, (fy, _), _ = fused_side(sections[container.SEC_SIDE], shape)
+        small_height = -(-header.height // fy)
+        n_lanes = -(-small_height // lane_rows)
         counts = struct.unpack_from(f"<{3 * n_lanes}I", sections[container.SEC_LANES], 0)
         assert 12 * n_lanes + 2 * (sum(counts[0::3]) + sum(counts[1::3])) == len(sections[container.SEC_LANES])
         return 12 * n_lanes + 4 * sum(1 << k for k in counts[2::3])

@@ -30,9 +30,10 @@ Then ``n_sections`` sections, each ``tag (u8) | length (u32) | payload``, in thi
 
 * model path: ``SIDE`` (side information) then ``LANES`` (the residual lanes), laid out as the model the
   header names says: block-scale models as below, context models as in ``context_model.py``,
-  wavefront models (tric-wf1; the default tric-wf2) as in ``wavefront_model.py`` (``SIDE`` = strip rows
+  wavefront models (tric-wf1, tric-wf2) as in ``wavefront_model.py`` (``SIDE`` = strip rows
   [+ tric-wf2: its predictor's parameters per plane];
-  ``LANES`` = per strip its rANS words, K interleaved states first, then its raw extra-bit words);
+  ``LANES`` = per strip its rANS words, K interleaved states first, then its raw extra-bit words), the
+  fused model (tric-wf3, the default) as in ``fused_model.py`` (the same ``LANES``, a longer ``SIDE``);
   model-coded 16-bit images add ``DEEP`` (since 2026-11-30: their depth split, ``deep.py``; decoders
   before that refuse model-coded 16-bit files);
 * fallback: ``FALLBACK``;

@@ -41,7 +41,7 @@ from .tables import code_length_bits
 
 WEIGHTS_DIR = "weights"
 REGISTRY = "MODELS.json"
-DEFAULT_MODEL = "tric-wf2"
+DEFAULT_MODEL = "tric-wf3"
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,4 +1,4 @@
-"""Training a wavefront model (``tricodec train --kind wavefront``, the kind of the default ``tric-wf2``).
+"""Training a wavefront model (``tricodec train --kind wavefront``, the kind of ``tric-wf2``).
 
 Its contexts and strips are those of the context model, so its starting tables are fitted exactly as
 ``train_context`` fits them (token counts under the coder's own contexts, resumable, deterministic);
