@@ -836,10 +836,12 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
         _usage(f"--kind must be wavefront, context, block-scale or fused, not {kind!r}")
     if out.exists() and not force:
         _usage(f"{out} exists (use --force to replace it)")
+    reference = None        # what --val compares with: the model training started from, else the shipped default
     try:
         if kind in ("wavefront", "context"):
             fit = train_wavefront if kind == "wavefront" else train_context
             base = {"wavefront": "tric-wf2", "context": "tric-cx1"}[kind] if base is None else base
+            reference = None if base == "none" else base
             n_files = len(image_files(data))
             bar = _progress(n_files, quiet, "counting")
             task = bar.add_task("counting", total=n_files, rate="") if bar else None
@@ -874,7 +876,7 @@ def train(data: Path = typer.Argument(..., help="folder of training images (RGB 
     write_atomic(out, lambda p: p.write_bytes(weights), force)
     typer.echo(f"wrote {out}", err=True)
     if val is not None:
-        typer.echo(f"validation bpsp on {val}: shipped model {evaluate(None, val):.4f}, "
+        typer.echo(f"validation bpsp on {val}: {reference or 'shipped default'} {evaluate(reference, val):.4f}, "
                    f"trained {evaluate(weights, val):.4f}", err=True)
 
 
