@@ -68,7 +68,7 @@ def _r(res, p, y, x, y0, w):
 
 @njit(cache=True, nogil=True, inline="always")
 def _sgn(v):
-    return np.int32(1) + (np.int32(1) if v > 0 else np.int32(0)) - (np.int32(1) if v < 0 else np.int32(0))
+    return np.int32(1) + np.int32(v > 0) - np.int32(v < 0)
 
 
 @njit(cache=True, nogil=True, inline="always")

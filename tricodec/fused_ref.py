@@ -105,12 +105,11 @@ def _prediction(pv4, yy, xx, ref, no_refs):
 
 @njit(cache=True, nogil=True, inline="always")
 def _ref(planes, q1, c1, q2, c2, y, xx):
-    ref = np.int32(0)
-    if q1 >= 0:
-        ref += c1 * np.int32(planes[q1, y, xx])
-    if q2 >= 0:
-        ref += c2 * np.int32(planes[q2, y, xx])
-    return ref >> 2
+    """The colour reference of the sample (blend_ref's ``ref``).  Straight-line code (flags, not branches):
+    one basic block, so numba's reference-count pruning drops the array's incref/decref in any caller."""
+    r1 = np.int32(q1 >= 0) * c1 * np.int32(planes[max(q1, 0), y, xx])
+    r2 = np.int32(q2 >= 0) * c2 * np.int32(planes[max(q2, 0), y, xx])
+    return (r1 + r2) >> 2
 
 
 # ---- the encoder ----
