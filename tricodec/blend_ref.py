@@ -104,6 +104,26 @@ def _med(a, b, c):
 
 
 @njit(cache=True, nogil=True)
+def _upper_error_sums(err, r1, r2, y, up):
+    """``up[i, x]``: the upper-row part of sub-predictor i's error sum at (y, x), 2 (e(NW) + e(N) + e(NE))
+    + e(NN), from the error ring rows ``r1`` (y-1) and ``r2`` (y-2); neighbours outside the image count 0.
+    Summed once a row (blend_ref's scan and the fused model's encoder)."""
+    w = up.shape[1]
+    for i in range(up.shape[0]):
+        for x in range(w):
+            u = np.int32(0)
+            if y > 0:
+                u = 2 * np.int32(err[i, r1, x])
+                if x > 0:
+                    u += 2 * np.int32(err[i, r1, x - 1])
+                if x < w - 1:
+                    u += 2 * np.int32(err[i, r1, x + 1])
+                if y > 1:
+                    u += np.int32(err[i, r2, x])
+            up[i, x] = u
+
+
+@njit(cache=True, nogil=True)
 def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store, dp):
     """Row ``y`` of plane ``k``: decode (``src`` residuals -> ``dst`` pixels) or encode (``src`` pixels ->
     ``dst`` residuals, written only if ``store``), keeping v and the blend's errors in the four-row rings
@@ -120,18 +140,7 @@ def _code_row(src, dst, k, y, params, vr, err, up, s, decode, store, dp):
     off4 = off >> 2
     blend = mode != MODE_MED
     if blend:
-        for i in range(N_SUB):
-            for x in range(w):
-                u = np.int32(0)
-                if y > 0:
-                    u = 2 * np.int32(err[i, r1, x])
-                    if x > 0:
-                        u += 2 * np.int32(err[i, r1, x - 1])
-                    if x < w - 1:
-                        u += 2 * np.int32(err[i, r1, x + 1])
-                    if y > 1:
-                        u += np.int32(err[i, r2, x])
-                up[i, x] = u
+        _upper_error_sums(err, r1, r2, y, up)
     # the same row's errors at x-1 and x-2 of each sub-predictor, carried in registers
     a0 = a1 = a2 = a3 = a4 = a5 = np.int32(0)
     b0 = b1 = b2 = b3 = b4 = b5 = np.int32(0)

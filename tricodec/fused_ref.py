@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .blend_ref import E_MAX, WEIGHT_LUT, _med, check_params
+from .blend_ref import E_MAX, WEIGHT_LUT, _med, _upper_error_sums, check_params
 from .context_ref import ACT_MAX, NB_B, _sgn, N_KINDS, N_TOKENS, Q_ADAPT, _extra_bits, _pop, _token, _untoken
 from .errors import DecodeError
 from .rans_ref import RANS_L
@@ -133,18 +133,7 @@ def _strip_symbols(planes, params, bias, bin_s, bin_g, y0, y1, res, ctxc, bctx, 
             r1 = (yy - 1) & 3
             r2 = (yy - 2) & 3
             if mode != 0:
-                for i in range(6):
-                    for x in range(w):
-                        u = np.int32(0)
-                        if yy > 0:
-                            u = 2 * np.int32(err[i, r1, x])
-                            if x > 0:
-                                u += 2 * np.int32(err[i, r1, x - 1])
-                            if x < w - 1:
-                                u += 2 * np.int32(err[i, r1, x + 1])
-                            if yy > 1:
-                                u += np.int32(err[i, r2, x])
-                        up[i, x] = u
+                _upper_error_sums(err, r1, r2, yy, up)
             a0 = a1 = a2 = a3 = a4 = a5 = np.int32(0)       # errors at x-1
             b0 = b1 = b2 = b3 = b4 = b5 = np.int32(0)       # errors at x-2
             s0 = s1 = s2 = s3 = s4 = s5 = np.int32(0)
