@@ -11,7 +11,6 @@ the model codes 8-bit symbols, the DEEP section the rest), one image at a time.
 """
 from __future__ import annotations
 
-import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from . import container as fmt
 from . import deep, metadata
 from .backend import CPU, get_backend, image_workers
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
-from .fallback import choose_fallback, decode_fallback, estimate_fallbacks
+from .fallback import choose_fallback, decode_fallback
 from .model import find_model, load_model
 from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
 
@@ -71,35 +70,6 @@ def decode_planes(sections: dict, n_planes: int, h: int, w: int, refs: tuple, mo
     return backend.download(model.decode_planes_batch([sections], [(n_planes, h, w)], [refs], backend)[0])
 
 
-# ---- the fallback check's trials run beside the model's encode ----
-
-class _Background:
-    """``fn(*args)`` in a thread of its own, started now; ``result()`` waits, then returns or raises. A
-    thread per call (~0.1 ms), not a shared pool: nothing lingers between encodes, and encodes running
-    in several threads (``encode_batch``'s workers, the CLI's) never queue behind one another's trials."""
-
-    def __init__(self, fn, *args):
-        self._out = (False, RuntimeError("background call did not finish"))
-        self._thread = threading.Thread(target=self._run, args=(fn, args), name="tricodec-trials", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._out = (True, fn(*args))
-        except BaseException as e:   # handed to the caller by result()
-            self._out = (False, e)
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self):
-        self._thread.join()
-        ok, value = self._out
-        if not ok:
-            raise value
-        return value
-
-
 # ---- public API ----
 
 @dataclass
@@ -139,12 +109,11 @@ def _encode_prepare(image, model, max_pixels: int) -> _EncodeJob:
     return job
 
 
-def _encode_finish(job: _EncodeJob, sections, model, estimates=None) -> bytes:
+def _encode_finish(job: _EncodeJob, sections, model) -> bytes:
     """The model's sections (None: fallback only) -> the file, or a fallback file where that is smaller
-    (which fallbacks are tried, at what cost: ``fallback.choose_fallback``; ``estimates``: theirs, made
-    beforehand by ``fallback.estimate_fallbacks``)."""
+    (which fallbacks are tried, at what cost: ``fallback.choose_fallback``)."""
     model_size = None if sections is None else sum(len(p) for _, p in sections)
-    payload = choose_fallback(job.image, model_size, job.raw, estimates)
+    payload = choose_fallback(job.image, model_size, job.raw)
     if payload is None:
         job.header.model_name, job.header.model_hash = model.name, model.hash_prefix
         return fmt.pack(job.header, sections + job.tail, job.crc)
@@ -176,15 +145,9 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     job = _encode_prepare(image, model, max_pixels)
     if job.arr is None:
         return _encode_finish(job, None, model)
-    # The fallback check's sample trials need no model size: they run beside the model's encode (zlib
-    # and lzma release the GIL) on what the model leaves of the cores. Same bytes either way.
-    trials = _Background(estimate_fallbacks, job.image, job.raw)
-    try:
-        sections = encode_model(job.arr, job.order, job.refs, model, backend)
-    except BaseException:
-        trials.join()           # the model's error is the one to report
-        raise
-    return _encode_finish(job, sections, model, trials.result())
+    # The fallback check's estimates run after the model, in two threads (fallback.estimate_fallbacks):
+    # beside it, on two cores, they stalled one of its strips' threads and the other waited (+40%).
+    return _encode_finish(job, encode_model(job.arr, job.order, job.refs, model, backend), model)
 
 
 def backend_for(device: str, model):

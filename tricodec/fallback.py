@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import lzma
 import struct
+import threading
 import zlib
 from typing import NamedTuple
 
@@ -41,33 +42,37 @@ TRY_PNG_BELOW_BPSP = 2.0      # the model reached less than this: graphics too, 
 SAMPLE_ABOVE = 64 << 10       # raw bytes above which a candidate is first tried on samples of rows:
 SAMPLE_STRIPS = 16            # ... that many blocks spread over the image,
 SAMPLE_ROWS = 4               # ... of this many rows (the half sample: 2),
-SAMPLE_BYTES = 32 << 10       # ... about this many raw bytes in all (~10 ms each for PNG and LZMA)
-WIN_MARGIN = 1.1              # the full candidate runs only if the sample's estimate is below this x the best
-INCOMPRESSIBLE = 0.95         # ... and below this x the raw size
+SAMPLE_BYTES = 32 << 10       # ... about this many raw bytes in all for PNG (~2 ms), and for xz (~4 ms at
+XZ_SAMPLE_SHARE = 16          # 32 KiB) 1/16 of the image's, at least a quarter of that (photos of 0.25 MP)
+# The full candidate runs only if the sample's estimate is below its margin x the best size so far, and
+# below INCOMPRESSIBLE x the raw size.  tools/research_fallback_estimates.py measured the margins on 582
+# photos and 11 graphics: no fallback that would have won was missed, PNG's down to 1.03, xz's at 1.1 (1.05
+# missed a drawing that xz codes in 2/3 of the model's bytes); the PNG of the grey photo closest to the model
+# (7.7% larger) is no longer run in full for nothing (12 ms of its 30).
+PNG_WIN_MARGIN = 1.05
+XZ_WIN_MARGIN = 1.1
+INCOMPRESSIBLE = 0.95
 
 
-def choose_fallback(image, model_size: int | None = None, raw=None, estimates: "Estimates | None" = None
-                    ) -> bytes | None:
+def choose_fallback(image, model_size: int | None = None, raw=None) -> bytes | None:
     """The payload of a FALLBACK section to store instead of the model's sections (``model_size`` bytes in
     all; None when the model does not code this image), or None when the model's sections are smaller.
-    ``raw``: the image's :func:`pixel_bytes` when the caller has them already (no second copy);
-    ``estimates``: :func:`estimate_fallbacks` of the image when the caller made them already (the encoder
-    makes them beside the model's encode; the choice is the same).
+    ``raw``: the image's :func:`pixel_bytes` when the caller has them already (no second copy).
 
     PNG is tried for every mode PNG holds: all variants (zlib levels, strategies, filters) when the image
     is small, fewer when it has few colours or the model reached < 2 bits per sample, else Pillow's plain
     PNG. LZMA (xz) is tried for every image. On big images each candidate is first estimated on a sample
-    of rows and run in full only when the estimate can win, so a photo pays milliseconds, not seconds (a
-    10 MP photo spent 21 s in LZMA, which never won). STORED is the floor."""
+    of rows (:func:`estimate_fallbacks`) and run in full only when the estimate can win, so a photo pays
+    milliseconds, not seconds (a 10 MP photo spent 21 s in LZMA, which never won). STORED is the floor."""
     raw = pixel_bytes(image) if raw is None else raw
-    est = estimate_fallbacks(image, raw) if estimates is None else estimates
+    est = estimate_fallbacks(image, raw)
     stored_size = 1 + _PAL.size + len(palette(image)[1]) + len(raw)
     limit = stored_size if model_size is None else min(model_size, stored_size)
     best = None
     effort = _png_effort(image, model_size, len(raw), est.few_colours)
-    for estimate, full in ((est.png, lambda: encode_png(image, effort, limit)),
-                           (est.lzma, lambda: encode_raw(image, compress=True, data=raw))):
-        payload = full() if _worth_full(estimate, len(raw), limit) else None
+    for estimate, margin, full in ((est.png, PNG_WIN_MARGIN, lambda: encode_png(image, effort, limit)),
+                                   (est.lzma, XZ_WIN_MARGIN, lambda: encode_raw(image, compress=True, data=raw))):
+        payload = full() if _worth_full(estimate, margin, len(raw), limit) else None
         if payload is not None and len(payload) < limit:
             best, limit = payload, len(payload)
     if best is None and (model_size is None or stored_size < model_size):
@@ -76,18 +81,18 @@ def choose_fallback(image, model_size: int | None = None, raw=None, estimates: "
 
 
 class Estimates(NamedTuple):
-    """What the fallback candidates would cost, known before the model's size: ``png`` / ``lzma`` their
-    estimated payload bytes (0: a small image, always run in full; None: the candidate cannot hold the
-    image), ``few_colours``: a big image with few colours (PNG variants are then tried)."""
+    """What the fallback candidates would cost: ``png`` / ``lzma`` their estimated payload bytes (0: a
+    small image, always run in full; None: the candidate cannot hold the image), ``few_colours``: a big
+    image with few colours (PNG variants are then tried)."""
     png: float | None
     lzma: float | None
     few_colours: bool
 
 
 def estimate_fallbacks(image, raw=None) -> Estimates:
-    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images).
-    Independent of the model: ``codec.encode`` runs it in a thread beside the model's encode (zlib and
-    lzma release the GIL)."""
+    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images). PNG's
+    run in a thread of its own beside xz's (zlib and lzma release the GIL): the encoder makes them after
+    the model, whose strips keep both cores of a small machine busy, so two threads halve their wait."""
     n_raw = len(pixel_bytes(image) if raw is None else raw)
     png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
     samples = _Samples(image)
@@ -95,9 +100,37 @@ def estimate_fallbacks(image, raw=None) -> Estimates:
            and _few_colours(samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
     if n_raw <= SAMPLE_ABOVE:
         return Estimates(0 if png_ok else None, 0, few)
+    xz_bytes = min(SAMPLE_BYTES, max(SAMPLE_BYTES // 4, n_raw // XZ_SAMPLE_SHARE))
+    xz_samples = samples if xz_bytes == SAMPLE_BYTES else _Samples(image, xz_bytes)
+    samples.get(SAMPLE_ROWS // 2)   # made here: the two threads below only read them
     # (the PNG samples' sizes only: proving a sample's PNG exact would decode it for nothing)
-    return Estimates(_estimate(_pillow_png, samples, n_raw) if png_ok else None,
-                     _estimate(lambda im: encode_raw(im, compress=True, sample=True), samples, n_raw), few)
+    png = Background(_estimate, _pillow_png, samples, n_raw) if png_ok else None
+    xz = _estimate(lambda im: encode_raw(im, compress=True, sample=True), xz_samples, n_raw)
+    return Estimates(None if png is None else png.result(), xz, few)
+
+
+class Background:
+    """``fn(*args)`` in a thread of its own, started now; ``result()`` waits, then returns or raises. A
+    thread per call (~0.1 ms), not a shared pool: nothing lingers between encodes, and encodes running
+    in several threads (``encode_batch``'s workers, the CLI's) never queue behind one another's."""
+
+    def __init__(self, fn, *args):
+        self._out = (False, RuntimeError("background call did not finish"))
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="tricodec-estimate", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._out = (True, fn(*args))
+        except BaseException as e:   # handed to the caller by result()
+            self._out = (False, e)
+
+    def result(self):
+        self._thread.join()
+        ok, value = self._out
+        if not ok:
+            raise value
+        return value
 
 
 def _png_effort(image, model_size: int | None, n_raw: int, few_colours: bool) -> int:
@@ -123,13 +156,13 @@ def _few_colours(image: Image.Image) -> bool:
 _ARRAY_MODES = ("L", "LA", "RGB", "RGBA")   # modes numpy and Image.fromarray hold as they are
 
 
-def _sample(image, rows: int = SAMPLE_ROWS):
+def _sample(image, rows: int = SAMPLE_ROWS, sample_bytes: int = SAMPLE_BYTES):
     """SAMPLE_STRIPS blocks of ``rows`` rows spread evenly over a big image (and across its width, each
-    block about SAMPLE_BYTES / SAMPLE_STRIPS raw bytes at SAMPLE_ROWS rows), stacked into one image."""
+    block about sample_bytes / SAMPLE_STRIPS raw bytes at SAMPLE_ROWS rows), stacked into one image."""
     deep = isinstance(image, np.ndarray)
     h, w = image.shape[:2] if deep else (image.height, image.width)
     channels, bits = (image.shape[2], 16) if deep else mode_layout(image.mode)
-    cols = min(w, max(16, 8 * SAMPLE_BYTES // (SAMPLE_STRIPS * SAMPLE_ROWS * channels * bits)))
+    cols = min(w, max(16, 8 * sample_bytes // (SAMPLE_STRIPS * SAMPLE_ROWS * channels * bits)))
     blocks = [(int(y), int(x)) for y, x in zip(np.linspace(0, max(0, h - rows), SAMPLE_STRIPS),
                                                np.linspace(0, w - cols, SAMPLE_STRIPS))]
     if deep or image.mode in _ARRAY_MODES:   # slicing an array: ~10x faster than Pillow's crop and paste
@@ -150,12 +183,12 @@ def _sample(image, rows: int = SAMPLE_ROWS):
 class _Samples:
     """The samples of rows of one image, each made once for every candidate that estimates on them."""
 
-    def __init__(self, image):
-        self.image, self._made = image, {}
+    def __init__(self, image, sample_bytes: int = SAMPLE_BYTES):
+        self.image, self.sample_bytes, self._made = image, sample_bytes, {}
 
     def get(self, rows: int):
         if rows not in self._made:
-            self._made[rows] = _sample(self.image, rows)
+            self._made[rows] = _sample(self.image, rows, self.sample_bytes)
         return self._made[rows]
 
 
@@ -173,14 +206,14 @@ def _estimate(encode, samples: _Samples, n_raw: int) -> float | None:
     return len(b) + marginal * max(0, n_raw - n_big)
 
 
-def _worth_full(estimate: float | None, n_raw: int, limit: int) -> bool:
+def _worth_full(estimate: float | None, margin: float, n_raw: int, limit: int) -> bool:
     """Run a candidate in full? Small images: always; big ones: if its estimate can beat ``limit``."""
     if estimate is None:
         return False
     if n_raw <= SAMPLE_ABOVE:
         return True
     # Near-incompressible data (noise) cannot beat STORED by enough to pay for a full run.
-    return estimate < WIN_MARGIN * limit and estimate < INCOMPRESSIBLE * n_raw
+    return estimate < margin * limit and estimate < INCOMPRESSIBLE * n_raw
 
 
 # ---- the candidates ----
