@@ -220,12 +220,17 @@ class _Inline:
         return self._value
 
 
-def test_xz_sample_shrinks_with_the_image(lzma_inputs):
-    """xz, the dearer estimate, sees samples of about 1/16 of a 0.25 MP grey photo, not 32 KiB (4 ms of a
-    ~16 ms encode); PNG's stay 32 KiB."""
+def test_samples_shrink_with_the_image(lzma_inputs, monkeypatch):
+    """The samples are at most 1/8 (PNG) and 1/16 (xz, the dearer coder) of a 0.25 MP grey photo, not
+    32 KiB each (~6 ms of a ~16 ms encode)."""
     image = smooth_photo(512, 512).convert("L")
+    png_inputs = []
+    real = fallback._pillow_png
+    monkeypatch.setattr(fallback, "_pillow_png", lambda im: png_inputs.append(len(im.tobytes())) or real(im))
     fallback.estimate_fallbacks(image)
-    assert lzma_inputs and max(lzma_inputs) <= len(image.tobytes()) // fallback.XZ_SAMPLE_SHARE < fallback.SAMPLE_BYTES
+    n = len(image.tobytes())
+    assert lzma_inputs and max(lzma_inputs) <= n // fallback.XZ_SAMPLE_SHARE < fallback.SAMPLE_BYTES
+    assert png_inputs and max(png_inputs) <= n // fallback.PNG_SAMPLE_SHARE
 
 
 def test_a_close_png_runs_in_full_and_a_distant_one_does_not(monkeypatch):
@@ -256,6 +261,6 @@ def test_a_png_that_cannot_win_is_not_decoded_to_prove_it(monkeypatch):
 def test_encode_reports_an_error_of_the_estimates(monkeypatch):
     def broken(*args):
         raise MemoryError("estimate")
-    monkeypatch.setattr(fallback, "_estimate", broken)
+    monkeypatch.setattr(fallback, "_extrapolate", broken)
     with pytest.raises(MemoryError, match="estimate"):
         tricodec.encode(smooth_photo(200, 150), device="cpu")

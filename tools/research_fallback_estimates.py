@@ -26,13 +26,17 @@ from tricodec import codec
 from tricodec import fallback as fb
 from tricodec.model import load_model
 
-SCALED = lambda n: min(32 << 10, max(8 << 10, n // 16))  # noqa: E731  (fallback.py's xz sample today)
-SETTINGS = {  # name: (PNG sample bytes, xz sample bytes, both as functions of the raw size; xz preset)
+PNG_TODAY = lambda n: fb._sample_bytes(n, fb.PNG_SAMPLE_SHARE, fb.SAMPLE_BYTES // 2)  # noqa: E731
+XZ_TODAY = lambda n: fb._sample_bytes(n, fb.XZ_SAMPLE_SHARE, fb.SAMPLE_BYTES // 4)  # noqa: E731
+SETTINGS = {  # name: (PNG sample bytes, xz sample bytes, both as functions of the raw size; xz preset,
+    #         negative: one sample only, its fixed cost the candidate's size on a 1x1 image)
     "32K, 32K p6 (before)": (lambda n: 32 << 10, lambda n: 32 << 10, 6),
     "32K, 32K p1": (lambda n: 32 << 10, lambda n: 32 << 10, 1),
-    "32K, raw/16 in 8K..32K p6 (today)": (lambda n: 32 << 10, SCALED, 6),
-    "raw/16 in 8K..32K both, p6": (SCALED, SCALED, 6),
+    "32K, raw/16 in 8K..32K p6": (lambda n: 32 << 10, XZ_TODAY, 6),
+    "raw/8 in 16K..32K, raw/16 in 8K..32K p6 (today)": (PNG_TODAY, XZ_TODAY, 6),
+    "raw/16 in 8K..32K both, p6": (XZ_TODAY, XZ_TODAY, 6),
     "16K, 16K p6": (lambda n: 16 << 10, lambda n: 16 << 10, 6),
+    "one sample each, fixed cost from a 1x1 image (today's sizes)": (PNG_TODAY, XZ_TODAY, -6),
 }
 MARGINS = ((1.1, 1.1), (1.05, 1.1), (1.05, 1.05), (1.03, 1.1))   # (PNG, xz)
 
@@ -72,9 +76,26 @@ def xz_size(image, preset: int) -> int:
 def estimates(image, n_raw: int, png_bytes: int, xz_bytes: int, preset: int) -> tuple:
     """(PNG estimate, xz estimate, seconds) with ``fallback``'s method at these settings."""
     t0 = time.perf_counter()
-    png = fb._estimate(fb._pillow_png, fb._Samples(image, png_bytes), n_raw)
-    xz = fb._estimate(lambda im: b"." * xz_size(im, preset), fb._Samples(image, xz_bytes), n_raw)
-    return png, xz, time.perf_counter() - t0
+    xz = lambda im: b"." * xz_size(im, abs(preset))  # noqa: E731
+    if preset < 0:
+        return (_one_sample(fb._pillow_png, fb._Samples(image, png_bytes), n_raw),
+                _one_sample(xz, fb._Samples(image, xz_bytes), n_raw), time.perf_counter() - t0)
+    png = _estimate(fb._pillow_png, fb._Samples(image, png_bytes), n_raw)
+    return png, _estimate(xz, fb._Samples(image, xz_bytes), n_raw), time.perf_counter() - t0
+
+
+def _one_sample(encode, samples, n_raw: int) -> float | None:
+    big = samples.get(fb.SAMPLE_ROWS)
+    out = encode(big)
+    if out is None:
+        return None
+    tiny = big.crop((0, 0, 1, 1)) if isinstance(big, Image.Image) else big[:1, :1]
+    fixed = len(encode(tiny))
+    return fixed + (len(out) - fixed) * n_raw / len(fb.pixel_bytes(big))
+
+
+def _estimate(encode, samples, n_raw: int) -> float | None:
+    return fb._extrapolate([encode(samples.get(r)) for r in (fb.SAMPLE_ROWS // 2, fb.SAMPLE_ROWS)], samples, n_raw)
 
 
 def real_sizes(image, model) -> dict:

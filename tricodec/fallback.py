@@ -42,8 +42,9 @@ TRY_PNG_BELOW_BPSP = 2.0      # the model reached less than this: graphics too, 
 SAMPLE_ABOVE = 64 << 10       # raw bytes above which a candidate is first tried on samples of rows:
 SAMPLE_STRIPS = 16            # ... that many blocks spread over the image,
 SAMPLE_ROWS = 4               # ... of this many rows (the half sample: 2),
-SAMPLE_BYTES = 32 << 10       # ... about this many raw bytes in all for PNG (~2 ms), and for xz (~4 ms at
-XZ_SAMPLE_SHARE = 16          # 32 KiB) 1/16 of the image's, at least a quarter of that (photos of 0.25 MP)
+SAMPLE_BYTES = 32 << 10       # ... at most this many raw bytes in all (PNG ~2 ms, xz ~4 ms):
+PNG_SAMPLE_SHARE = 8          # ... 1/8 of the image's for PNG, at least half of SAMPLE_BYTES,
+XZ_SAMPLE_SHARE = 16          # ... 1/16 for xz (the dearer coder), at least a quarter
 # The full candidate runs only if the sample's estimate is below its margin x the best size so far, and
 # below INCOMPRESSIBLE x the raw size.  tools/research_fallback_estimates.py measured the margins on 582
 # photos and 11 graphics: no fallback that would have won was missed, PNG's down to 1.03, xz's at 1.1 (1.05
@@ -90,23 +91,32 @@ class Estimates(NamedTuple):
 
 
 def estimate_fallbacks(image, raw=None) -> Estimates:
-    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images). PNG's
-    run in a thread of its own beside xz's (zlib and lzma release the GIL): the encoder makes them after
-    the model, whose strips keep both cores of a small machine busy, so two threads halve their wait."""
+    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images). The
+    encoder makes them after the model, whose strips keep both cores of a small machine busy, so their
+    three compressions (PNG's two samples, xz's half sample, xz's sample) run in three threads (zlib and
+    lzma release the GIL)."""
     n_raw = len(pixel_bytes(image) if raw is None else raw)
     png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
-    samples = _Samples(image)
+    png_samples = _Samples(image, _sample_bytes(n_raw, PNG_SAMPLE_SHARE, SAMPLE_BYTES // 2))
     few = (png_ok and image.mode not in ("1", "P") and image.width * image.height >= SMALL_PIXELS
-           and _few_colours(samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
+           and _few_colours(png_samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
     if n_raw <= SAMPLE_ABOVE:
         return Estimates(0 if png_ok else None, 0, few)
-    xz_bytes = min(SAMPLE_BYTES, max(SAMPLE_BYTES // 4, n_raw // XZ_SAMPLE_SHARE))
-    xz_samples = samples if xz_bytes == SAMPLE_BYTES else _Samples(image, xz_bytes)
-    samples.get(SAMPLE_ROWS // 2)   # made here: the two threads below only read them
+    xz_samples = _Samples(image, _sample_bytes(n_raw, XZ_SAMPLE_SHARE, SAMPLE_BYTES // 4))
+    half, full = xz_samples.get(SAMPLE_ROWS // 2), xz_samples.get(SAMPLE_ROWS)
+    png_samples.get(SAMPLE_ROWS // 2)   # every sample made here: the threads below only read them
     # (the PNG samples' sizes only: proving a sample's PNG exact would decode it for nothing)
-    png = Background(_estimate, _pillow_png, samples, n_raw) if png_ok else None
-    xz = _estimate(lambda im: encode_raw(im, compress=True, sample=True), xz_samples, n_raw)
-    return Estimates(None if png is None else png.result(), xz, few)
+    png = Background(lambda: [_pillow_png(png_samples.get(r)) for r in (SAMPLE_ROWS // 2, SAMPLE_ROWS)]) \
+        if png_ok else None
+    xz_half = Background(encode_raw, half, True, None, True)
+    xz_full = encode_raw(full, compress=True, sample=True)
+    return Estimates(None if png is None else _extrapolate(png.result(), png_samples, n_raw),
+                     _extrapolate([xz_half.result(), xz_full], xz_samples, n_raw), few)
+
+
+def _sample_bytes(n_raw: int, share: int, least: int) -> int:
+    """A candidate's sample size: 1/share of the image's bytes, from ``least`` up to SAMPLE_BYTES."""
+    return min(SAMPLE_BYTES, max(least, n_raw // share))
 
 
 class Background:
@@ -192,18 +202,18 @@ class _Samples:
         return self._made[rows]
 
 
-def _estimate(encode, samples: _Samples, n_raw: int) -> float | None:
-    """``encode``'s size on the whole image, from samples (None: ``encode`` cannot hold the image). Two
-    samples at the same places, the second with twice the rows: the estimate is the second's size plus
-    its marginal cost per raw byte times the bytes not sampled, so fixed costs (headers, the compressor's
-    warm-up) are not scaled up with the image (flat graphics were estimated 4x too big)."""
-    small, big = samples.get(SAMPLE_ROWS // 2), samples.get(SAMPLE_ROWS)
-    a, b = encode(small), encode(big)
-    if a is None or b is None:
+def _extrapolate(sizes: list, samples: _Samples, n_raw: int) -> float | None:
+    """A candidate's size on the whole image from its outputs on the half sample and the sample (None if
+    it cannot hold them: then it cannot hold the image). The two samples lie at the same places, the
+    second with twice the rows: the estimate is the second's size plus its marginal cost per raw byte
+    times the bytes not sampled, so fixed costs (headers, the compressor's warm-up) are not scaled up with
+    the image (flat graphics were estimated 4x too big)."""
+    if any(x is None for x in sizes):
         return None
-    n_small, n_big = len(pixel_bytes(small)), len(pixel_bytes(big))
-    marginal = max(0, len(b) - len(a)) / max(1, n_big - n_small)
-    return len(b) + marginal * max(0, n_raw - n_big)
+    a, b = (len(x) for x in sizes)
+    n_small, n_big = (len(pixel_bytes(samples.get(r))) for r in (SAMPLE_ROWS // 2, SAMPLE_ROWS))
+    marginal = max(0, b - a) / max(1, n_big - n_small)
+    return b + marginal * max(0, n_raw - n_big)
 
 
 def _worth_full(estimate: float | None, margin: float, n_raw: int, limit: int) -> bool:
