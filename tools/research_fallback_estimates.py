@@ -35,6 +35,8 @@ SETTINGS = {  # name: (PNG sample bytes, xz sample bytes, both as functions of t
     "32K, raw/16 in 8K..32K p6": (lambda n: 32 << 10, XZ_TODAY, 6),
     "raw/8 in 16K..32K, raw/16 in 8K..32K p6 (today)": (PNG_TODAY, XZ_TODAY, 6),
     "raw/16 in 8K..32K both, p6": (XZ_TODAY, XZ_TODAY, 6),
+    "raw/8 in 16K..32K, raw/32 in 8K..32K p6": (PNG_TODAY, lambda n: fb._sample_bytes(n, 32, 8 << 10), 6),
+    "raw/8 in 16K..32K, raw/32 in 4K..32K p6": (PNG_TODAY, lambda n: fb._sample_bytes(n, 32, 4 << 10), 6),
     "16K, 16K p6": (lambda n: 16 << 10, lambda n: 16 << 10, 6),
     "one sample each, fixed cost from a 1x1 image (today's sizes)": (PNG_TODAY, XZ_TODAY, -6),
 }

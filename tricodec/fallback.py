@@ -17,6 +17,7 @@ import lzma
 import struct
 import threading
 import zlib
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -93,8 +94,7 @@ class Estimates(NamedTuple):
 def estimate_fallbacks(image, raw=None) -> Estimates:
     """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images). The
     encoder makes them after the model, whose strips keep both cores of a small machine busy, so their
-    three compressions (PNG's two samples, xz's half sample, xz's sample) run in three threads (zlib and
-    lzma release the GIL)."""
+    four compressions (each candidate's half sample and sample) run in two threads."""
     n_raw = len(pixel_bytes(image) if raw is None else raw)
     png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
     png_samples = _Samples(image, _sample_bytes(n_raw, PNG_SAMPLE_SHARE, SAMPLE_BYTES // 2))
@@ -104,14 +104,16 @@ def estimate_fallbacks(image, raw=None) -> Estimates:
         return Estimates(0 if png_ok else None, 0, few)
     xz_samples = _Samples(image, _sample_bytes(n_raw, XZ_SAMPLE_SHARE, SAMPLE_BYTES // 4))
     half, full = xz_samples.get(SAMPLE_ROWS // 2), xz_samples.get(SAMPLE_ROWS)
-    png_samples.get(SAMPLE_ROWS // 2)   # every sample made here: the threads below only read them
-    # (the PNG samples' sizes only: proving a sample's PNG exact would decode it for nothing)
-    png = Background(lambda: [_pillow_png(png_samples.get(r)) for r in (SAMPLE_ROWS // 2, SAMPLE_ROWS)]) \
-        if png_ok else None
-    xz_half = Background(encode_raw, half, True, None, True)
-    xz_full = encode_raw(full, compress=True, sample=True)
-    return Estimates(None if png is None else _extrapolate(png.result(), png_samples, n_raw),
-                     _extrapolate([xz_half.result(), xz_full], xz_samples, n_raw), few)
+    png_samples.get(SAMPLE_ROWS // 2)   # every sample made here: the thread below only reads them
+    png = _pillow_png if png_ok else (lambda im: None)
+    xz = partial(encode_raw, compress=True, sample=True)
+    # Four compressions in two threads of about equal work (zlib and lzma release the GIL). (PNG's
+    # samples' sizes only: proving a sample's PNG exact would decode it for nothing.)
+    other = Background(lambda: (xz(full), png(png_samples.get(SAMPLE_ROWS // 2))))
+    png_full, xz_half = png(png_samples.get(SAMPLE_ROWS)), xz(half)
+    xz_full, png_half = other.result()
+    return Estimates(_extrapolate([png_half, png_full], png_samples, n_raw) if png_ok else None,
+                     _extrapolate([xz_half, xz_full], xz_samples, n_raw), few)
 
 
 def _sample_bytes(n_raw: int, share: int, least: int) -> int:
