@@ -7,6 +7,7 @@ so it may use floating point and change between versions without breaking a file
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from . import blend_ref as br
 
@@ -40,22 +41,36 @@ def estimate_bits(res: np.ndarray, bits: int = 8, shift: int = 0) -> float:
     magnitudes (what the context model mostly knows), plus ``bits - shift`` bits for each clamped q (an
     escape).  The ``shift`` bits below q are left out: they cost the same for every option of a plane
     (at 8 bits, shift 0: the plain entropy of the uint8 symbols, as always)."""
-    q = (res.astype(np.int32) - (1 << (bits - 1))) >> shift
-    esc = (q < -128) | (q > 127)
-    q = np.clip(q, -128, 127)
-    a = np.abs(q)
-    act = np.zeros_like(a)
-    act[:, 1:] += a[:, :-1]
-    act[1:, :] += a[:-1, :]
-    ctx = _BUCKET[np.minimum(act, _EDGES[-1])]
-    joint = np.bincount((ctx * 256 + q + 128).ravel(), minlength=256 * (len(_EDGES) + 1))
+    joint, n_esc = _context_histogram(np.ascontiguousarray(res), bits, shift)
     joint = joint.reshape(-1, 256).astype(np.float64)
     tot = joint.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(joint > 0, joint / np.maximum(tot, 1), 1.0)
     cost = float(-(joint * np.log2(p)).sum())
-    n_esc = int(esc.sum())
     return cost + n_esc * (bits - shift) if n_esc else cost
+
+
+@njit(cache=True, nogil=True)
+def _context_histogram(res, bits, shift):
+    """estimate_bits' counts: int64 ((len(_EDGES) + 1) * 256) of (bucket of the left and upper |q|, q),
+    and the number of escapes.  One pass (numpy's form made seven temporaries of the plane: 3x slower)."""
+    h, w = res.shape
+    joint = np.zeros((_EDGES.shape[0] + 1) * 256, np.int64)
+    n_esc = 0
+    last = _EDGES[-1]
+    above = np.zeros(w, np.int64)       # |q| of the row above
+    for y in range(h):
+        left = 0
+        for x in range(w):
+            q = (np.int64(res[y, x]) - (1 << (bits - 1))) >> shift
+            if q < -128 or q > 127:
+                n_esc += 1
+                q = min(max(q, -128), 127)
+            act = left + above[x]
+            joint[_BUCKET[min(act, last)] * 256 + q + 128] += 1
+            left = abs(q)
+            above[x] = left
+    return joint, n_esc
 
 
 def _plane_cost(sample: np.ndarray, k: int, params: np.ndarray, bits: int = 8, shift: int = 0) -> float:

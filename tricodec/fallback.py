@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import lzma
 import struct
-import threading
 import zlib
 from functools import partial
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from .background import Background
 from .errors import DecodeError
 from .pixels import DEEP_MODES, PNG_MODES, mode_layout, palette, pixel_bytes
 
@@ -119,30 +119,6 @@ def estimate_fallbacks(image, raw=None) -> Estimates:
 def _sample_bytes(n_raw: int, share: int, least: int) -> int:
     """A candidate's sample size: 1/share of the image's bytes, from ``least`` up to SAMPLE_BYTES."""
     return min(SAMPLE_BYTES, max(least, n_raw // share))
-
-
-class Background:
-    """``fn(*args)`` in a thread of its own, started now; ``result()`` waits, then returns or raises. A
-    thread per call (~0.1 ms), not a shared pool: nothing lingers between encodes, and encodes running
-    in several threads (``encode_batch``'s workers, the CLI's) never queue behind one another's."""
-
-    def __init__(self, fn, *args):
-        self._out = (False, RuntimeError("background call did not finish"))
-        self._thread = threading.Thread(target=self._run, args=(fn, args), name="tricodec-estimate", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._out = (True, fn(*args))
-        except BaseException as e:   # handed to the caller by result()
-            self._out = (False, e)
-
-    def result(self):
-        self._thread.join()
-        ok, value = self._out
-        if not ok:
-            raise value
-        return value
 
 
 def _png_effort(image, model_size: int | None, n_raw: int, few_colours: bool) -> int:
