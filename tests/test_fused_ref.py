@@ -312,6 +312,31 @@ def test_replicated_images_code_their_small_image(fy, fx, h, w):
     assert replicate.replication(planes_of(one)) != (fy, fx)
 
 
+def test_replication_is_the_largest_factor_its_definition_allows():
+    """replicate.replication against its definition (x == x[(y // fy) * fy, (x // fx) * fx]), by brute
+    force, on small random replicas, some with one sample off (anywhere: the checks read views and a
+    middle block first, the definition reads everything)."""
+    from tricodec import replicate
+    rng = np.random.default_rng(11)
+
+    def holds(planes, fy, fx):
+        _, h, w = planes.shape
+        return fy <= h and fx <= w and (h > 1 or fy == 1) and (w > 1 or fx == 1) and np.array_equal(
+            planes, planes[:, (np.arange(h) // fy) * fy][:, :, (np.arange(w) // fx) * fx])
+
+    for trial in range(400):
+        p, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 14)), int(rng.integers(1, 14))
+        fy, fx = (int(v) for v in rng.integers(1, 5, 2))
+        small = rng.integers(0, 3 if trial % 2 else 256, (p, -(-h // fy), -(-w // fx))).astype(np.uint8)
+        x = replicate.expand(small, fy, fx, h, w)
+        if trial % 3 == 0:
+            x = x.copy()
+            x[rng.integers(0, p), rng.integers(0, h), rng.integers(0, w)] ^= 1
+        gy = max(f for f in range(1, replicate.MAX_FACTOR + 1) if holds(x, f, 1))
+        gx = max(f for f in range(1, replicate.MAX_FACTOR + 1) if holds(x[:, ::gy], 1, f))
+        assert replicate.replication(x) == (gy, gx)
+
+
 def torch_tensor(a):
     import torch
     return torch.from_numpy(np.ascontiguousarray(a))
