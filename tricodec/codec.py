@@ -22,7 +22,7 @@ from . import container as fmt
 from . import deep, metadata
 from .backend import CPU, get_backend, image_workers
 from .errors import DecodeError, EncodeError, ModelError, TricodecError
-from .fallback import choose_fallback, decode_fallback
+from .fallback import choose_fallback, decode_fallback, start_estimates
 from .model import find_model, load_model
 from .pixels import content_crc, describe, mode_layout, normalize, pixel_bytes
 
@@ -109,11 +109,12 @@ def _encode_prepare(image, model, max_pixels: int) -> _EncodeJob:
     return job
 
 
-def _encode_finish(job: _EncodeJob, sections, model) -> bytes:
+def _encode_finish(job: _EncodeJob, sections, model, estimates=None) -> bytes:
     """The model's sections (None: fallback only) -> the file, or a fallback file where that is smaller
-    (which fallbacks are tried, at what cost: ``fallback.choose_fallback``)."""
+    (which fallbacks are tried, at what cost: ``fallback.choose_fallback``; ``estimates``: theirs, started
+    beforehand by ``fallback.start_estimates``)."""
     model_size = None if sections is None else sum(len(p) for _, p in sections)
-    payload = choose_fallback(job.image, model_size, job.raw)
+    payload = choose_fallback(job.image, model_size, job.raw, estimates)
     if payload is None:
         job.header.model_name, job.header.model_hash = model.name, model.hash_prefix
         return fmt.pack(job.header, sections + job.tail, job.crc)
@@ -145,9 +146,11 @@ def encode(image, *, device: str = "auto", model=None, max_pixels: int = fmt.DEF
     job = _encode_prepare(image, model, max_pixels)
     if job.arr is None:
         return _encode_finish(job, None, model)
-    # The fallback check's estimates run after the model, in two threads (fallback.estimate_fallbacks):
-    # beside it, on two cores, they stalled one of its strips' threads and the other waited (+40%).
-    return _encode_finish(job, encode_model(job.arr, job.order, job.refs, model, backend), model)
+    # The fallback check's estimates: their dearest part starts now, beside the model's one-threaded
+    # start; the rest runs after the model, in two threads (all of them beside the model, on two cores,
+    # stalled one of its strips' threads while the other waited: +40% on 0.25 MP grey photos).
+    estimates = start_estimates(job.image, job.raw)
+    return _encode_finish(job, encode_model(job.arr, job.order, job.refs, model, backend), model, estimates)
 
 
 def backend_for(device: str, model):

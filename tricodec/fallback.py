@@ -16,7 +16,6 @@ import io
 import lzma
 import struct
 import zlib
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -56,10 +55,13 @@ XZ_WIN_MARGIN = 1.1
 INCOMPRESSIBLE = 0.95
 
 
-def choose_fallback(image, model_size: int | None = None, raw=None) -> bytes | None:
+def choose_fallback(image, model_size: int | None = None, raw=None, estimates: "PendingEstimates | None" = None
+                    ) -> bytes | None:
     """The payload of a FALLBACK section to store instead of the model's sections (``model_size`` bytes in
     all; None when the model does not code this image), or None when the model's sections are smaller.
-    ``raw``: the image's :func:`pixel_bytes` when the caller has them already (no second copy).
+    ``raw``: the image's :func:`pixel_bytes` when the caller has them already (no second copy);
+    ``estimates``: :func:`start_estimates` of the image when the caller started them already (the encoder
+    starts them before its model; the choice is the same).
 
     PNG is tried for every mode PNG holds: all variants (zlib levels, strategies, filters) when the image
     is small, fewer when it has few colours or the model reached < 2 bits per sample, else Pillow's plain
@@ -67,7 +69,7 @@ def choose_fallback(image, model_size: int | None = None, raw=None) -> bytes | N
     of rows (:func:`estimate_fallbacks`) and run in full only when the estimate can win, so a photo pays
     milliseconds, not seconds (a 10 MP photo spent 21 s in LZMA, which never won). STORED is the floor."""
     raw = pixel_bytes(image) if raw is None else raw
-    est = estimate_fallbacks(image, raw)
+    est = (start_estimates(image, raw) if estimates is None else estimates).result()
     stored_size = 1 + _PAL.size + len(palette(image)[1]) + len(raw)
     limit = stored_size if model_size is None else min(model_size, stored_size)
     best = None
@@ -92,28 +94,51 @@ class Estimates(NamedTuple):
 
 
 def estimate_fallbacks(image, raw=None) -> Estimates:
-    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images). The
-    encoder makes them after the model, whose strips keep both cores of a small machine busy, so their
-    four compressions (each candidate's half sample and sample) run in two threads."""
-    n_raw = len(pixel_bytes(image) if raw is None else raw)
-    png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
-    png_samples = _Samples(image, _sample_bytes(n_raw, PNG_SAMPLE_SHARE, SAMPLE_BYTES // 2))
-    few = (png_ok and image.mode not in ("1", "P") and image.width * image.height >= SMALL_PIXELS
-           and _few_colours(png_samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
-    if n_raw <= SAMPLE_ABOVE:
-        return Estimates(0 if png_ok else None, 0, few)
-    xz_samples = _Samples(image, _sample_bytes(n_raw, XZ_SAMPLE_SHARE, SAMPLE_BYTES // 4))
-    half, full = xz_samples.get(SAMPLE_ROWS // 2), xz_samples.get(SAMPLE_ROWS)
-    png_samples.get(SAMPLE_ROWS // 2)   # every sample made here: the thread below only reads them
-    png = _pillow_png if png_ok else (lambda im: None)
-    xz = partial(encode_raw, compress=True, sample=True)
-    # Four compressions in two threads of about equal work (zlib and lzma release the GIL). (PNG's
-    # samples' sizes only: proving a sample's PNG exact would decode it for nothing.)
-    other = Background(lambda: (xz(full), png(png_samples.get(SAMPLE_ROWS // 2))))
-    png_full, xz_half = png(png_samples.get(SAMPLE_ROWS)), xz(half)
-    xz_full, png_half = other.result()
-    return Estimates(_extrapolate([png_half, png_full], png_samples, n_raw) if png_ok else None,
-                     _extrapolate([xz_half, xz_full], xz_samples, n_raw), few)
+    """:class:`Estimates` of ``image`` from samples of its rows (nothing to run for small images)."""
+    return start_estimates(image, raw).result()
+
+
+def start_estimates(image, raw=None) -> "PendingEstimates":
+    """Starts :func:`estimate_fallbacks`' work: its dearest compression (xz of the sample) now, in a thread
+    of its own, and the rest when ``result()`` is asked for. The encoder starts them before its model,
+    whose first steps (choosing the predictor's parameters) keep one core busy, and asks after it, whose
+    strips keep two busy: then the rest runs in two threads (zlib and lzma release the GIL)."""
+    return PendingEstimates(image, len(pixel_bytes(image) if raw is None else raw))
+
+
+class PendingEstimates:
+    """:func:`start_estimates`' handle: ``result()`` -> :class:`Estimates` (or the estimates' error)."""
+
+    def __init__(self, image, n_raw: int):
+        self.image, self.n_raw = image, n_raw
+        self.png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
+        self.png_samples = _Samples(image, _sample_bytes(n_raw, PNG_SAMPLE_SHARE, SAMPLE_BYTES // 2))
+        self.xz_samples = _Samples(image, _sample_bytes(n_raw, XZ_SAMPLE_SHARE, SAMPLE_BYTES // 4))
+        self.few = (self.png_ok and image.mode not in ("1", "P") and image.width * image.height >= SMALL_PIXELS
+                    and _few_colours(self.png_samples.get(SAMPLE_ROWS) if n_raw > SAMPLE_ABOVE else image))
+        self.sampled = n_raw > SAMPLE_ABOVE
+        if self.sampled:
+            for samples in (self.png_samples, self.xz_samples):   # all made here: the threads only read them
+                samples.get(SAMPLE_ROWS // 2)
+                samples.get(SAMPLE_ROWS)
+            self.xz_full = Background(_xz, self.xz_samples.get(SAMPLE_ROWS))
+
+    def result(self) -> Estimates:
+        if not self.sampled:
+            return Estimates(0 if self.png_ok else None, 0, self.few)
+        png = _pillow_png if self.png_ok else (lambda im: None)
+        # (PNG's samples' sizes only: proving a sample's PNG exact would decode it for nothing)
+        halves = Background(lambda: (png(self.png_samples.get(SAMPLE_ROWS // 2)),
+                                     _xz(self.xz_samples.get(SAMPLE_ROWS // 2))))
+        png_full = png(self.png_samples.get(SAMPLE_ROWS))
+        png_half, xz_half = halves.result()
+        xz = _extrapolate([xz_half, self.xz_full.result()], self.xz_samples, self.n_raw)
+        return Estimates(_extrapolate([png_half, png_full], self.png_samples, self.n_raw) if self.png_ok else None,
+                         xz, self.few)
+
+
+def _xz(sample) -> bytes:
+    return encode_raw(sample, compress=True, sample=True)
 
 
 def _sample_bytes(n_raw: int, share: int, least: int) -> int:
