@@ -46,8 +46,6 @@ Everything is integer arithmetic, so every backend writes and reads the same byt
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -104,11 +102,31 @@ def _choose_states(n_symbols, freq, nx):
     parallelism, but framing stays a fraction of a percent; the estimate runs above the real length)."""
     bits = np.int64(0)
     for j in range(n_symbols):
-        bits += 17 - math.frexp(np.float64(freq[j]))[1] + nx[j]     # 16 - floor(log2(freq)): integer-exact
+        bits += 16 - _floor_log2(np.int64(freq[j])) + nx[j]
     k = n_states(n_symbols)
     while k > 1 and 4 * k * STATE_BUDGET * 8 > bits:
         k >>= 1
     return k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _floor_log2(f):
+    """floor(log2(f)) of 1 <= f < 2^32 in five shifts (math.frexp was a call per symbol: 1 ms of a
+    kodak image's encode)."""
+    e = 0
+    if f >= 65536:
+        f >>= 16
+        e += 16
+    if f >= 256:
+        f >>= 8
+        e += 8
+    if f >= 16:
+        f >>= 4
+        e += 4
+    if f >= 4:
+        f >>= 2
+        e += 2
+    return e + (1 if f >= 2 else 0)
 
 
 @njit(cache=True, nogil=True)
