@@ -232,6 +232,20 @@ def test_corruption_and_bad_arguments_are_reported():
         fr.check_table_c(MODEL.init_c, MODEL.bin_s + 8, MODEL.bin_g)
 
 
+def test_each_set_of_tables_is_checked_though_the_checks_are_kept():
+    """A model's tables are checked once and kept (fused_ref._model); other arrays, even equal to ones kept
+    but for one entry, are checked again, and the kinds every time."""
+    planes = planes_of(photo_crop(20, 24, 1, seed=5))
+    args = list(MODEL._fused_args(1, 8))
+    fr.encode_fused(planes, np.array([[1, -1, 0, -1, 0]]), *args)
+    bad = MODEL.init_c.copy()
+    bad[1, 7, 3] = bad[1, 7, 2] - 1
+    with pytest.raises(ValueError, match="init_c"):
+        fr.encode_fused(planes, np.array([[1, -1, 0, -1, 0]]), *args[:3], bad, *args[4:])
+    with pytest.raises(ValueError, match="kinds"):
+        fr.encode_fused(planes, np.array([[1, -1, 0, -1, 0]]), np.array([1], np.int32), *args[1:])
+
+
 def test_table_states_reach_the_weight_cap_on_many_strips():
     """A 2-strip grey photo: contexts pass the weight schedule's cap (512 uses), strips are independent
     (each strip decodes alone, from its own words)."""

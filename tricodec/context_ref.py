@@ -213,10 +213,16 @@ def _append_lanes(scratch, stride, counts, out, pos):
     return pos
 
 
-def check_model_arrays(kinds, init_a, init_b, bin_a, bin_b, rate_lut, n_planes: int) -> None:
-    """Shapes and ranges every twin relies on (the kernels check the same)."""
+def check_kinds(kinds: np.ndarray, n_planes: int) -> np.ndarray:
+    """``kinds`` if it gives each of ``n_planes`` planes 0, 1 or 2 earlier colour planes, else ValueError."""
     if kinds.shape != (n_planes,) or any(not 0 <= int(k) <= min(p, 2) for p, k in enumerate(kinds)):
         raise ValueError("kinds must give each plane 0, 1 or 2 earlier colour planes to look at")
+    return kinds
+
+
+def check_model_arrays(kinds, init_a, init_b, bin_a, bin_b, rate_lut, n_planes: int) -> None:
+    """Shapes and ranges every twin relies on (the kernels check the same)."""
+    check_kinds(kinds, n_planes)
     if init_a.shape != (N_KINDS, NC_A, N_TOKENS + 1) or init_b.shape != (N_KINDS, NC_B, N_TOKENS + 1):
         raise ValueError("context tables must be (3, NC, 25)")
     for t in (init_a, init_b):
