@@ -264,3 +264,13 @@ def test_encode_reports_an_error_of_the_estimates(monkeypatch):
     monkeypatch.setattr(fallback, "_extrapolate", broken)
     with pytest.raises(MemoryError, match="estimate"):
         tricodec.encode(smooth_photo(200, 150), device="cpu")
+
+
+def test_encode_reports_the_models_error_not_the_estimates(monkeypatch):
+    from tricodec import codec
+
+    def broken_model(*args):
+        raise RuntimeError("model")
+    monkeypatch.setattr(codec, "encode_model", broken_model)
+    with pytest.raises(RuntimeError, match="model"):
+        tricodec.encode(smooth_photo(200, 150), device="cpu")

@@ -110,7 +110,7 @@ class PendingEstimates:
     """:func:`start_estimates`' handle: ``result()`` -> :class:`Estimates` (or the estimates' error)."""
 
     def __init__(self, image, n_raw: int):
-        self.image, self.n_raw = image, n_raw
+        self.n_raw = n_raw
         self.png_ok = isinstance(image, Image.Image) and image.mode in PNG_MODES
         self.png_samples = _Samples(image, _sample_bytes(n_raw, PNG_SAMPLE_SHARE, SAMPLE_BYTES // 2))
         self.xz_samples = _Samples(image, _sample_bytes(n_raw, XZ_SAMPLE_SHARE, SAMPLE_BYTES // 4))

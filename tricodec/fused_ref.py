@@ -507,6 +507,7 @@ def _model(kinds, init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut
 
 
 def _checked_tables(init_a, init_b, init_c, bin_a, bin_b, bin_s, bin_g, weight_lut) -> tuple:
+    # (one plane's kinds stand in: _model checks the real ones on every call)
     _, init_a, init_b, bin_a, bin_b, weight_lut = _arrays(np.zeros(1, np.int32), init_a, init_b, bin_a, bin_b,
                                                           weight_lut, 1)
     init_c, bin_s, bin_g = check_table_c(init_c, bin_s, bin_g)
